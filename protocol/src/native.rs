@@ -1,0 +1,221 @@
+//! The native protocol: typed JSON frames, one per WebSocket text message, tagged by `"type"`.
+//!
+//! A client connects with the `chat.v1` subprotocol, sends [`ClientFrame::Login`], and waits for
+//! [`ServerFrame::Welcome`] (or an error). Every frame is shown with an example in `PROTOCOL.md`.
+//!
+//! Compatibility: fields may be added to frames, and frame types added; a client reads a frame
+//! type it does not know as [`ServerFrame::Unknown`] and ignores it.
+
+use crate::{ErrorCode, Nick, RoomName};
+use serde::{Deserialize, Serialize};
+
+/// A message id given by the server: unique, and increasing in the order messages were accepted,
+/// so it orders the messages of every conversation.
+pub type MsgId = u64;
+
+/// Where a message goes: a room, or one user (a direct message).
+///
+/// On the wire it is one field beside the others: `"room": "lobby"` or `"to": "bob"`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Target {
+    /// Everyone in the room.
+    #[serde(rename = "room")]
+    Room(RoomName),
+    /// One user; in a message delivered to that user, it names the user themselves.
+    #[serde(rename = "to")]
+    User(Nick),
+}
+
+/// What a native client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// First frame on a connection: who I am. Answered by `welcome` or by an `error`
+    /// (`invalid_nick`, `reserved_nick`, `nick_taken`), after which the client may try again.
+    /// The nick is plain text here so that a bad one gets a precise error code.
+    Login { nick: String },
+    /// A message to a room or a user. `client_id` is the client's own id for it (at most 64
+    /// bytes): the `ack` and any `error` about this message carry it back.
+    Send {
+        client_id: String,
+        #[serde(flatten)]
+        target: Target,
+        text: String,
+    },
+    /// Enter a room, creating it when it does not exist.
+    Join { room: RoomName },
+    /// Leave a room.
+    Leave { room: RoomName },
+    /// Ask for the list of rooms.
+    Rooms,
+    /// Ask who is online, or who is in `room`.
+    Who {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<RoomName>,
+    },
+}
+
+/// A chat message as the server delivers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Server id, see [`MsgId`].
+    pub id: MsgId,
+    /// When the server accepted it, in milliseconds since the Unix epoch.
+    pub ts: i64,
+    /// The sender, as the server knows them (never as the client claimed).
+    pub from: Nick,
+    /// The room, or the recipient of a direct message.
+    #[serde(flatten)]
+    pub target: Target,
+    pub text: String,
+}
+
+/// The limits a server applies, told at login so clients can check before sending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// The longest message text, in bytes of UTF-8.
+    pub max_text_bytes: usize,
+}
+
+/// One line of the room list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    pub name: RoomName,
+    /// How many are in it now, guests included.
+    pub members: usize,
+    /// Whether the asking user is one of them.
+    pub joined: bool,
+}
+
+/// What the server sends to a native client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Login accepted. `rooms` are the rooms the user is in (the lobby at first), `users` who is
+    /// online now, the user included.
+    Welcome {
+        nick: Nick,
+        rooms: Vec<RoomName>,
+        users: Vec<Nick>,
+        limits: Limits,
+    },
+    /// A message in a room the user is in, or a direct message to them.
+    Message(ChatMessage),
+    /// The server accepted the message the client sent as `client_id`.
+    Ack {
+        client_id: String,
+        id: MsgId,
+        ts: i64,
+    },
+    /// A named user came online or went offline.
+    Presence { nick: Nick, online: bool },
+    /// Who is online (`room` absent) or in `room`.
+    Users {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<RoomName>,
+        users: Vec<Nick>,
+    },
+    /// `nick` entered `room` (also sent to the user who joined).
+    Joined { room: RoomName, nick: Nick },
+    /// `nick` left `room` (also sent to the user who left).
+    Left { room: RoomName, nick: Nick },
+    /// The room list.
+    Rooms { rooms: Vec<RoomInfo> },
+    /// A request failed. `client_id` is set when it was about a `send`.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    /// A frame type this build does not know; clients ignore it.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ServerFrame {
+    /// An error frame not tied to a message.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+            client_id: None,
+        }
+    }
+
+    /// The frame as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server frames always serialize")
+    }
+}
+
+impl ClientFrame {
+    /// The frame as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("client frames always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn nick(s: &str) -> Nick {
+        Nick::parse(s).expect("valid nick")
+    }
+
+    #[test]
+    fn targets_are_one_field_beside_the_others() {
+        let send = ClientFrame::Send {
+            client_id: "c1".into(),
+            target: Target::User(nick("bob")),
+            text: "hi".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&send).expect("serializes"),
+            json!({"type": "send", "client_id": "c1", "to": "bob", "text": "hi"})
+        );
+        let back: ClientFrame =
+            serde_json::from_str(r#"{"type":"send","client_id":"c1","room":"lobby","text":"x"}"#)
+                .expect("parses");
+        assert_eq!(
+            back,
+            ClientFrame::Send {
+                client_id: "c1".into(),
+                target: Target::Room(RoomName::lobby()),
+                text: "x".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_send_without_a_target_is_refused() {
+        let err =
+            serde_json::from_str::<ClientFrame>(r#"{"type":"send","client_id":"1","text":"x"}"#);
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn an_unknown_server_frame_type_is_ignorable() {
+        let frame: ServerFrame =
+            serde_json::from_str(r#"{"type":"reaction","emoji":"👍","id":3}"#).expect("parses");
+        assert_eq!(frame, ServerFrame::Unknown);
+    }
+
+    #[test]
+    fn a_message_round_trips() {
+        let frame = ServerFrame::Message(ChatMessage {
+            id: 7,
+            ts: 1_764_000_000_000,
+            from: nick("张伟"),
+            target: Target::Room(RoomName::lobby()),
+            text: "你好 👋".into(),
+        });
+        let text = frame.to_json();
+        assert_eq!(
+            serde_json::from_str::<ServerFrame>(&text).expect("parses"),
+            frame
+        );
+    }
+}
