@@ -18,6 +18,30 @@ pub struct SeedChat {
     pub from_user: String,
     #[serde(default)]
     pub to_user: String,
+    /// The server's message id, on frames the server delivers (the page ignores it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<crate::MsgId>,
+    /// When the server accepted the message, in milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<i64>,
+}
+
+impl SeedChat {
+    /// A notice from the server to the seed page of `to_user`, shown there as `system-->text`.
+    pub fn notice(to_user: &str, text: impl Into<String>) -> Self {
+        Self {
+            message: text.into(),
+            from_user: crate::SYSTEM_NICK.to_owned(),
+            to_user: to_user.to_owned(),
+            id: None,
+            ts: None,
+        }
+    }
+
+    /// The frame as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("seed frames always serialize")
+    }
 }
 
 #[cfg(test)]

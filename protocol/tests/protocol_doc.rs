@@ -52,7 +52,7 @@ fn every_server_example_round_trips() {
 #[test]
 fn every_seed_example_round_trips() {
     let examples = blocks("json");
-    assert_eq!(examples.len(), 2);
+    assert_eq!(examples.len(), 3);
     for example in examples {
         round_trips::<SeedChat>(example);
     }
