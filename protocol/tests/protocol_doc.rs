@@ -33,7 +33,11 @@ fn round_trips<T: DeserializeOwned + Serialize + std::fmt::Debug>(example: &str)
 #[test]
 fn every_client_example_round_trips() {
     let examples = blocks("json client");
-    assert!(examples.len() >= 8, "found {} client examples", examples.len());
+    assert!(
+        examples.len() >= 8,
+        "found {} client examples",
+        examples.len()
+    );
     for example in examples {
         round_trips::<ClientFrame>(example);
     }
@@ -42,7 +46,11 @@ fn every_client_example_round_trips() {
 #[test]
 fn every_server_example_round_trips() {
     let examples = blocks("json server");
-    assert!(examples.len() >= 12, "found {} server examples", examples.len());
+    assert!(
+        examples.len() >= 12,
+        "found {} server examples",
+        examples.len()
+    );
     for example in examples {
         let frame = round_trips::<ServerFrame>(example);
         assert_ne!(frame, ServerFrame::Unknown, "{example}");

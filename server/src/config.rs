@@ -1,0 +1,36 @@
+//! Runtime settings of a server, with the defaults `chat-server --help` documents.
+
+use std::time::Duration;
+
+/// Everything [`crate::run`] needs to know besides the listener. Build with
+/// [`Config::default`] and change what differs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The largest WebSocket message (and frame) accepted, in bytes. A larger one closes the
+    /// connection with code 1009.
+    pub max_frame_bytes: usize,
+    /// The longest chat message text, in bytes of UTF-8. A longer one gets a `too_large` error
+    /// and the connection stays open.
+    pub max_text_bytes: usize,
+    /// Frames queued for one connection before it counts as too slow and is disconnected.
+    pub outbox_frames: usize,
+    /// The most WebSocket connections served at once; more are answered with 503.
+    pub max_connections: usize,
+    /// How long a closing connection may take to deliver its close frame.
+    pub close_timeout: Duration,
+    /// How long shutdown waits for connections to close before it stops anyway.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 64 * 1024,
+            max_text_bytes: 16 * 1024,
+            outbox_frames: 1024,
+            max_connections: 18_000,
+            close_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! A real server on `127.0.0.1:0` and real WebSocket clients for it.
+//!
+//! Every wait has a deadline that only turns a hang into a readable failure; tests order events
+//! by what the clients receive, never by time.
+#![allow(dead_code)] // each test file uses its own part of this module
+
+use futures_util::{SinkExt, StreamExt};
+use protocol::{ClientFrame, ServerFrame};
+use serde::de::DeserializeOwned;
+use server::Config;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single wait may take before the test fails as hung.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A server running in this process.
+#[derive(Debug)]
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::with_config(Config::default()).await
+    }
+
+    pub async fn with_config(config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a free port");
+        let addr = listener.local_addr().expect("local address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::run(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// Connects to `path` with no subprotocol.
+    pub async fn connect(&self, path: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(self.url(path))
+            .await
+            .unwrap_or_else(|e| panic!("connect to {path}: {e}"));
+        Client { ws }
+    }
+
+    /// Connects to `/ws` with the native subprotocol, without logging in.
+    pub async fn native_unlogged(&self) -> Client {
+        let mut request = self.url("/ws").into_client_request().expect("request");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static(protocol::SUBPROTOCOL),
+        );
+        let (ws, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("native connect");
+        assert_eq!(
+            response
+                .headers()
+                .get("Sec-WebSocket-Protocol")
+                .map(|v| v.to_str().expect("ascii")),
+            Some(protocol::SUBPROTOCOL)
+        );
+        Client { ws }
+    }
+
+    /// A native client logged in as `nick`, past its `welcome` and lobby member list.
+    pub async fn native(&self, nick: &str) -> Client {
+        let mut client = self.native_unlogged().await;
+        client.send(&ClientFrame::Login { nick: nick.into() }).await;
+        match client.frame().await {
+            ServerFrame::Welcome { nick: got, .. } => assert_eq!(got.as_str(), nick),
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        client
+            .frame_where(|f| matches!(f, ServerFrame::Users { room: Some(_), .. }))
+            .await;
+        client
+    }
+
+    /// A seed single-chat page logged in as `name`.
+    pub async fn seed_single(&self, name: &str) -> Client {
+        self.connect(&format!("/my_ws/{name}")).await
+    }
+
+    /// A seed group page.
+    pub async fn seed_group(&self) -> Client {
+        self.connect("/my_ws").await
+    }
+
+    /// Triggers shutdown and waits for `run` to return.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(DEADLINE, task)
+                .await
+                .expect("server stops in time")
+                .expect("server task")
+                .expect("server ran");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A WebSocket client.
+#[derive(Debug)]
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// What a client read.
+#[derive(Debug)]
+pub enum Read {
+    Text(String),
+    Close(Option<CloseFrame>),
+    /// The stream ended or failed without a close frame.
+    Ended,
+}
+
+impl Client {
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(Message::text(text))
+            .await
+            .expect("send a text frame");
+    }
+
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.ws
+            .send(Message::Binary(Bytes::copy_from_slice(bytes)))
+            .await
+            .expect("send a binary frame");
+    }
+
+    pub async fn send(&mut self, frame: &ClientFrame) {
+        self.send_text(&frame.to_json()).await;
+    }
+
+    /// The next text frame, close, or end; pings and pongs are skipped.
+    pub async fn read(&mut self) -> Read {
+        loop {
+            let next = tokio::time::timeout(DEADLINE, self.ws.next())
+                .await
+                .expect("a frame arrives before the deadline");
+            match next {
+                Some(Ok(Message::Text(text))) => return Read::Text(text.to_string()),
+                Some(Ok(Message::Close(frame))) => return Read::Close(frame),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Binary(_))) => panic!("the server sent a binary frame"),
+                Some(Err(_)) | None => return Read::Ended,
+            }
+        }
+    }
+
+    /// The next text frame; anything else fails the test.
+    pub async fn text(&mut self) -> String {
+        match self.read().await {
+            Read::Text(text) => text,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// The next text frame as JSON of type `T`.
+    pub async fn json<T: DeserializeOwned>(&mut self) -> T {
+        let text = self.text().await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("unexpected frame {text}: {e}"))
+    }
+
+    /// The next native frame.
+    pub async fn frame(&mut self) -> ServerFrame {
+        self.json().await
+    }
+
+    /// The next native frame that matches, skipping others (presence and room notices).
+    pub async fn frame_where(&mut self, want: impl Fn(&ServerFrame) -> bool) -> ServerFrame {
+        loop {
+            let frame = self.frame().await;
+            if want(&frame) {
+                return frame;
+            }
+        }
+    }
+
+    /// The next chat message, skipping notices.
+    pub async fn message(&mut self) -> protocol::ChatMessage {
+        match self
+            .frame_where(|f| matches!(f, ServerFrame::Message(_)))
+            .await
+        {
+            ServerFrame::Message(m) => m,
+            _ => unreachable!("filtered to messages"),
+        }
+    }
+
+    /// The next `ack` or `error`, skipping notices.
+    pub async fn reply(&mut self) -> ServerFrame {
+        self.frame_where(|f| matches!(f, ServerFrame::Ack { .. } | ServerFrame::Error { .. }))
+            .await
+    }
+
+    /// Reads until the server closes; returns the close frame, if one came.
+    pub async fn closed(&mut self) -> Option<CloseFrame> {
+        loop {
+            match self.read().await {
+                Read::Text(_) => continue,
+                Read::Close(frame) => return frame,
+                Read::Ended => return None,
+            }
+        }
+    }
+}
+
+/// A `send` frame to a room.
+pub fn to_room(client_id: &str, room: &str, text: &str) -> ClientFrame {
+    ClientFrame::Send {
+        client_id: client_id.into(),
+        target: protocol::Target::Room(room.parse().expect("room name")),
+        text: text.into(),
+    }
+}
+
+/// A `send` frame to a user.
+pub fn to_user(client_id: &str, nick: &str, text: &str) -> ClientFrame {
+    ClientFrame::Send {
+        client_id: client_id.into(),
+        target: protocol::Target::User(nick.parse().expect("nick")),
+        text: text.into(),
+    }
+}
