@@ -1,0 +1,218 @@
+// The web client served by the real server, in real headless Chromium processes.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  startServer, launchBrowser, webLogin, webOpenDirect, webOpenConversation, webSend,
+  waitForBubble, waitOnline, unreadOf, until, screenshotPath,
+} from './harness.mjs';
+
+describe('the web client', () => {
+  let server;
+  const browsers = [];
+  const browser = async (options) => { const b = await launchBrowser(options); browsers.push(b); return b; };
+
+  before(async () => { server = await startServer(); });
+  after(async () => {
+    await Promise.all(browsers.map((b) => b.close()));
+    if (server) await server.stop();
+  });
+
+  it('is served at / and /my_app as one page without external resources', async () => {
+    for (const route of ['/', '/my_app']) {
+      const res = await fetch(`${server.base}${route}`);
+      assert.equal(res.status, 200, route);
+      assert.match(res.headers.get('content-type') || '', /text\/html/, route);
+      const html = await res.text();
+      assert.match(html, /<title>Chat<\/title>/, route);
+      assert.doesNotMatch(html, /<(script|link|img)[^>]+(src|href)=["']?(https?:)?\/\//i, `${route} loads nothing from elsewhere`);
+    }
+  });
+
+  it('lets two users log in and write to each other directly, both ways', async () => {
+    const { page: alice } = await browser();
+    const { page: bob } = await browser();
+    await webLogin(alice, server.base + '/', 'alice');
+    await webLogin(bob, server.base + '/my_app', 'bob');
+
+    // Each sees the other online.
+    await alice.locator('#user-list .user', { hasText: 'bob' }).waitFor();
+    await bob.locator('#user-list .user', { hasText: 'alice' }).waitFor();
+
+    await webOpenDirect(alice, 'bob');
+    await webSend(alice, '你好，bob 👋');
+
+    // Bob was in the lobby: the conversation appears with one unread message.
+    await until(async () => (await unreadOf(bob, '@ alice')) === 1, { what: "bob's unread count for alice" });
+    await webOpenConversation(bob, '@ alice');
+    await waitForBubble(bob, '你好，bob 👋', { mine: false, from: 'alice' });
+    assert.equal(await unreadOf(bob, '@ alice'), 0, 'opening a conversation clears its unread count');
+
+    await webSend(bob, 'hi alice — 收到 ✅');
+    await waitForBubble(alice, 'hi alice — 收到 ✅', { mine: false, from: 'bob' });
+
+    // Own bubbles are on the right, the other's on the left.
+    const sides = await alice.evaluate(() => [...document.querySelectorAll('#messages .msg')].map((m) => {
+      const list = document.getElementById('messages').getBoundingClientRect();
+      const box = m.getBoundingClientRect();
+      return { mine: m.classList.contains('mine'), leftGap: box.left - list.left, rightGap: list.right - box.right };
+    }));
+    assert.equal(sides.length, 2);
+    assert.ok(sides[0].mine && sides[0].rightGap < sides[0].leftGap, 'own message on the right');
+    assert.ok(!sides[1].mine && sides[1].leftGap < sides[1].rightGap, "other's message on the left");
+  });
+
+  it('delivers room messages, in the lobby and in a newly joined room', async () => {
+    const { page: carol } = await browser();
+    const { page: dave } = await browser();
+    await webLogin(carol, server.base + '/', 'carol');
+    await webLogin(dave, server.base + '/', 'dave');
+
+    await webSend(carol, 'lobby hello from carol');
+    await waitForBubble(dave, 'lobby hello from carol', { from: 'carol' });
+
+    for (const page of [carol, dave]) {
+      const field = page.getByLabel('Join or create a room');
+      await field.fill('茶馆');
+      await field.press('Enter');
+      await page.locator('#conv-name', { hasText: '# 茶馆' }).waitFor();
+    }
+    await webSend(dave, '两位好 🍵');
+    await waitForBubble(carol, '两位好 🍵', { from: 'dave' });
+  });
+
+  it('shows markup in a message as text and runs none of it', async () => {
+    const { page: eve } = await browser();
+    const { page: frank } = await browser();
+    await webLogin(eve, server.base + '/', 'eve');
+    await webLogin(frank, server.base + '/', 'frank');
+    const payload = '<img src=x onerror="window.__pwned=1;document.title=\'pwned\'"><b>bold?</b>';
+    await webSend(eve, payload);
+    await waitForBubble(frank, payload, { from: 'eve' });
+    for (const page of [eve, frank]) {
+      const found = await page.evaluate(() => ({
+        pwned: window.__pwned === 1 || document.title === 'pwned',
+        imgs: document.querySelectorAll('#messages img, #messages b').length,
+      }));
+      assert.deepEqual(found, { pwned: false, imgs: 0 });
+    }
+  });
+
+  it('sends with Enter and breaks lines with Shift+Enter', async () => {
+    const { page: gina } = await browser();
+    const { page: hugo } = await browser();
+    await webLogin(gina, server.base + '/', 'gina');
+    await webLogin(hugo, server.base + '/', 'hugo');
+    const box = gina.getByLabel('Message # lobby');
+    await box.focus();
+    await gina.keyboard.type('first line');
+    await gina.keyboard.press('Shift+Enter');
+    await gina.keyboard.type('second line');
+    assert.equal(await box.inputValue(), 'first line\nsecond line', 'Shift+Enter adds a line');
+    await gina.keyboard.press('Enter');
+    await waitForBubble(hugo, 'first line\nsecond line', { from: 'gina' });
+    assert.equal(await box.inputValue(), '', 'the composer is emptied after sending');
+  });
+
+  it('tells a user when a nickname is taken or invalid', async () => {
+    const { page } = await browser();
+    await page.goto(server.base + '/');
+    await page.getByLabel('Nickname').fill('alice'); // still online from the first test
+    await page.getByRole('button', { name: 'Join chat' }).click();
+    await page.locator('#login-error', { hasText: /alice/ }).waitFor();
+    await page.getByLabel('Nickname').fill('two words');
+    await page.getByRole('button', { name: 'Join chat' }).click();
+    await page.locator('#login-error', { hasText: /no spaces/ }).waitFor();
+    await page.getByLabel('Nickname').fill('ivy');
+    await page.getByLabel('Nickname').press('Enter');
+    await waitOnline(page);
+  });
+
+  it('works at phone width with the keyboard alone, and is screenshotted', async () => {
+    const { page: wei } = await browser();
+    const { page: zoe } = await browser({ viewport: { width: 390, height: 760 } });
+    await webLogin(wei, server.base + '/', '张伟');
+    await webLogin(zoe, server.base + '/', 'Zoë');
+
+    await webSend(wei, '大家好！今晚一起吃火锅吗？🍲🌶️');
+    await waitForBubble(zoe, '大家好！今晚一起吃火锅吗？🍲🌶️', { from: '张伟' });
+    await webSend(zoe, 'Count me in 🙋‍♀️ 我七点到');
+    await waitForBubble(wei, 'Count me in 🙋‍♀️ 我七点到', { from: 'Zoë' });
+    await webSend(wei, 'A long line wraps inside its bubble rather than widening the page: 这是一条很长的消息，用来检查中文在气泡里是否能正确换行，而不会把页面撑宽。');
+
+    // Zoë, at phone width, reaches the direct-message field with the keyboard only.
+    const sidebar = zoe.locator('#sidebar');
+    assert.equal(await sidebar.isVisible(), false, 'the sidebar is a closed drawer at phone width');
+    await zoe.locator('#toggle-sidebar').focus();
+    await zoe.keyboard.press('Enter');
+    await until(() => sidebar.isVisible(), { what: 'the drawer to open' });
+    await zoe.getByLabel('Message a user by name').focus();
+    await zoe.keyboard.type('张伟');
+    await zoe.keyboard.press('Enter');
+    await zoe.locator('#conv-name', { hasText: '@ 张伟' }).waitFor();
+    await until(async () => !(await sidebar.isVisible()), { what: 'the drawer to close' });
+    await zoe.getByLabel('Message @ 张伟').focus();
+    await zoe.keyboard.type('私聊：你好 😀');
+    await zoe.keyboard.press('Enter');
+    await waitForBubble(zoe, '私聊：你好 😀', { mine: true, acked: true });
+
+    // Nothing is wider than the phone screen.
+    const overflow = await zoe.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `page is ${overflow}px wider than the screen`);
+
+    await until(async () => (await unreadOf(wei, '@ Zoë')) === 1, { what: 'the unread badge' });
+    await zoe.locator('#toggle-sidebar').click(); // a look at the drawer for the phone screenshot
+    await until(() => sidebar.isVisible(), { what: 'the drawer to open' });
+    await wei.screenshot({ path: screenshotPath('web-desktop.png') });
+    await zoe.keyboard.press('Escape');
+    await until(async () => !(await sidebar.isVisible()), { what: 'the drawer to close' });
+    await zoe.screenshot({ path: screenshotPath('web-phone.png') });
+  });
+
+  it.todo('shows the history of a conversation after a reload (needs history kept by the server)');
+});
+
+describe('the web client across a server restart', () => {
+  let server;
+  const browsers = [];
+  after(async () => {
+    await Promise.all(browsers.map((b) => b.close()));
+    if (server) await server.stop();
+  });
+
+  it('reconnects on its own, sends what was written meanwhile, and delivers the next message', async () => {
+    server = await startServer();
+    const port = server.port;
+    const a = await launchBrowser(); browsers.push(a);
+    const b = await launchBrowser(); browsers.push(b);
+    await webLogin(a.page, server.base + '/', 'ana');
+    await webLogin(b.page, server.base + '/', 'ben');
+    await webSend(a.page, 'before the restart');
+    await waitForBubble(b.page, 'before the restart', { from: 'ana' });
+
+    await server.stop();
+    server = null;
+    for (const { page } of [a, b]) await page.locator('#conn-status[data-conn="reconnecting"]').waitFor();
+
+    // Written while the server is down: kept, shown as waiting, sent after the reconnect.
+    const box = a.page.getByLabel('Message # lobby');
+    await box.fill('written while the server was down');
+    await box.press('Enter');
+    await a.page.locator('#messages .msg.pending', { hasText: 'Waiting for the connection' }).waitFor();
+
+    server = await startServer(port);
+    for (const { page } of [a, b]) await page.locator('#conn-status[data-conn="online"]').waitFor({ timeout: 30_000 });
+    await waitForBubble(a.page, 'written while the server was down', { mine: true, acked: true });
+
+    // Earlier messages are still on screen, and new ones flow both ways.
+    await waitForBubble(b.page, 'before the restart', { from: 'ana' });
+    await until(() => b.page.locator('#user-list .user', { hasText: 'ana' }).isVisible(), { what: 'ana back online for ben' });
+    await webOpenDirect(a.page, 'ben');
+    await webSend(a.page, 'after the restart 🎉');
+    await webOpenConversation(b.page, '@ ana');
+    await waitForBubble(b.page, 'after the restart 🎉', { from: 'ana' });
+    await webSend(b.page, 'got it');
+    await waitForBubble(a.page, 'got it', { from: 'ben' });
+    assert.deepEqual([...a.errors, ...b.errors], [], 'no script errors');
+  });
+});
