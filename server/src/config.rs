@@ -16,6 +16,10 @@ pub struct Config {
     pub outbox_frames: usize,
     /// The most WebSocket connections served at once; more are answered with 503.
     pub max_connections: usize,
+    /// The kernel send buffer of each connection (SO_SNDBUF), in bytes; `None` leaves the
+    /// kernel's autotuning on. A small buffer bounds the memory a stalled reader can pin in
+    /// the kernel and makes it count as too slow sooner.
+    pub socket_send_buffer: Option<usize>,
     /// How long a closing connection may take to deliver its close frame.
     pub close_timeout: Duration,
     /// How long shutdown waits for connections to close before it stops anyway.
@@ -29,6 +33,7 @@ impl Default for Config {
             max_text_bytes: 16 * 1024,
             outbox_frames: 1024,
             max_connections: 18_000,
+            socket_send_buffer: None,
             close_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
         }

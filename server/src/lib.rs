@@ -46,10 +46,16 @@ pub async fn run(
         shutdown: token.clone(),
         tracker: tracker.clone(),
     };
-    let listener = listener.tap_io(|tcp| {
+    let send_buffer = config.socket_send_buffer;
+    let listener = listener.tap_io(move |tcp| {
         // Chat frames are small and latency matters more than packet count.
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        }
+        if let Some(size) = send_buffer
+            && let Err(err) = socket2::SockRef::from(&*tcp).set_send_buffer_size(size)
+        {
+            tracing::debug!(error = %err, "could not set the socket send buffer");
         }
     });
     let signal = {

@@ -40,6 +40,10 @@ struct Args {
     #[arg(long, default_value_t = Config::default().max_connections)]
     max_connections: usize,
 
+    /// Kernel send buffer per connection in bytes (SO_SNDBUF); the kernel tunes it when unset.
+    #[arg(long)]
+    socket_send_buffer: Option<usize>,
+
     /// Seconds that shutdown waits for connections to close.
     #[arg(long, default_value_t = Config::default().shutdown_timeout.as_secs())]
     shutdown_timeout_secs: u64,
@@ -65,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
         max_text_bytes: args.max_text_bytes,
         outbox_frames: args.outbox_frames,
         max_connections: args.max_connections,
+        socket_send_buffer: args.socket_send_buffer,
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
         ..Config::default()
     };

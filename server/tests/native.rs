@@ -1,0 +1,468 @@
+//! The native protocol (`chat.v1`), and how native clients meet the seed pages.
+
+mod common;
+
+use common::{TestServer, to_room, to_user};
+use protocol::{ClientFrame, ErrorCode, SeedChat, ServerFrame, Target};
+
+fn error_code(frame: &ServerFrame) -> ErrorCode {
+    match frame {
+        ServerFrame::Error { code, .. } => *code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn login_is_welcomed_with_the_lobby_and_who_is_online() {
+    let server = TestServer::start().await;
+    let _bob = server.native("bob").await;
+    let mut alice = server.native_unlogged().await;
+    alice
+        .send(&ClientFrame::Login {
+            nick: "张伟".into(),
+        })
+        .await;
+    match alice.frame().await {
+        ServerFrame::Welcome {
+            nick,
+            rooms,
+            users,
+            limits,
+        } => {
+            assert_eq!(nick.as_str(), "张伟");
+            assert_eq!(
+                rooms.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+                ["lobby"]
+            );
+            let users: Vec<&str> = users.iter().map(|u| u.as_str()).collect();
+            assert_eq!(users, ["bob", "张伟"]);
+            assert_eq!(
+                limits.max_text_bytes,
+                server::Config::default().max_text_bytes
+            );
+        }
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_duplicate_nickname_is_refused_and_the_client_may_retry() {
+    let server = TestServer::start().await;
+    let _alice = server.native("alice").await;
+    let _seed_bob = server.seed_single("bob").await;
+    let mut other = server.native_unlogged().await;
+    for taken in ["alice", "bob"] {
+        other.send(&ClientFrame::Login { nick: taken.into() }).await;
+        let reply = other.frame().await;
+        assert_eq!(error_code(&reply), ErrorCode::NickTaken, "{taken}");
+    }
+    other
+        .send(&ClientFrame::Login {
+            nick: "alice2".into(),
+        })
+        .await;
+    assert!(matches!(other.frame().await, ServerFrame::Welcome { .. }));
+}
+
+#[tokio::test]
+async fn an_invalid_or_reserved_nickname_is_refused_with_a_reason() {
+    let server = TestServer::start().await;
+    let mut client = server.native_unlogged().await;
+    let long = "x".repeat(10_000);
+    let cases = [
+        ("", ErrorCode::InvalidNick, "empty"),
+        ("a b", ErrorCode::InvalidNick, "whitespace"),
+        ("\u{1b}[2J", ErrorCode::InvalidNick, "control"),
+        ("<script>", ErrorCode::InvalidNick, "'<'"),
+        (long.as_str(), ErrorCode::InvalidNick, "longer than 32"),
+        ("system", ErrorCode::ReservedNick, "reserved"),
+        ("guest-1", ErrorCode::ReservedNick, "reserved"),
+    ];
+    for (nick, code, words) in cases {
+        client.send(&ClientFrame::Login { nick: nick.into() }).await;
+        match client.frame().await {
+            ServerFrame::Error {
+                code: got, message, ..
+            } => {
+                assert_eq!(got, code, "{nick:.20}");
+                assert!(message.contains(words), "{nick:.20}: {message}");
+            }
+            other => panic!("expected an error for {nick:.20}, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn frames_before_login_are_refused() {
+    let server = TestServer::start().await;
+    let mut client = server.native_unlogged().await;
+    client.send(&to_room("c1", "lobby", "hi")).await;
+    assert_eq!(error_code(&client.frame().await), ErrorCode::NotLoggedIn);
+}
+
+#[tokio::test]
+async fn a_room_message_reaches_the_others_and_the_sender_gets_an_ack() {
+    let server = TestServer::start().await;
+    let mut alice = server.native("alice").await;
+    let mut bob = server.native("bob").await;
+    let mut carol = server.native("carol").await;
+
+    alice.send(&to_room("a-1", "lobby", "hello 你好 👋")).await;
+    let (id, ts) = match alice.reply().await {
+        ServerFrame::Ack { client_id, id, ts } => {
+            assert_eq!(client_id, "a-1");
+            (id, ts)
+        }
+        other => panic!("expected ack, got {other:?}"),
+    };
+    for reader in [&mut bob, &mut carol] {
+        let m = reader.message().await;
+        assert_eq!((m.id, m.ts), (id, ts));
+        assert_eq!(m.from.as_str(), "alice");
+        assert_eq!(m.target, Target::Room("lobby".parse().expect("room")));
+        assert_eq!(m.text, "hello 你好 👋");
+    }
+    // No echo: the next message alice reads is bob's.
+    bob.send(&to_room("b-1", "lobby", "back")).await;
+    assert_eq!(alice.message().await.from.as_str(), "bob");
+}
+
+#[tokio::test]
+async fn a_direct_message_reaches_only_its_recipient() {
+    let server = TestServer::start().await;
+    let mut alice = server.native("alice").await;
+    let mut bob = server.native("bob").await;
+    let mut carol = server.native("carol").await;
+    alice.send(&to_user("a-1", "bob", "just you")).await;
+    assert!(matches!(alice.reply().await, ServerFrame::Ack { .. }));
+    let m = bob.message().await;
+    assert_eq!(m.target, Target::User("bob".parse().expect("nick")));
+    assert_eq!((m.from.as_str(), m.text.as_str()), ("alice", "just you"));
+    // carol's next message is a later room message, not the DM.
+    alice.send(&to_room("a-2", "lobby", "everyone")).await;
+    assert_eq!(carol.message().await.text, "everyone");
+}
+
+#[tokio::test]
+async fn a_direct_message_to_an_offline_or_unknown_user_is_an_error() {
+    let server = TestServer::start().await;
+    let mut alice = server.native("alice").await;
+    let bob = server.native("bob").await;
+    drop(bob);
+    alice
+        .frame_where(|f| matches!(f, ServerFrame::Presence { online: false, .. }))
+        .await;
+    alice.send(&to_user("a-1", "bob", "gone?")).await;
+    match alice.reply().await {
+        ServerFrame::Error {
+            code,
+            client_id,
+            message,
+        } => {
+            assert_eq!(code, ErrorCode::UserOffline);
+            assert_eq!(client_id.as_deref(), Some("a-1"));
+            assert_eq!(message, "bob is not online");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    alice.send(&to_user("a-2", "nobody", "hello?")).await;
+    assert_eq!(error_code(&alice.reply().await), ErrorCode::UnknownUser);
+    // Still serving.
+    alice.send(&to_room("a-3", "lobby", "ok")).await;
+    assert!(matches!(alice.reply().await, ServerFrame::Ack { .. }));
+}
+
+#[tokio::test]
+async fn native_and_seed_single_chat_users_message_each_other() {
+    let server = TestServer::start().await;
+    let mut alice = server.native("alice").await;
+    let mut bob = server.seed_single("bob").await;
+
+    alice.send(&to_user("a-1", "bob", "hi seed bob")).await;
+    let got: SeedChat = bob.json().await;
+    assert_eq!(
+        (
+            got.message.as_str(),
+            got.from_user.as_str(),
+            got.to_user.as_str()
+        ),
+        ("hi seed bob", "alice", "bob")
+    );
+
+    bob.send_text(r#"{"message":"hi native alice","from_user":"bob","to_user":"alice"}"#)
+        .await;
+    let m = alice.message().await;
+    assert_eq!(m.from.as_str(), "bob");
+    assert_eq!(m.target, Target::User("alice".parse().expect("nick")));
+    assert_eq!(m.text, "hi native alice");
+}
+
+#[tokio::test]
+async fn room_messages_and_seed_group_pages_meet_in_the_lobby() {
+    let server = TestServer::start().await;
+    let mut alice = server.native("alice").await;
+    let mut page = server.seed_group().await;
+    let guest = match alice
+        .frame_where(|f| matches!(f, ServerFrame::Joined { .. }))
+        .await
+    {
+        ServerFrame::Joined { room, nick } => {
+            assert_eq!(room.as_str(), "lobby");
+            assert!(
+                nick.is_reserved() && nick.as_str().starts_with("guest-"),
+                "{nick}"
+            );
+            nick
+        }
+        _ => unreachable!(),
+    };
+
+    alice.send(&to_room("a-1", "lobby", "hi page")).await;
+    assert_eq!(page.text().await, "alice: hi page");
+
+    page.send_text("hi native").await;
+    let m = alice.message().await;
+    assert_eq!(m.from, guest);
+    assert_eq!(m.text, "hi native");
+
+    // A guest keeps one name for the life of its connection.
+    page.send_text("again").await;
+    assert_eq!(alice.message().await.from, guest);
+}
+
+#[tokio::test]
+async fn rooms_can_be_joined_listed_and_left() {
+    let server = TestServer::start().await;
+    let mut alice = server.native("alice").await;
+    let mut bob = server.native("bob").await;
+
+    alice
+        .send(&ClientFrame::Join {
+            room: "rust".parse().expect("room"),
+        })
+        .await;
+    match alice
+        .frame_where(|f| matches!(f, ServerFrame::Users { room: Some(_), .. }))
+        .await
+    {
+        ServerFrame::Users { room, users } => {
+            assert_eq!(room.expect("room").as_str(), "rust");
+            assert_eq!(
+                users.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+                ["alice"]
+            );
+        }
+        _ => unreachable!(),
+    }
+    // bob is not in it: he cannot write there, and does not hear it.
+    bob.send(&to_room("b-1", "rust", "let me in")).await;
+    assert_eq!(error_code(&bob.reply().await), ErrorCode::NotInRoom);
+
+    bob.send(&ClientFrame::Join {
+        room: "rust".parse().expect("room"),
+    })
+    .await;
+    let joined = alice
+        .frame_where(|f| matches!(f, ServerFrame::Joined { room, .. } if room.as_str() == "rust"))
+        .await;
+    assert!(matches!(joined, ServerFrame::Joined { nick, .. } if nick.as_str() == "bob"));
+    bob.send(&to_room("b-2", "rust", "hi rustaceans")).await;
+    let m = alice.message().await;
+    assert_eq!(
+        (m.text.as_str(), m.target.clone()),
+        ("hi rustaceans", Target::Room("rust".parse().expect("room")))
+    );
+
+    alice.send(&ClientFrame::Rooms).await;
+    match alice
+        .frame_where(|f| matches!(f, ServerFrame::Rooms { .. }))
+        .await
+    {
+        ServerFrame::Rooms { rooms } => {
+            let listed: Vec<(&str, usize, bool)> = rooms
+                .iter()
+                .map(|r| (r.name.as_str(), r.members, r.joined))
+                .collect();
+            assert_eq!(listed, [("lobby", 2, true), ("rust", 2, true)]);
+        }
+        _ => unreachable!(),
+    }
+
+    bob.send(&ClientFrame::Leave {
+        room: "rust".parse().expect("room"),
+    })
+    .await;
+    let left = alice
+        .frame_where(|f| matches!(f, ServerFrame::Left { .. }))
+        .await;
+    assert!(matches!(left, ServerFrame::Left { nick, .. } if nick.as_str() == "bob"));
+    alice
+        .send(&ClientFrame::Who {
+            room: Some("rust".parse().expect("room")),
+        })
+        .await;
+    match alice
+        .frame_where(|f| matches!(f, ServerFrame::Users { .. }))
+        .await
+    {
+        ServerFrame::Users { users, .. } => {
+            assert_eq!(
+                users.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+                ["alice"]
+            );
+        }
+        _ => unreachable!(),
+    }
+    bob.send(&ClientFrame::Leave {
+        room: "rust".parse().expect("room"),
+    })
+    .await;
+    assert_eq!(
+        error_code(
+            &bob.frame_where(|f| matches!(f, ServerFrame::Error { .. }))
+                .await
+        ),
+        ErrorCode::NotInRoom
+    );
+}
+
+#[tokio::test]
+async fn presence_tells_who_comes_and_goes() {
+    let server = TestServer::start().await;
+    let mut alice = server.native("alice").await;
+    let bob = server.seed_single("bob").await;
+    let came = alice
+        .frame_where(|f| matches!(f, ServerFrame::Presence { .. }))
+        .await;
+    assert!(
+        matches!(&came, ServerFrame::Presence { nick, online: true } if nick.as_str() == "bob"),
+        "{came:?}"
+    );
+    alice.send(&ClientFrame::Who { room: None }).await;
+    match alice
+        .frame_where(|f| matches!(f, ServerFrame::Users { room: None, .. }))
+        .await
+    {
+        ServerFrame::Users { users, .. } => {
+            assert_eq!(
+                users.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+                ["alice", "bob"]
+            );
+        }
+        _ => unreachable!(),
+    }
+    drop(bob);
+    let went = alice
+        .frame_where(|f| matches!(f, ServerFrame::Presence { .. }))
+        .await;
+    assert!(
+        matches!(&went, ServerFrame::Presence { nick, online: false } if nick.as_str() == "bob"),
+        "{went:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_frames_get_clear_errors_and_the_connection_stays() {
+    let server = TestServer::start().await;
+    let mut alice = server.native("alice").await;
+    let long_text = "x".repeat(server::Config::default().max_text_bytes + 1);
+    let cases: Vec<(String, ErrorCode, &str)> = vec![
+        ("not json".into(), ErrorCode::BadFrame, "could not read"),
+        (
+            r#"{"type":"dance"}"#.into(),
+            ErrorCode::BadFrame,
+            "unknown variant",
+        ),
+        (
+            r#"{"type":"send","client_id":1,"room":"lobby","text":"x"}"#.into(),
+            ErrorCode::BadFrame,
+            "invalid type",
+        ),
+        (
+            r#"{"type":"send","client_id":"1","room":"a b","text":"x"}"#.into(),
+            ErrorCode::BadFrame,
+            "whitespace",
+        ),
+        (
+            to_room("c", "lobby", "   ").to_json(),
+            ErrorCode::EmptyMessage,
+            "empty",
+        ),
+        (
+            to_room("c", "lobby", &long_text).to_json(),
+            ErrorCode::TooLarge,
+            "limit",
+        ),
+        (
+            to_room(&"c".repeat(65), "lobby", "x").to_json(),
+            ErrorCode::BadFrame,
+            "client_id",
+        ),
+        (
+            ClientFrame::Login {
+                nick: "again".into(),
+            }
+            .to_json(),
+            ErrorCode::AlreadyLoggedIn,
+            "logged in",
+        ),
+    ];
+    for (frame, code, words) in &cases {
+        alice.send_text(frame).await;
+        match alice
+            .frame_where(|f| matches!(f, ServerFrame::Error { .. }))
+            .await
+        {
+            ServerFrame::Error {
+                code: got, message, ..
+            } => {
+                assert_eq!(got, *code, "{frame:.60}");
+                assert!(message.contains(words), "{frame:.60}: {message}");
+            }
+            _ => unreachable!(),
+        }
+    }
+    alice.send_binary(b"\x00\x01").await;
+    assert_eq!(
+        error_code(
+            &alice
+                .frame_where(|f| matches!(f, ServerFrame::Error { .. }))
+                .await
+        ),
+        ErrorCode::BinaryFrame
+    );
+    alice.send(&to_room("ok", "lobby", "still here")).await;
+    assert!(matches!(alice.reply().await, ServerFrame::Ack { .. }));
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_that_connection_only() {
+    let config = server::Config {
+        max_frame_bytes: 8 * 1024,
+        max_text_bytes: 4 * 1024,
+        ..server::Config::default()
+    };
+    let server = TestServer::with_config(config).await;
+    let mut big = server.native("big").await;
+    let mut alice = server.native("alice").await;
+    let mut bob = server.native("bob").await;
+    big.send_text(&"x".repeat(100 * 1024)).await;
+    let close = big.closed().await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1009);
+    assert_eq!(close.reason.as_str(), "message too big");
+    alice.send(&to_room("a-1", "lobby", "unaffected")).await;
+    assert_eq!(bob.message().await.text, "unaffected");
+}
+
+#[tokio::test]
+async fn shutdown_closes_every_connection_with_a_reason() {
+    let server = TestServer::start().await;
+    let mut alice = server.native("alice").await;
+    let mut page = server.seed_group().await;
+    server.stop().await;
+    for client in [&mut alice, &mut page] {
+        let close = client.closed().await.expect("a close frame");
+        assert_eq!(u16::from(close.code), 1001);
+        assert_eq!(close.reason.as_str(), "server shutting down");
+    }
+}
