@@ -1,0 +1,315 @@
+//! All the client's state. `view` draws it, `update` changes it; nothing else does either.
+
+use crate::input::LineEditor;
+use crate::view::wrap::WrapCache;
+use protocol::{Limits, MsgId, Nick, RoomName, Target};
+use std::fmt;
+
+/// The connection as the user sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnState {
+    /// Opening the first connection, or the `attempt`th retry.
+    Connecting { attempt: u32 },
+    /// Connected, waiting for the user to choose a nickname (login screen).
+    Connected,
+    /// Connected, `login` sent, waiting for `welcome`.
+    LoggingIn,
+    /// Logged in.
+    Online,
+    /// The connection failed or was lost; the next try comes after `retry_in_ms`.
+    Reconnecting {
+        attempt: u32,
+        retry_in_ms: u64,
+        reason: String,
+    },
+}
+
+/// What fills the screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Screen {
+    /// Asking for a nickname; `error` is the server's (or the local check's) last refusal.
+    Login { error: Option<String> },
+    /// The chat itself.
+    Chat,
+}
+
+/// A window over everything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlay {
+    None,
+    /// The list of every key and command.
+    Help,
+}
+
+/// Which conversation: a room, or a direct chat with one person.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ConvKey {
+    Room(RoomName),
+    Direct(Nick),
+}
+
+impl ConvKey {
+    /// Where a message typed in this conversation goes.
+    pub fn target(&self) -> Target {
+        match self {
+            Self::Room(room) => Target::Room(room.clone()),
+            Self::Direct(nick) => Target::User(nick.clone()),
+        }
+    }
+}
+
+impl fmt::Display for ConvKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Room(room) => write!(f, "#{room}"),
+            Self::Direct(nick) => write!(f, "@{nick}"),
+        }
+    }
+}
+
+/// Whether an own message reached the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Typed, not yet acknowledged (maybe not even sent: offline).
+    Pending,
+    /// Acknowledged by the server (always so for others' messages).
+    Sent,
+    /// Refused by the server, with its reason.
+    Failed(String),
+}
+
+/// One chat message in a conversation.
+#[derive(Debug, Clone)]
+pub struct ChatLine {
+    pub from: Nick,
+    /// Written by this user.
+    pub own: bool,
+    pub text: String,
+    /// Server time in ms since the epoch; `None` until an own message is acknowledged.
+    pub ts: Option<i64>,
+    pub id: Option<MsgId>,
+    pub delivery: Delivery,
+    /// The client id an own message was sent with.
+    pub client_id: Option<String>,
+}
+
+/// What a conversation shows, in order.
+#[derive(Debug, Clone)]
+pub enum EntryKind {
+    Message(ChatLine),
+    /// A line from the client or server: joins, leaves, errors, command answers.
+    Notice(String),
+}
+
+/// One item of a conversation with its cached layout.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub kind: EntryKind,
+    /// The wrapped lines for the last width drawn; a cache, not state.
+    pub wrapped: WrapCache,
+}
+
+impl Entry {
+    /// A message entry.
+    pub fn message(line: ChatLine) -> Self {
+        Self {
+            kind: EntryKind::Message(line),
+            wrapped: WrapCache::default(),
+        }
+    }
+
+    /// A notice entry.
+    pub fn notice(text: impl Into<String>) -> Self {
+        Self {
+            kind: EntryKind::Notice(text.into()),
+            wrapped: WrapCache::default(),
+        }
+    }
+}
+
+/// A room or a direct chat, with its messages and how far it is scrolled.
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    pub key: ConvKey,
+    pub entries: Vec<Entry>,
+    /// Messages that arrived while another conversation was shown.
+    pub unread: usize,
+    /// Rows scrolled up from the newest line; 0 follows new messages.
+    pub scroll: usize,
+    /// Messages that arrived while scrolled up (shown as a marker).
+    pub new_below: usize,
+    /// Known members (rooms only), from `users` answers and joins/leaves.
+    pub members: Vec<Nick>,
+}
+
+impl Conversation {
+    /// An empty conversation.
+    pub fn new(key: ConvKey) -> Self {
+        Self {
+            key,
+            entries: Vec::new(),
+            unread: 0,
+            scroll: 0,
+            new_below: 0,
+            members: Vec::new(),
+        }
+    }
+}
+
+/// An own message not yet acknowledged: resent, with the same client id, after a reconnect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub client_id: String,
+    pub target: Target,
+    pub text: String,
+}
+
+/// The state of Tab completion while Tab is pressed repeatedly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// Byte offset where the completed word starts.
+    pub start: usize,
+    pub candidates: Vec<String>,
+    pub index: usize,
+}
+
+/// The whole client state.
+#[derive(Debug)]
+pub struct App {
+    /// The server URL, as shown in the status bar.
+    pub server: String,
+    /// The nickname in use, or asked for.
+    pub nick: Option<Nick>,
+    pub conn: ConnState,
+    pub screen: Screen,
+    pub overlay: Overlay,
+    /// Rooms first as joined, then direct chats as opened.
+    pub convs: Vec<Conversation>,
+    /// Index into `convs` of the one shown.
+    pub active: usize,
+    /// Who is online, sorted.
+    pub online: Vec<Nick>,
+    /// Own messages waiting for an `ack`, oldest first.
+    pub outbox: Vec<Outgoing>,
+    /// The message box.
+    pub input: LineEditor,
+    /// The nickname box of the login screen.
+    pub login_input: LineEditor,
+    pub completion: Option<Completion>,
+    /// Whether the online-user list is shown beside the messages.
+    pub show_users: bool,
+    /// The terminal size, for mouse hit tests and scroll limits.
+    pub size: (u16, u16),
+    /// Local time offset in seconds east of UTC, for showing times.
+    pub utc_offset: i32,
+    pub limits: Option<Limits>,
+    /// A room we asked to join and will switch to once the server confirms.
+    pub switch_to_room: Option<RoomName>,
+    /// Set in `--plain` mode when input ended: quit once the outbox is empty.
+    pub closing: bool,
+    /// Requests (`join`, `leave`, `who`, `rooms`) sent and not yet answered.
+    pub awaiting_replies: usize,
+    /// `who` requests not yet answered: their `users` answers are shown as notices.
+    pub asked_who: usize,
+    /// How many times the server welcomed us (more than one means we reconnected).
+    pub sessions: u32,
+    /// A prefix that makes client ids unique across runs of the client.
+    client_prefix: String,
+    next_client_seq: u64,
+}
+
+impl App {
+    /// A fresh client for `server`; with `nick`, it logs in as soon as it is connected, else it
+    /// shows the login screen. `client_prefix` should differ between runs (e.g. time and pid).
+    pub fn new(server: impl Into<String>, nick: Option<Nick>, client_prefix: String) -> Self {
+        Self {
+            server: server.into(),
+            screen: if nick.is_some() {
+                Screen::Chat
+            } else {
+                Screen::Login { error: None }
+            },
+            nick,
+            conn: ConnState::Connecting { attempt: 0 },
+            overlay: Overlay::None,
+            convs: vec![Conversation::new(ConvKey::Room(RoomName::lobby()))],
+            active: 0,
+            online: Vec::new(),
+            outbox: Vec::new(),
+            input: LineEditor::new(),
+            login_input: LineEditor::new(),
+            completion: None,
+            show_users: false,
+            size: (80, 24),
+            utc_offset: 0,
+            limits: None,
+            switch_to_room: None,
+            closing: false,
+            awaiting_replies: 0,
+            asked_who: 0,
+            sessions: 0,
+            client_prefix,
+            next_client_seq: 0,
+        }
+    }
+
+    /// The conversation shown.
+    pub fn active_conv(&self) -> &Conversation {
+        &self.convs[self.active]
+    }
+
+    /// The conversation shown, mutably.
+    pub fn active_conv_mut(&mut self) -> &mut Conversation {
+        &mut self.convs[self.active]
+    }
+
+    /// The index of the conversation `key`, if open.
+    pub fn conv_index(&self, key: &ConvKey) -> Option<usize> {
+        self.convs.iter().position(|c| &c.key == key)
+    }
+
+    /// The index of the conversation `key`, opening it when needed (rooms before direct chats).
+    pub fn open_conv(&mut self, key: ConvKey) -> usize {
+        if let Some(i) = self.conv_index(&key) {
+            return i;
+        }
+        let at = match key {
+            ConvKey::Room(_) => self
+                .convs
+                .iter()
+                .position(|c| matches!(c.key, ConvKey::Direct(_)))
+                .unwrap_or(self.convs.len()),
+            ConvKey::Direct(_) => self.convs.len(),
+        };
+        self.convs.insert(at, Conversation::new(key));
+        if at <= self.active && self.convs.len() > 1 {
+            self.active += 1;
+        }
+        at
+    }
+
+    /// Shows conversation `index`, clearing its unread count.
+    pub fn switch_to(&mut self, index: usize) {
+        if index < self.convs.len() {
+            self.active = index;
+            self.convs[index].unread = 0;
+            self.completion = None;
+        }
+    }
+
+    /// A new client id for an own message.
+    pub fn next_client_id(&mut self) -> String {
+        self.next_client_seq += 1;
+        format!("{}-{}", self.client_prefix, self.next_client_seq)
+    }
+
+    /// Whether the server is reachable and we are logged in.
+    pub fn is_online(&self) -> bool {
+        self.conn == ConnState::Online
+    }
+
+    /// The own nickname, or an empty string before login.
+    pub fn nick_str(&self) -> &str {
+        self.nick.as_ref().map_or("", Nick::as_str)
+    }
+}

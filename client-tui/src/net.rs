@@ -1,0 +1,204 @@
+//! The network task: connects, reads and writes frames, and reconnects with backoff and jitter.
+//!
+//! It holds no chat state. It reports [`NetEvent`]s to the app and sends the frames the app
+//! gives it; what was not acknowledged is the app's to resend (it keeps its outbox), so frames
+//! given while disconnected are dropped here.
+
+use crate::msg::NetEvent;
+use futures_util::{SinkExt, StreamExt};
+use protocol::{ClientFrame, ServerFrame};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+/// The first retry waits about this long; each further one doubles it.
+const BACKOFF_BASE_MS: u64 = 250;
+/// The longest wait between two tries.
+const BACKOFF_MAX_MS: u64 = 8_000;
+/// How long opening a connection may take before it counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The wait before retry number `attempt` (1 for the first retry): exponential, capped, and
+/// scaled by `jitter` in `[0.5, 1.0]` so that many clients do not come back at the same instant.
+pub fn backoff_ms(attempt: u32, jitter: f64) -> u64 {
+    let exp = BACKOFF_BASE_MS.saturating_mul(1 << attempt.saturating_sub(1).min(16));
+    let capped = exp.min(BACKOFF_MAX_MS) as f64;
+    (capped * jitter.clamp(0.5, 1.0)) as u64
+}
+
+/// Turns what the user wrote into the WebSocket URL: adds `ws://` when no scheme is given and
+/// the `/ws` path when none is given.
+pub fn endpoint_url(server: &str) -> String {
+    let with_scheme = if server.contains("://") {
+        server.to_owned()
+    } else {
+        format!("ws://{server}")
+    };
+    let after_scheme = with_scheme.find("://").map_or(0, |i| i + 3);
+    match with_scheme[after_scheme..].find('/') {
+        None => format!("{with_scheme}/ws"),
+        Some(i) if after_scheme + i + 1 == with_scheme.len() => format!("{with_scheme}ws"),
+        Some(_) => with_scheme,
+    }
+}
+
+/// A small xorshift generator for jitter; seeded from the clock, good enough to spread retries.
+struct Jitter(u64);
+
+impl Jitter {
+    fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Self(nanos ^ u64::from(std::process::id()) << 32 | 1)
+    }
+
+    /// A number in `[0.5, 1.0)`.
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        0.5 + (self.0 >> 11) as f64 / (1u64 << 53) as f64 / 2.0
+    }
+}
+
+/// Runs the connection to `url` until the app drops its end of either channel.
+///
+/// `to_app` carries events to the app; `from_app` the frames to send. Before reporting
+/// `Connected` it throws away frames queued for an earlier connection, so nothing reaches the
+/// server before the app's `login`.
+pub async fn run(
+    url: String,
+    to_app: mpsc::Sender<NetEvent>,
+    mut from_app: mpsc::Receiver<ClientFrame>,
+) {
+    let mut jitter = Jitter::new();
+    let mut attempt: u32 = 0;
+    loop {
+        if to_app.send(NetEvent::Connecting { attempt }).await.is_err() {
+            return;
+        }
+        let reason = match connect(&url).await {
+            Ok(ws) => {
+                while from_app.try_recv().is_ok() {}
+                if to_app.send(NetEvent::Connected).await.is_err() {
+                    return;
+                }
+                attempt = 0;
+                match session(ws, &to_app, &mut from_app).await {
+                    Some(reason) => reason,
+                    None => return,
+                }
+            }
+            Err(reason) => reason,
+        };
+        attempt = attempt.saturating_add(1);
+        let wait = backoff_ms(attempt, jitter.next());
+        let event = NetEvent::Disconnected {
+            reason,
+            attempt,
+            retry_in_ms: wait,
+        };
+        if to_app.send(event).await.is_err() {
+            return;
+        }
+        let sleep = tokio::time::sleep(Duration::from_millis(wait));
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => break,
+                frame = from_app.recv() => if frame.is_none() { return },
+            }
+        }
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(url: &str) -> Result<Ws, String> {
+    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static(protocol::SUBPROTOCOL),
+    );
+    match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+        Ok(Ok((ws, _response))) => Ok(ws),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out connecting".into()),
+    }
+}
+
+/// Moves frames both ways until the connection ends (`Some(reason)`) or the app is gone (`None`).
+async fn session(
+    ws: Ws,
+    to_app: &mpsc::Sender<NetEvent>,
+    from_app: &mut mpsc::Receiver<ClientFrame>,
+) -> Option<String> {
+    let (mut sink, mut stream) = ws.split();
+    loop {
+        tokio::select! {
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    // A frame this build cannot read is skipped, like an unknown frame type.
+                    if let Ok(frame) = serde_json::from_str::<ServerFrame>(&text) {
+                        to_app.send(NetEvent::FrameReceived(frame)).await.ok()?;
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Some(frame.map_or_else(
+                        || "closed by the server".to_owned(),
+                        |f| format!("closed by the server: {}", f.reason),
+                    ));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Some(e.to_string()),
+                None => return Some("connection closed".into()),
+            },
+            outgoing = from_app.recv() => match outgoing {
+                Some(frame) => {
+                    if let Err(e) = sink.send(Message::text(frame.to_json())).await {
+                        return Some(e.to_string());
+                    }
+                }
+                None => {
+                    let _ = sink.close().await;
+                    return None;
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap_and_jitter_shortens_it() {
+        assert_eq!(backoff_ms(1, 1.0), 250);
+        assert_eq!(backoff_ms(2, 1.0), 500);
+        assert_eq!(backoff_ms(4, 1.0), 2000);
+        assert_eq!(backoff_ms(30, 1.0), BACKOFF_MAX_MS);
+        assert_eq!(backoff_ms(3, 0.5), 500);
+    }
+
+    #[test]
+    fn jitter_stays_in_range() {
+        let mut j = Jitter::new();
+        assert!((0..1000).map(|_| j.next()).all(|x| (0.5..1.0).contains(&x)));
+    }
+
+    #[test]
+    fn the_endpoint_gets_a_scheme_and_the_ws_path() {
+        assert_eq!(
+            endpoint_url("ws://127.0.0.1:9527"),
+            "ws://127.0.0.1:9527/ws"
+        );
+        assert_eq!(endpoint_url("ws://h:1/"), "ws://h:1/ws");
+        assert_eq!(endpoint_url("localhost:9527"), "ws://localhost:9527/ws");
+        assert_eq!(endpoint_url("ws://h:1/my_ws"), "ws://h:1/my_ws");
+    }
+}

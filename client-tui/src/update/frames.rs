@@ -1,0 +1,282 @@
+//! Connection events and server frames.
+
+use super::{close_conv, conv_of, notice, own_line_mut, receive, send_frame};
+use crate::app::{App, ChatLine, ConnState, ConvKey, Delivery, Screen};
+use crate::msg::{Cmd, NetEvent};
+use protocol::{ClientFrame, ErrorCode, Nick, RoomName, ServerFrame};
+
+pub(super) fn on_net(app: &mut App, event: NetEvent, cmds: &mut Vec<Cmd>) {
+    match event {
+        NetEvent::Connecting { attempt } => {
+            if !matches!(app.conn, ConnState::Reconnecting { .. }) || attempt == 0 {
+                app.conn = ConnState::Connecting { attempt };
+            }
+        }
+        NetEvent::Connected => {
+            app.awaiting_replies = 0;
+            app.asked_who = 0;
+            match app.nick.clone() {
+                Some(nick) => log_in(app, &nick, cmds),
+                None => app.conn = ConnState::Connected,
+            }
+        }
+        NetEvent::Disconnected {
+            reason,
+            attempt,
+            retry_in_ms,
+        } => {
+            if app.is_online() {
+                let text = format!("connection lost ({reason}); reconnecting");
+                notice(app, app.active, &text, cmds);
+            }
+            app.awaiting_replies = 0;
+            app.asked_who = 0;
+            app.conn = ConnState::Reconnecting {
+                attempt,
+                retry_in_ms,
+                reason,
+            };
+        }
+        NetEvent::FrameReceived(frame) => on_frame(app, frame, cmds),
+    }
+}
+
+/// Sends `login` for `nick`.
+pub(super) fn log_in(app: &mut App, nick: &Nick, cmds: &mut Vec<Cmd>) {
+    app.conn = ConnState::LoggingIn;
+    cmds.push(Cmd::Send(ClientFrame::Login {
+        nick: nick.to_string(),
+    }));
+}
+
+fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
+    match frame {
+        ServerFrame::Welcome {
+            nick,
+            rooms,
+            users,
+            limits,
+        } => welcome(app, nick, rooms, users, limits, cmds),
+        ServerFrame::Message(m) => {
+            let key = conv_of(app, &m.from, &m.target);
+            let index = app.open_conv(key);
+            let line = ChatLine {
+                own: app.nick.as_ref() == Some(&m.from),
+                from: m.from,
+                text: m.text,
+                ts: Some(m.ts),
+                id: Some(m.id),
+                delivery: Delivery::Sent,
+                client_id: None,
+            };
+            receive(app, index, line, cmds);
+        }
+        ServerFrame::Ack { client_id, id, ts } => {
+            app.outbox.retain(|o| o.client_id != client_id);
+            if let Some(line) = own_line_mut(app, &client_id) {
+                line.id = Some(id);
+                line.ts = Some(ts);
+                line.delivery = Delivery::Sent;
+            }
+        }
+        ServerFrame::Presence { nick, online } => presence(app, nick, online, cmds),
+        ServerFrame::Users { room, users } => {
+            let mut users = users;
+            users.sort();
+            let shown = app.asked_who > 0;
+            if shown {
+                app.asked_who -= 1;
+                app.awaiting_replies = app.awaiting_replies.saturating_sub(1);
+            }
+            let names = users
+                .iter()
+                .map(Nick::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            match room {
+                Some(room) => {
+                    if shown {
+                        let text = format!("in #{room} ({}): {names}", users.len());
+                        notice(app, app.active, &text, cmds);
+                    }
+                    if let Some(i) = app.conv_index(&ConvKey::Room(room)) {
+                        app.convs[i].members = users;
+                    }
+                }
+                None => {
+                    if shown {
+                        let text = format!("online ({}): {names}", users.len());
+                        notice(app, app.active, &text, cmds);
+                    }
+                    app.online = users;
+                }
+            }
+        }
+        ServerFrame::Joined { room, nick } => joined(app, room, nick, cmds),
+        ServerFrame::Left { room, nick } => left(app, room, nick, cmds),
+        ServerFrame::Rooms { rooms } => {
+            app.awaiting_replies = app.awaiting_replies.saturating_sub(1);
+            let list = rooms
+                .iter()
+                .map(|r| {
+                    let mark = if r.joined { ", joined" } else { "" };
+                    format!("#{} ({}{mark})", r.name, r.members)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            notice(app, app.active, &format!("rooms: {list}"), cmds);
+        }
+        ServerFrame::Error {
+            code,
+            message,
+            client_id,
+        } => error(app, code, message, client_id, cmds),
+        ServerFrame::Unknown => {}
+    }
+}
+
+fn welcome(
+    app: &mut App,
+    nick: Nick,
+    rooms: Vec<RoomName>,
+    mut users: Vec<Nick>,
+    limits: protocol::Limits,
+    cmds: &mut Vec<Cmd>,
+) {
+    app.nick = Some(nick.clone());
+    app.conn = ConnState::Online;
+    app.screen = Screen::Chat;
+    app.limits = Some(limits);
+    users.sort();
+    app.online = users;
+    app.sessions += 1;
+    for room in &rooms {
+        app.open_conv(ConvKey::Room(room.clone()));
+    }
+    // Rooms we were in before a reconnect: join them again, before resending their messages.
+    let rejoin: Vec<RoomName> = app
+        .convs
+        .iter()
+        .filter_map(|c| match &c.key {
+            ConvKey::Room(room) if !rooms.contains(room) => Some(room.clone()),
+            _ => None,
+        })
+        .collect();
+    for room in rejoin {
+        app.awaiting_replies += 1;
+        cmds.push(Cmd::Send(ClientFrame::Join { room }));
+    }
+    for outgoing in &app.outbox {
+        cmds.push(Cmd::Send(send_frame(outgoing)));
+    }
+    let text = if app.sessions > 1 {
+        format!("reconnected as {nick}")
+    } else {
+        format!("logged in as {nick}")
+    };
+    notice(app, app.active, &text, cmds);
+}
+
+fn presence(app: &mut App, nick: Nick, online: bool, cmds: &mut Vec<Cmd>) {
+    let known = app.online.binary_search(&nick);
+    match (online, known) {
+        (true, Err(at)) => app.online.insert(at, nick.clone()),
+        (false, Ok(at)) => {
+            app.online.remove(at);
+        }
+        _ => {}
+    }
+    if let Some(i) = app.conv_index(&ConvKey::Direct(nick.clone())) {
+        let state = if online { "online" } else { "offline" };
+        notice(app, i, &format!("{nick} is {state}"), cmds);
+    }
+}
+
+fn joined(app: &mut App, room: RoomName, nick: Nick, cmds: &mut Vec<Cmd>) {
+    let key = ConvKey::Room(room.clone());
+    if app.nick.as_ref() == Some(&nick) {
+        app.awaiting_replies = app.awaiting_replies.saturating_sub(1);
+        let index = app.open_conv(key);
+        if app.switch_to_room.as_ref() == Some(&room) {
+            app.switch_to_room = None;
+            app.switch_to(index);
+        }
+        add_member(app, index, nick);
+        return notice(app, index, &format!("you joined #{room}"), cmds);
+    }
+    if let Some(index) = app.conv_index(&key) {
+        let text = format!("{nick} joined");
+        add_member(app, index, nick);
+        notice(app, index, &text, cmds);
+    }
+}
+
+fn add_member(app: &mut App, index: usize, nick: Nick) {
+    let members = &mut app.convs[index].members;
+    if let Err(at) = members.binary_search(&nick) {
+        members.insert(at, nick);
+    }
+}
+
+fn left(app: &mut App, room: RoomName, nick: Nick, cmds: &mut Vec<Cmd>) {
+    let key = ConvKey::Room(room.clone());
+    let Some(index) = app.conv_index(&key) else {
+        return;
+    };
+    if app.nick.as_ref() == Some(&nick) {
+        app.awaiting_replies = app.awaiting_replies.saturating_sub(1);
+        close_conv(app, index);
+        return notice(app, app.active, &format!("you left #{room}"), cmds);
+    }
+    app.convs[index].members.retain(|m| m != &nick);
+    notice(app, index, &format!("{nick} left"), cmds);
+}
+
+fn error(
+    app: &mut App,
+    code: ErrorCode,
+    message: String,
+    client_id: Option<String>,
+    cmds: &mut Vec<Cmd>,
+) {
+    if let Some(client_id) = client_id {
+        app.outbox.retain(|o| o.client_id != client_id);
+        if let Some(line) = own_line_mut(app, &client_id) {
+            line.delivery = Delivery::Failed(message.clone());
+        }
+        let index = app
+            .convs
+            .iter()
+            .position(|c| {
+                c.entries.iter().rev().any(|e| {
+                    matches!(&e.kind, crate::app::EntryKind::Message(l)
+                        if l.client_id.as_deref() == Some(client_id.as_str()))
+                })
+            })
+            .unwrap_or(app.active);
+        return notice(app, index, &format!("not sent: {message}"), cmds);
+    }
+    let refused_nick = matches!(
+        code,
+        ErrorCode::InvalidNick | ErrorCode::ReservedNick | ErrorCode::NickTaken
+    );
+    if refused_nick && app.conn == ConnState::LoggingIn {
+        if let Some(nick) = app.nick.take() {
+            app.login_input.set(nick.as_str());
+        }
+        app.conn = ConnState::Connected;
+        app.screen = Screen::Login {
+            error: Some(message.clone()),
+        };
+        cmds.push(Cmd::Print(format!(
+            "! {}",
+            crate::sanitize::sanitize_line(&message)
+        )));
+        return;
+    }
+    app.awaiting_replies = app.awaiting_replies.saturating_sub(1);
+    if matches!(code, ErrorCode::InvalidRoom | ErrorCode::NotInRoom) {
+        app.switch_to_room = None;
+    }
+    notice(app, app.active, &format!("error: {message}"), cmds);
+}
