@@ -205,6 +205,9 @@ pub struct App {
     pub limits: Option<Limits>,
     /// A room we asked to join and will switch to once the server confirms.
     pub switch_to_room: Option<RoomName>,
+    /// Rooms we asked to leave: their conversations close once the server confirms. A `left`
+    /// we did not ask for (a server shutting down) keeps the conversation, to join it again.
+    pub parting: Vec<RoomName>,
     /// Set in `--plain` mode when input ended: quit once the outbox is empty.
     pub closing: bool,
     /// Requests (`join`, `leave`, `who`, `rooms`) sent and not yet answered.
@@ -244,6 +247,7 @@ impl App {
             utc_offset: 0,
             limits: None,
             switch_to_room: None,
+            parting: Vec::new(),
             closing: false,
             awaiting_replies: 0,
             asked_who: 0,

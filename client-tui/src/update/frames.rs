@@ -44,9 +44,7 @@ pub(super) fn on_net(app: &mut App, event: NetEvent, cmds: &mut Vec<Cmd>) {
 /// Sends `login` for `nick`.
 pub(super) fn log_in(app: &mut App, nick: &Nick, cmds: &mut Vec<Cmd>) {
     app.conn = ConnState::LoggingIn;
-    cmds.push(Cmd::Send(ClientFrame::Login {
-        nick: nick.to_string(),
-    }));
+    cmds.push(Cmd::Send(ClientFrame::login(nick.as_str())));
 }
 
 fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
@@ -224,6 +222,10 @@ fn left(app: &mut App, room: RoomName, nick: Nick, cmds: &mut Vec<Cmd>) {
         return;
     };
     if app.nick.as_ref() == Some(&nick) {
+        let Some(asked) = app.parting.iter().position(|r| r == &room) else {
+            return notice(app, index, &format!("you were taken out of #{room}"), cmds);
+        };
+        app.parting.remove(asked);
         app.awaiting_replies = app.awaiting_replies.saturating_sub(1);
         close_conv(app, index);
         return notice(app, app.active, &format!("you left #{room}"), cmds);

@@ -113,6 +113,9 @@ fn part(app: &mut App, room: Option<protocol::RoomName>, cmds: &mut Vec<Cmd>) {
             cmds,
         );
     }
+    if !app.parting.contains(&room) {
+        app.parting.push(room.clone());
+    }
     request(app, ClientFrame::Leave { room }, cmds);
 }
 

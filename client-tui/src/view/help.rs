@@ -30,7 +30,7 @@ pub const KEYS: &[(&str, &str)] = &[
 /// Draws the help window over the middle of `area`.
 pub fn draw_help(area: Rect, buf: &mut Buffer) {
     let rows = KEYS.len() + COMMANDS.len() + 5;
-    let width = 64.min(area.width);
+    let width = 72.min(area.width);
     let height = (rows as u16).min(area.height);
     let rect = Rect::new(
         area.x + (area.width - width) / 2,
