@@ -128,12 +128,60 @@ describe('the web client', () => {
     await waitOnline(page);
   });
 
+  it('logs in again as the same user after a reload', async () => {
+    const { page: kim } = await browser();
+    const { page: lou } = await browser();
+    await webLogin(kim, server.base + '/', 'kim');
+    await webLogin(lou, server.base + '/', 'lou');
+    await kim.reload();
+    await waitOnline(kim);
+    assert.equal(await kim.locator('#me').textContent(), 'kim');
+    await webSend(kim, 'back after a reload');
+    await waitForBubble(lou, 'back after a reload', { from: 'kim' });
+  });
+
+  it('leaves a room, which then drops out of the conversation list', async () => {
+    const { page: max } = await browser();
+    await webLogin(max, server.base + '/', 'max');
+    const field = max.getByLabel('Join or create a room');
+    await field.fill('quiet-room');
+    await field.press('Enter');
+    await max.locator('#conv-name', { hasText: '# quiet-room' }).waitFor();
+    await max.getByRole('button', { name: 'Leave' }).click();
+    await max.locator('#conv-name', { hasText: '# lobby' }).waitFor();
+    await until(async () => (await max.locator('#conv-list .conv', { hasText: 'quiet-room' }).count()) === 0,
+      { what: 'the room to leave the list' });
+  });
+
+  it.todo('shows the history of a conversation after a reload (needs history kept by the server)');
+});
+
+describe('the web client at desktop and phone width', () => {
+  let server;
+  const browsers = [];
+  const browser = async (options) => { const b = await launchBrowser(options); browsers.push(b); return b; };
+
+  before(async () => { server = await startServer(); });
+  after(async () => {
+    await Promise.all(browsers.map((b) => b.close()));
+    if (server) await server.stop();
+  });
+
   it('works at phone width with the keyboard alone, and is screenshotted', async () => {
-    const { page: wei } = await browser();
+    const { page: wei } = await browser({ viewport: { width: 1000, height: 640 } });
     const { page: zoe } = await browser({ viewport: { width: 390, height: 760 } });
+    const { page: bob } = await browser();
     await webLogin(wei, server.base + '/', '张伟');
     await webLogin(zoe, server.base + '/', 'Zoë');
+    await webLogin(bob, server.base + '/', 'bob');
+    const join = wei.getByLabel('Join or create a room');
+    await join.fill('rust');
+    await join.press('Enter');
+    await wei.locator('#conv-name', { hasText: '# rust' }).waitFor();
+    await webOpenConversation(wei, '# lobby');
 
+    await webSend(bob, 'Morning all ☀️');
+    await waitForBubble(wei, 'Morning all ☀️', { from: 'bob' });
     await webSend(wei, '大家好！今晚一起吃火锅吗？🍲🌶️');
     await waitForBubble(zoe, '大家好！今晚一起吃火锅吗？🍲🌶️', { from: '张伟' });
     await webSend(zoe, 'Count me in 🙋‍♀️ 我七点到');
@@ -165,11 +213,13 @@ describe('the web client', () => {
     await until(() => sidebar.isVisible(), { what: 'the drawer to open' });
     await wei.screenshot({ path: screenshotPath('web-desktop.png') });
     await zoe.keyboard.press('Escape');
+    await until(async () => !(await sidebar.isVisible()), { what: 'Escape to close the drawer' });
+    await webOpenConversation(zoe, '# lobby');
     await until(async () => !(await sidebar.isVisible()), { what: 'the drawer to close' });
+    await waitForBubble(zoe, 'Count me in 🙋‍♀️ 我七点到', { mine: true });
     await zoe.screenshot({ path: screenshotPath('web-phone.png') });
   });
 
-  it.todo('shows the history of a conversation after a reload (needs history kept by the server)');
 });
 
 describe('the web client across a server restart', () => {
@@ -187,6 +237,12 @@ describe('the web client across a server restart', () => {
     const b = await launchBrowser(); browsers.push(b);
     await webLogin(a.page, server.base + '/', 'ana');
     await webLogin(b.page, server.base + '/', 'ben');
+    for (const { page } of [a, b]) {
+      const join = page.getByLabel('Join or create a room');
+      await join.fill('rust');
+      await join.press('Enter');
+    }
+    for (const { page } of [a, b]) await page.locator('#conv-sub', { hasText: '2 here' }).waitFor();
     await webSend(a.page, 'before the restart');
     await waitForBubble(b.page, 'before the restart', { from: 'ana' });
 
@@ -195,7 +251,7 @@ describe('the web client across a server restart', () => {
     for (const { page } of [a, b]) await page.locator('#conn-status[data-conn="reconnecting"]').waitFor();
 
     // Written while the server is down: kept, shown as waiting, sent after the reconnect.
-    const box = a.page.getByLabel('Message # lobby');
+    const box = a.page.getByLabel('Message # rust');
     await box.fill('written while the server was down');
     await box.press('Enter');
     await a.page.locator('#messages .msg.pending', { hasText: 'Waiting for the connection' }).waitFor();
@@ -204,8 +260,12 @@ describe('the web client across a server restart', () => {
     for (const { page } of [a, b]) await page.locator('#conn-status[data-conn="online"]').waitFor({ timeout: 30_000 });
     await waitForBubble(a.page, 'written while the server was down', { mine: true, acked: true });
 
-    // Earlier messages are still on screen, and new ones flow both ways.
+    // Both are back in the room they were in, earlier messages are still on screen, and new
+    // ones flow both ways, in the room and directly.
+    for (const { page } of [a, b]) await page.locator('#conv-sub', { hasText: '2 here' }).waitFor();
     await waitForBubble(b.page, 'before the restart', { from: 'ana' });
+    await webSend(b.page, 'still in # rust');
+    await waitForBubble(a.page, 'still in # rust', { from: 'ben' });
     await until(() => b.page.locator('#user-list .user', { hasText: 'ana' }).isVisible(), { what: 'ana back online for ben' });
     await webOpenDirect(a.page, 'ben');
     await webSend(a.page, 'after the restart 🎉');
