@@ -70,6 +70,8 @@ impl Server {
         ));
         let child = Command::new(bin_dir().join("chat-server"))
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            // The message store of this test alone, kept across a restart of the server.
+            .env("CHAT_DATA_DIR", scratch.0.join("data"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("creating the server log"))
@@ -287,9 +289,15 @@ fn bob_reconnects_by_himself_after_the_server_restarts_and_the_next_message_arri
     let _server = Server::start(&scratch, port);
     bob.wait_for_text("reconnected as bob");
     alice.wait_for_text("reconnected as alice");
-    // The message typed offline is sent once alice is back, and acknowledged: it shows once,
-    // with its time, and the queue is empty. (Whether bob sees it depends on who of the two
-    // came back first; without history the server cannot replay it.)
+    // The message typed offline is sent once alice is back, and acknowledged: it shows once
+    // and the queue is empty. Bob gets it once, live or, when alice was back first, in the
+    // history that his resumed login brings.
+    let on_bob = bob.wait_for_text("typed while the server was down");
+    assert_eq!(
+        on_bob.matches("typed while the server was down").count(),
+        1,
+        "delivered once:\n{on_bob}"
+    );
     let on_alice = alice.wait_for("the queue drained", |s| {
         !s.contains("queued") && s.contains("typed while the server was down")
     });

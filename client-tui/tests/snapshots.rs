@@ -30,6 +30,7 @@ fn ack(app: &mut App, client_id: &str, id: u64) {
             client_id: client_id.into(),
             id,
             ts: T0 + id as i64 * 1000,
+            offline: false,
         },
     );
 }

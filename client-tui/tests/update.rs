@@ -7,7 +7,9 @@ use client_tui::msg::{Cmd, Msg, NetEvent};
 use client_tui::update::update;
 use common::*;
 use crossterm::event::{KeyCode, KeyModifiers};
-use protocol::{ClientFrame, ErrorCode, RoomInfo, RoomName, ServerFrame, Target};
+use protocol::{
+    ChatMessage, ClientFrame, Cursor, ErrorCode, RoomInfo, RoomName, ServerFrame, Target,
+};
 
 fn own_delivery(app: &client_tui::app::App, index: usize) -> Vec<(String, Delivery)> {
     app.convs[index]
@@ -53,6 +55,7 @@ fn a_message_is_sent_with_a_client_id_and_marked_sent_by_its_ack() {
             client_id: "c-1".into(),
             id: 7,
             ts: T0,
+            offline: false,
         },
     );
     assert_eq!(own_delivery(&app, 0), [("hello".into(), Delivery::Sent)]);
@@ -71,7 +74,16 @@ fn messages_typed_offline_are_sent_after_login_with_their_ids_and_unacked_ones_a
     assert_eq!(app.outbox.len(), 3);
 
     let cmds = net(&mut app, NetEvent::Connected);
-    assert_eq!(sent(&cmds), [ClientFrame::login("alice")]);
+    assert_eq!(
+        sent(&cmds),
+        [ClientFrame::Login {
+            nick: "alice".into(),
+            resume: vec![Cursor {
+                target: Target::Room(RoomName::lobby()),
+                after: 0
+            }]
+        }]
+    );
     let cmds = frame(&mut app, welcome("alice", vec![nick("alice"), nick("bob")]));
     assert_eq!(
         sends(&cmds),
@@ -81,13 +93,14 @@ fn messages_typed_offline_are_sent_after_login_with_their_ids_and_unacked_ones_a
             ("c-3".to_owned(), "and another".to_owned()),
         ]
     );
-    for id in ["c-1", "c-2", "c-3"] {
+    for (n, id) in ["c-1", "c-2", "c-3"].into_iter().enumerate() {
         frame(
             &mut app,
             ServerFrame::Ack {
                 client_id: id.into(),
-                id: 1,
+                id: n as u64 + 1,
                 ts: T0,
+                offline: false,
             },
         );
     }
@@ -528,6 +541,7 @@ fn plain_mode_quits_at_end_of_input_once_everything_is_acknowledged() {
             client_id: "c-1".into(),
             id: 1,
             ts: T0,
+            offline: false,
         },
     );
     assert!(cmds.contains(&Cmd::Quit));
@@ -541,4 +555,142 @@ fn printed_lines_are_sanitized() {
         room_message(1, "bob", "lobby", "\u{1b}[2Jgone\u{7}"),
     );
     assert!(cmds.contains(&Cmd::Print("[01:00] #lobby <bob> ␛[2Jgone␇".into())));
+}
+
+fn stored(id: u64, from: &str, target: Target, text: &str) -> ChatMessage {
+    ChatMessage {
+        id,
+        ts: T0 + id as i64 * 1000,
+        from: nick(from),
+        target,
+        text: text.into(),
+    }
+}
+
+fn texts(app: &client_tui::app::App, key: &ConvKey) -> Vec<String> {
+    let index = app.conv_index(key).expect("the conversation is open");
+    app.convs[index]
+        .entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Message(l) => Some(l.text.clone()),
+            EntryKind::Notice(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_reconnect_resumes_each_conversation_after_its_last_message() {
+    let mut app = online_app("alice", &["bob"]);
+    frame(&mut app, room_message(5, "bob", "lobby", "in the lobby"));
+    frame(&mut app, direct_message(9, "bob", "alice", "just us"));
+    enter_line(&mut app, "/query carol");
+    disconnect(&mut app);
+    let cmds = net(&mut app, NetEvent::Connected);
+    assert_eq!(
+        sent(&cmds),
+        [ClientFrame::Login {
+            nick: "alice".into(),
+            resume: vec![
+                Cursor {
+                    target: Target::Room(RoomName::lobby()),
+                    after: 5
+                },
+                Cursor {
+                    target: Target::User(nick("bob")),
+                    after: 9
+                },
+            ]
+        }],
+        "a direct chat without messages has nothing to resume"
+    );
+}
+
+#[test]
+fn history_fills_the_gap_in_order_without_duplicates_and_before_pending_messages() {
+    let mut app = online_app("alice", &["bob"]);
+    frame(&mut app, room_message(5, "bob", "lobby", "five"));
+    disconnect(&mut app);
+    enter_line(&mut app, "pending");
+    net(&mut app, NetEvent::Connected);
+    frame(&mut app, welcome("alice", vec![nick("alice"), nick("bob")]));
+    let lobby = ConvKey::Room(RoomName::lobby());
+    frame(
+        &mut app,
+        ServerFrame::History {
+            target: Target::Room(RoomName::lobby()),
+            messages: vec![
+                stored(5, "bob", Target::Room(RoomName::lobby()), "five"),
+                stored(6, "bob", Target::Room(RoomName::lobby()), "six"),
+                stored(7, "carol", Target::Room(RoomName::lobby()), "seven"),
+            ],
+            has_more: false,
+        },
+    );
+    assert_eq!(texts(&app, &lobby), ["five", "six", "seven", "pending"]);
+}
+
+#[test]
+fn an_ack_for_a_message_that_history_already_brought_leaves_one_copy() {
+    let mut app = online_app("alice", &["bob"]);
+    let first = sends(&enter_line(&mut app, "lost ack"));
+    assert_eq!(first[0].0, "c-1");
+    disconnect(&mut app);
+    net(&mut app, NetEvent::Connected);
+    let resent = sends(&frame(&mut app, welcome("alice", vec![nick("alice")])));
+    assert_eq!(resent, first, "resent with the same client id");
+    frame(
+        &mut app,
+        ServerFrame::History {
+            target: Target::Room(RoomName::lobby()),
+            messages: vec![stored(
+                11,
+                "alice",
+                Target::Room(RoomName::lobby()),
+                "lost ack",
+            )],
+            has_more: false,
+        },
+    );
+    frame(
+        &mut app,
+        ServerFrame::Ack {
+            client_id: "c-1".into(),
+            id: 11,
+            ts: T0,
+            offline: false,
+        },
+    );
+    assert_eq!(texts(&app, &ConvKey::Room(RoomName::lobby())), ["lost ack"]);
+    assert!(app.outbox.is_empty());
+}
+
+#[test]
+fn direct_messages_that_came_while_offline_open_their_conversation_unread() {
+    let mut app = online_app("alice", &[]);
+    let cmds = frame(
+        &mut app,
+        ServerFrame::History {
+            target: Target::User(nick("bob")),
+            messages: vec![
+                stored(3, "bob", Target::User(nick("alice")), "are you there?"),
+                stored(4, "bob", Target::User(nick("alice")), "ping"),
+            ],
+            has_more: true,
+        },
+    );
+    let bob = ConvKey::Direct(nick("bob"));
+    assert_eq!(texts(&app, &bob), ["are you there?", "ping"]);
+    let index = app.conv_index(&bob).expect("open");
+    assert_eq!(app.convs[index].unread, 2);
+    assert_eq!(
+        sent(&cmds),
+        [ClientFrame::History {
+            target: Target::User(nick("bob")),
+            before: None,
+            after: Some(4),
+            limit: Some(200)
+        }],
+        "more are stored: the next page is asked for"
+    );
 }

@@ -1,6 +1,6 @@
 //! Connection events and server frames.
 
-use super::{close_conv, conv_of, notice, own_line_mut, receive, send_frame};
+use super::{close_conv, conv_of, history, notice, own_line_mut, receive, send_frame};
 use crate::app::{App, ChatLine, ConnState, ConvKey, Delivery, Screen};
 use crate::msg::{Cmd, NetEvent};
 use protocol::{ClientFrame, ErrorCode, Nick, RoomName, ServerFrame};
@@ -44,7 +44,10 @@ pub(super) fn on_net(app: &mut App, event: NetEvent, cmds: &mut Vec<Cmd>) {
 /// Sends `login` for `nick`.
 pub(super) fn log_in(app: &mut App, nick: &Nick, cmds: &mut Vec<Cmd>) {
     app.conn = ConnState::LoggingIn;
-    cmds.push(Cmd::Send(ClientFrame::login(nick.as_str())));
+    cmds.push(Cmd::Send(ClientFrame::Login {
+        nick: nick.to_string(),
+        resume: history::resume_cursors(app),
+    }));
 }
 
 fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
@@ -69,14 +72,14 @@ fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
             };
             receive(app, index, line, cmds);
         }
-        ServerFrame::Ack { client_id, id, ts } => {
-            app.outbox.retain(|o| o.client_id != client_id);
-            if let Some(line) = own_line_mut(app, &client_id) {
-                line.id = Some(id);
-                line.ts = Some(ts);
-                line.delivery = Delivery::Sent;
-            }
-        }
+        ServerFrame::Ack {
+            client_id, id, ts, ..
+        } => history::on_ack(app, &client_id, id, ts),
+        ServerFrame::History {
+            target,
+            messages,
+            has_more,
+        } => history::on_history(app, target, messages, has_more, cmds),
         ServerFrame::Presence { nick, online } => presence(app, nick, online, cmds),
         ServerFrame::Users { room, users } => {
             let mut users = users;

@@ -3,8 +3,10 @@
 //!
 //! - [`keys`]: keys, paste and mouse.
 //! - [`frames`]: connection events and server frames.
+//! - [`history`]: resuming after a reconnect and merging `history` frames.
 
 mod frames;
+mod history;
 mod keys;
 
 use crate::app::{App, ChatLine, ConvKey, Delivery, Entry, EntryKind, Outgoing, Overlay};
