@@ -8,7 +8,7 @@ use client_tui::app::{App, ConnState};
 use client_tui::msg::{Msg, NetEvent};
 use client_tui::update::update;
 use client_tui::view;
-use protocol::{ChatMessage, Limits, Nick, RoomName, ServerFrame, Target};
+use protocol::{ChatMessage, Nick, RoomName, ServerFrame, Target};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use std::time::{Duration, Instant};
