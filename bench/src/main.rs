@@ -1,0 +1,148 @@
+//! `chat-bench`: a load generator for the chat server, loopback only, every run bounded by
+//! counts and `--max-secs`. Each workload prints a readable table and one JSON line.
+//!
+//! - `client`: connecting, logging in, the frames bench clients send.
+//! - `payload`: the stamp (sender, number, send time) inside every message's text.
+//! - `tally`: what each receiver got — distinct, duplicates, latency, how it was closed.
+//! - `probe`: the server's CPU time and memory from `/proc/<pid>`.
+//! - `report`: the table and the JSON line.
+//! - `progress`: a progress bar for phases longer than a few seconds.
+//! - `workload/`: `group`, `direct`, `idle`, `stall`, one file each, and the shared run context.
+
+mod client;
+mod payload;
+mod probe;
+mod progress;
+mod report;
+mod tally;
+mod workload;
+
+use anyhow::bail;
+use clap::{Parser, Subcommand};
+use client::{Dialer, Proto};
+use std::net::SocketAddr;
+use std::time::Duration;
+use workload::Run;
+
+/// Load generator for the chat server: group fan-out, direct ping-pong, idle connections, and a
+/// member that stops reading. Loopback only; every run stops by itself.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    workload: Workload,
+}
+
+#[derive(Debug, Subcommand)]
+enum Workload {
+    /// N receivers and M senders in one room, K messages each: deliveries/s, latency, loss,
+    /// server CPU per delivery.
+    Group(workload::group::GroupArgs),
+    /// P pairs exchanging direct messages, K round trips each: round trips/s, RTT, server CPU
+    /// per forward.
+    Direct(workload::direct::DirectArgs),
+    /// C idle connections held H seconds, then each pinged: server memory per connection,
+    /// connections still answering, connects/s.
+    Idle(workload::idle::IdleArgs),
+    /// R readers, one member that never reads, one sender of K large messages: loss at the
+    /// readers and what happened to the stalled member.
+    Stall(workload::stall::StallArgs),
+}
+
+/// Options every workload takes.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// Server address; must be a loopback address.
+    #[arg(long, default_value = "127.0.0.1:9527")]
+    addr: SocketAddr,
+    /// Protocol to speak: the native one (`/ws`) or the seed pages' (`/my_ws`, `/my_ws/<name>`).
+    #[arg(long, value_enum, default_value_t = Proto::Native)]
+    proto: Proto,
+    /// PID of the server process, for its CPU time (/proc/PID/stat) and memory (/proc/PID/status).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Longest the whole run may take, in seconds; what was counted by then is reported.
+    #[arg(long, default_value_t = 120)]
+    max_secs: u64,
+    /// Quiet time after the last send before undelivered messages count as lost, in ms.
+    #[arg(long, default_value_t = 1000)]
+    drain_ms: u64,
+    /// Nickname prefix, to keep runs apart (default: b<pid>).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Connections being set up at once.
+    #[arg(long, default_value_t = 64)]
+    connect_concurrency: usize,
+    /// Client WebSocket read buffer per connection, in bytes (idle defaults to 4096 instead).
+    #[arg(long)]
+    client_read_buffer: Option<usize>,
+    /// Draw no progress bar.
+    #[arg(long)]
+    no_progress: bool,
+    /// Print only the JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Common {
+    fn run(&self, default_read_buffer: usize) -> anyhow::Result<Run> {
+        if !self.addr.ip().is_loopback() {
+            bail!(
+                "--addr {} is not a loopback address: chat-bench only loads servers on this machine",
+                self.addr
+            );
+        }
+        Ok(Run::new(
+            Dialer {
+                addr: self.addr,
+                read_buffer: self.client_read_buffer.unwrap_or(default_read_buffer),
+            },
+            self.proto,
+            self.server_pid,
+            Duration::from_secs(self.max_secs),
+            Duration::from_millis(self.drain_ms),
+            self.prefix
+                .clone()
+                .unwrap_or_else(|| format!("b{}", std::process::id())),
+            self.connect_concurrency,
+            !self.no_progress,
+        ))
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    payload::now_micros(); // fix the clock origin before any client starts
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (common, max_secs) = match &args.workload {
+        Workload::Group(a) => (&a.common, a.common.max_secs),
+        Workload::Direct(a) => (&a.common, a.common.max_secs),
+        Workload::Idle(a) => (&a.common, a.common.max_secs),
+        Workload::Stall(a) => (&a.common, a.common.max_secs),
+    };
+    let json_only = common.json;
+    let work = async {
+        match &args.workload {
+            Workload::Group(a) => workload::group::run(a, a.common.run(32 * 1024)?).await,
+            Workload::Direct(a) => workload::direct::run(a, a.common.run(16 * 1024)?).await,
+            Workload::Idle(a) => workload::idle::run(a, a.common.run(4 * 1024)?).await,
+            Workload::Stall(a) => workload::stall::run(a, a.common.run(64 * 1024)?).await,
+        }
+    };
+    // The workloads stop at --max-secs on their own; this is the backstop for a hung step.
+    let backstop = Duration::from_secs(max_secs + 30);
+    let report = runtime.block_on(async {
+        tokio::time::timeout(backstop, work)
+            .await
+            .map_err(|_| anyhow::anyhow!("the run did not stop within {backstop:?}"))?
+    })?;
+    if !json_only {
+        print!("{}", report.to_table());
+    }
+    println!("{}", report.to_json());
+    // Thousands of client sockets close faster by exit than by dropping each in the runtime.
+    runtime.shutdown_background();
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! What the server process costs, read from `/proc/<pid>`: CPU time (`stat`: utime + stime, all
+//! threads) and resident memory (`status`: VmRSS, VmHWM).
+
+use std::path::PathBuf;
+
+/// Clock ticks per second of `/proc/<pid>/stat` times. Linux fixes USER_HZ at 100 for every
+/// architecture's userspace ABI, so this needs no `sysconf`.
+const TICKS_PER_SEC: u64 = 100;
+
+/// Reads one process's CPU and memory; every reading is `None` when no pid was given or the
+/// process is gone.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    dir: Option<PathBuf>,
+}
+
+impl Probe {
+    /// A probe of process `pid`, or one that reads nothing.
+    pub fn new(pid: Option<u32>) -> Self {
+        Self {
+            dir: pid.map(|pid| PathBuf::from(format!("/proc/{pid}"))),
+        }
+    }
+
+    /// User plus system CPU time of the whole process so far, in microseconds (10 ms steps).
+    pub fn cpu_micros(&self) -> Option<u64> {
+        let stat = std::fs::read_to_string(self.dir.as_ref()?.join("stat")).ok()?;
+        parse_cpu_ticks(&stat).map(|ticks| ticks * (1_000_000 / TICKS_PER_SEC))
+    }
+
+    /// Resident memory now, in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmRSS:")
+    }
+
+    /// Peak resident memory so far, in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmHWM:")
+    }
+
+    fn status_kib(&self, key: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(self.dir.as_ref()?.join("status")).ok()?;
+        parse_status_kib(&status, key)
+    }
+}
+
+/// utime + stime in clock ticks from the text of `/proc/<pid>/stat`. The command name (field 2)
+/// may hold spaces and parentheses, so fields are counted after its last `)`.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace();
+    // After the name come field 3 (state) onwards; utime is field 14, stime field 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with(key))?;
+    line[key.len()..].split_whitespace().next()?.parse().ok()
+}
+
+/// The open-files soft limit of this process, raised to the hard limit first. Idle runs hold
+/// one descriptor per connection.
+pub fn raise_open_files_limit() -> Option<u64> {
+    rlimit::increase_nofile_limit(u64::MAX).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_are_utime_plus_stime_even_with_odd_command_names() {
+        let stat = "4242 (chat server) (x) S 1 4242 4242 0 -1 4194560 1200 0 0 0 \
+                    731 269 0 0 20 0 3 0 123456 1000000 2000 18446744073709551615";
+        assert_eq!(parse_cpu_ticks(stat), Some(1000));
+    }
+
+    #[test]
+    fn status_fields_are_read_in_kib() {
+        let status = "Name:\tchat-server\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\n";
+        assert_eq!(parse_status_kib(status, "VmRSS:"), Some(10240));
+        assert_eq!(parse_status_kib(status, "VmHWM:"), Some(20480));
+        assert_eq!(parse_status_kib(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn this_process_can_be_probed() {
+        let probe = Probe::new(Some(std::process::id()));
+        assert!(probe.cpu_micros().is_some());
+        assert!(probe.rss_kib().is_some_and(|kib| kib > 0));
+        assert_eq!(Probe::new(None).rss_kib(), None);
+    }
+}

@@ -1,0 +1,200 @@
+//! Counting what a receiving client got: distinct messages (by sender and number), duplicates,
+//! latency from the stamp, and whether the server closed it.
+
+use crate::payload::{self, Stamp};
+use crate::report::latency_histogram;
+use futures_util::{Stream, StreamExt};
+use hdrhistogram::Histogram;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_util::sync::CancellationToken;
+
+/// Counters every receiver of a run updates, read by the senders (window), the progress bar
+/// and the end-of-run check.
+#[derive(Debug)]
+pub struct Counters {
+    /// Distinct stamped messages received, all receivers together.
+    pub delivered: AtomicU64,
+    /// Distinct messages received by each tracked receiver; `u64::MAX` once it is closed, so a
+    /// closed receiver never holds the senders back.
+    pub per_receiver: Vec<AtomicU64>,
+}
+
+impl Counters {
+    /// Counters for `receivers` tracked receivers.
+    pub fn new(receivers: usize) -> Arc<Self> {
+        Arc::new(Self {
+            delivered: AtomicU64::new(0),
+            per_receiver: (0..receivers).map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
+
+    /// The fewest messages any open tracked receiver has got (`u64::MAX` when there are none).
+    pub fn slowest(&self) -> u64 {
+        self.per_receiver
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+}
+
+/// What one receiver got.
+#[derive(Debug)]
+pub struct Tally {
+    slots: usize,
+    seen: Vec<u64>,
+    /// Distinct messages received.
+    pub distinct: u64,
+    /// Messages received again.
+    pub duplicates: u64,
+    /// Send-to-receive time of each distinct message, in microseconds.
+    pub latency: Histogram<u64>,
+    /// When the last distinct message arrived.
+    pub last_at: Option<Instant>,
+    /// How the server ended the connection, if it did: `"1008 too slow: …"` or `"ended"`.
+    pub closed: Option<String>,
+}
+
+impl Tally {
+    /// A tally over `slots` possible messages.
+    pub fn new(slots: usize) -> Self {
+        Self {
+            slots,
+            seen: vec![0; slots.div_ceil(64)],
+            distinct: 0,
+            duplicates: 0,
+            latency: latency_histogram(),
+            last_at: None,
+            closed: None,
+        }
+    }
+
+    /// Counts message `slot` stamped at `stamp`; true when it is new.
+    pub fn record(&mut self, slot: usize, stamp: Stamp, now_micros: u64) -> bool {
+        if slot >= self.slots {
+            return false;
+        }
+        let (word, bit) = (slot / 64, 1u64 << (slot % 64));
+        let w = &mut self.seen[word];
+        if *w & bit != 0 {
+            self.duplicates += 1;
+            return false;
+        }
+        *w |= bit;
+        self.distinct += 1;
+        self.last_at = Some(Instant::now());
+        let _ = self
+            .latency
+            .record(now_micros.saturating_sub(stamp.micros).max(1));
+        true
+    }
+
+    /// Adds another receiver's figures to this one's (latency and counts; not the seen set).
+    pub fn merge(&mut self, other: &Tally) {
+        self.distinct += other.distinct;
+        self.duplicates += other.duplicates;
+        let _ = self.latency.add(&other.latency);
+        self.last_at = self.last_at.max(other.last_at);
+    }
+}
+
+/// How a close frame reads in a report.
+pub fn describe_close(frame: Option<&tungstenite::protocol::CloseFrame>) -> String {
+    match frame {
+        Some(frame) => format!("{} {}", u16::from(frame.code), frame.reason),
+        None => "closed without a reason".to_owned(),
+    }
+}
+
+/// Reads `stream` until `stop`, counting stamped messages into a tally of `slots`, with
+/// `slot_of` mapping a stamp to its slot (`None`: not one of this run's). `index` is this
+/// receiver's place in `counters.per_receiver`, when it is tracked there.
+pub async fn read_stamps<S>(
+    mut stream: S,
+    slots: usize,
+    slot_of: impl Fn(Stamp) -> Option<usize>,
+    counters: Arc<Counters>,
+    index: Option<usize>,
+    stop: CancellationToken,
+) -> (Tally, S)
+where
+    S: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+{
+    let mut tally = Tally::new(slots);
+    loop {
+        let next = tokio::select! {
+            biased;
+            next = stream.next() => next,
+            _ = stop.cancelled() => break,
+        };
+        match next {
+            Some(Ok(Message::Text(text))) => {
+                let Some(stamp) = payload::find(text.as_str()) else {
+                    continue;
+                };
+                let Some(slot) = slot_of(stamp) else { continue };
+                if tally.record(slot, stamp, payload::now_micros()) {
+                    counters.delivered.fetch_add(1, Ordering::Relaxed);
+                    if let Some(i) = index {
+                        counters.per_receiver[i].fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Some(Ok(Message::Close(frame))) => {
+                tally.closed = Some(describe_close(frame.as_ref()));
+                break;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(err)) => {
+                tally.closed = Some(format!("error: {err}"));
+                break;
+            }
+            None => {
+                tally.closed = Some("ended".to_owned());
+                break;
+            }
+        }
+    }
+    if tally.closed.is_some()
+        && let Some(i) = index
+    {
+        counters.per_receiver[i].store(u64::MAX, Ordering::Relaxed);
+    }
+    (tally, stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_are_counted_apart_from_distinct_messages() {
+        let stamp = Stamp {
+            sender: 0,
+            seq: 5,
+            micros: 100,
+        };
+        let mut tally = Tally::new(130);
+        assert!(tally.record(5, stamp, 1100));
+        assert!(!tally.record(5, stamp, 1200));
+        assert!(tally.record(129, stamp, 300));
+        assert!(!tally.record(130, stamp, 300), "out of range is ignored");
+        assert_eq!((tally.distinct, tally.duplicates), (2, 1));
+        assert_eq!(tally.latency.max(), 1000);
+        let mut all = Tally::new(0);
+        all.merge(&tally);
+        assert_eq!(all.distinct, 2);
+    }
+
+    #[test]
+    fn the_slowest_receiver_ignores_closed_ones() {
+        let counters = Counters::new(2);
+        counters.per_receiver[0].store(7, Ordering::Relaxed);
+        counters.per_receiver[1].store(u64::MAX, Ordering::Relaxed);
+        assert_eq!(counters.slowest(), 7);
+        assert_eq!(Counters::new(0).slowest(), u64::MAX);
+    }
+}

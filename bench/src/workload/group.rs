@@ -1,0 +1,270 @@
+//! `group`: N receivers and M senders in one room, K messages of S bytes from each sender.
+//!
+//! Native clients join a room of their own (`<prefix>-room`); seed clients are group pages in
+//! `lobby`. Every member but the sender gets each message (senders receive each other's too),
+//! so `expected = M × K × (N + M − 1)`. Unpaced senders keep at most `--window` messages ahead
+//! of the slowest receiver, as people in a chat would; `--rate` paces each sender instead.
+
+use super::{Cost, Run, await_count, mib, within_window};
+use crate::Common;
+use crate::client::{self, Control, Proto, Ws};
+use crate::payload::{self, Stamp};
+use crate::report::{Report, ratio, round3};
+use crate::tally::{Counters, Tally, read_stamps};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+/// Settings of the `group` workload.
+#[derive(Debug, clap::Args)]
+pub struct GroupArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Receivers (N): members that only read.
+    #[arg(long, short = 'n', default_value_t = 200)]
+    pub receivers: usize,
+    /// Senders (M): members that send K messages each (and read the others').
+    #[arg(long, short = 'm', default_value_t = 2)]
+    pub senders: usize,
+    /// Messages per sender (K).
+    #[arg(long, short = 'k', default_value_t = 2000)]
+    pub messages: u32,
+    /// Message text size in bytes (S), stamp included.
+    #[arg(long, short = 's', default_value_t = 64)]
+    pub size: usize,
+    /// Messages per second per sender; unpaced when not given.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Unpaced: most messages (all senders together) ahead of the slowest receiver.
+    #[arg(long, default_value_t = 256)]
+    pub window: u64,
+}
+
+/// A connected room member and the task counting what it receives.
+pub type Reader = JoinHandle<(Tally, SplitStream<Ws>)>;
+
+/// Connects one member of the run's room: a native client logged in as `nick` that joined
+/// `room`, or a seed group page (which is in `lobby`).
+pub async fn member(
+    run: &Run,
+    nick: &str,
+    room: &str,
+    recv_buffer: Option<u32>,
+) -> anyhow::Result<Ws> {
+    match run.proto {
+        Proto::Native => {
+            let mut ws = run.dialer.open("/ws", true, recv_buffer).await?;
+            client::login(&mut ws, nick).await?;
+            client::join(&mut ws, room).await?;
+            Ok(ws)
+        }
+        Proto::Seed => run.dialer.open("/my_ws", false, recv_buffer).await,
+    }
+}
+
+/// For seed runs: a control client, and the lobby's size before the run's members came.
+pub async fn seed_baseline(run: &Run) -> anyhow::Result<Option<(Control, u64)>> {
+    if run.proto != Proto::Seed {
+        return Ok(None);
+    }
+    let mut control = Control::open(&run.dialer, &format!("{}-ctl", run.prefix)).await?;
+    let before = control.lobby_members().await?;
+    Ok(Some((control, before)))
+}
+
+/// For seed runs: waits until the server has put all `added` group pages in the lobby.
+pub async fn await_seed_members(
+    baseline: Option<(Control, u64)>,
+    added: usize,
+) -> anyhow::Result<()> {
+    if let Some((mut control, before)) = baseline {
+        control.await_lobby(before + added as u64).await?;
+        control.close().await;
+    }
+    Ok(())
+}
+
+/// The native `send` of a message to the run's room, or the seed page's plain text.
+pub fn room_message(proto: Proto, room: &str, seq: u32, text: String) -> Message {
+    match proto {
+        Proto::Native => client::to_room(room, seq, &text),
+        Proto::Seed => Message::text(text),
+    }
+}
+
+/// Runs the workload.
+pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
+    let (n, m, k) = (args.receivers, args.senders, args.messages);
+    anyhow::ensure!(
+        m >= 1 && k >= 1,
+        "--senders and --messages must be at least 1"
+    );
+    let room = format!("{}-room", run.prefix);
+    let slots = m * k as usize;
+    let slot_of = move |s: Stamp| {
+        ((s.sender as usize) < m && s.seq < k)
+            .then_some(s.sender as usize * k as usize + s.seq as usize)
+    };
+    let counters = Counters::new(n);
+    let stop = CancellationToken::new();
+
+    let baseline = run.setup("control client", seed_baseline(&run)).await?;
+    let receivers: Vec<Reader> = run
+        .setup(
+            "receivers",
+            client::all(n, run.concurrency, |i| {
+                let (run, room, counters, stop) = (&run, &room, counters.clone(), stop.clone());
+                async move {
+                    let ws = member(run, &format!("{}-r{i}", run.prefix), room, None).await?;
+                    let (_, stream) = ws.split();
+                    Ok(tokio::spawn(read_stamps(
+                        stream,
+                        slots,
+                        slot_of,
+                        counters,
+                        Some(i),
+                        stop,
+                    )))
+                }
+            }),
+        )
+        .await?;
+    let senders: Vec<(SplitSink<Ws, Message>, Reader)> = run
+        .setup(
+            "senders",
+            client::all(m, run.concurrency, |j| {
+                let (run, room, counters, stop) = (&run, &room, counters.clone(), stop.clone());
+                async move {
+                    let ws = member(run, &format!("{}-s{j}", run.prefix), room, None).await?;
+                    let (sink, stream) = ws.split();
+                    let reader =
+                        tokio::spawn(read_stamps(stream, slots, slot_of, counters, None, stop));
+                    Ok((sink, reader))
+                }
+            }),
+        )
+        .await?;
+    run.setup("seed members", await_seed_members(baseline, n + m))
+        .await?;
+    // Let join and presence notices of the setup drain before the traffic is measured.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let expected = (m * k as usize * (n + m - 1)) as u64;
+    let sent = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let bar = run.bar("group", expected, {
+        let counters = counters.clone();
+        move || counters.delivered.load(Ordering::Relaxed)
+    });
+    let cost = Cost::start(&run);
+    let started = Instant::now();
+    let (sinks, readers): (Vec<_>, Vec<_>) = senders.into_iter().unzip();
+    let sending =
+        futures_util::future::join_all(sinks.into_iter().enumerate().map(|(j, mut sink)| {
+            let (run, room, counters, sent, done) = (&run, &room, &counters, &sent, &done);
+            async move {
+                let mut pace = args.rate.filter(|r| *r > 0.0).map(|rate| {
+                    let period = Duration::from_secs_f64(1.0 / rate);
+                    // Spread the senders over one period so that they do not send in lockstep.
+                    let offset = period.mul_f64(j as f64 / m as f64);
+                    let mut pace = tokio::time::interval_at(started + offset, period);
+                    pace.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                    pace
+                });
+                for seq in 0..k {
+                    if let Some(pace) = pace.as_mut() {
+                        pace.tick().await;
+                    }
+                    let ahead = sent.load(Ordering::Relaxed);
+                    if !within_window(run.deadline, ahead, args.window, || counters.slowest()).await
+                    {
+                        break;
+                    }
+                    let stamp = Stamp {
+                        sender: j as u32,
+                        seq,
+                        micros: payload::now_micros(),
+                    };
+                    let text = payload::encode(stamp, args.size);
+                    if sink
+                        .send(room_message(run.proto, room, seq, text))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+                sink
+            }
+        }));
+    let waiting = async {
+        let ending = await_count(&run, &counters.delivered, expected, || {
+            done.load(Ordering::Relaxed) == m as u64
+        })
+        .await;
+        (
+            ending,
+            cost.cpu_micros(&run),
+            run.probe.rss_kib(),
+            run.probe.peak_rss_kib(),
+        )
+    };
+    let (_sinks, (ending, cpu, rss, peak)) = tokio::join!(sending, waiting);
+    bar.finish();
+    stop.cancel();
+
+    let mut all = Tally::new(0);
+    let mut disconnected = Vec::new();
+    for reader in receivers.into_iter().chain(readers) {
+        let (tally, _stream) = reader.await?;
+        all.merge(&tally);
+        if let Some(why) = tally.closed {
+            disconnected.push(why);
+        }
+    }
+    let delivered = all.distinct;
+    let window = all
+        .last_at
+        .map(|t| t.duration_since(started.into_std()).as_secs_f64());
+    let mut report = Report::new("group", run.proto.name());
+    report
+        .param("receivers", n)
+        .param("senders", m)
+        .param("messages", k)
+        .param("size", args.size)
+        .param("rate", args.rate)
+        .param("window", args.window)
+        .result("expected", expected, "deliveries")
+        .result("delivered", delivered, "deliveries")
+        .result("lost", expected.saturating_sub(delivered), "deliveries")
+        .result("duplicates", all.duplicates, "deliveries")
+        .result("disconnected", disconnected.len(), "clients")
+        .result("ending", ending.name(), "")
+        .maybe("traffic_s", window.map(round3), "s")
+        .maybe(
+            "deliveries_per_s",
+            window
+                .filter(|w| *w > 0.0)
+                .map(|w| (delivered as f64 / w).round()),
+            "/s",
+        )
+        .latency(
+            ["latency_p50_ms", "latency_p99_ms", "latency_max_ms"],
+            &all.latency,
+        )
+        .maybe("server_cpu_ms", cpu.map(|us| us / 1000), "ms")
+        .maybe("server_cpu_us_per_delivery", ratio(cpu, delivered), "µs")
+        .maybe("server_rss_mib", mib(rss), "MiB")
+        .maybe("server_peak_rss_mib", mib(peak), "MiB");
+    if let Some(first) = disconnected.first() {
+        report.result("first_disconnect", first.clone(), "");
+    }
+    Ok(report)
+}

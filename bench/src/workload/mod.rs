@@ -1,0 +1,167 @@
+//! The workloads, one file each, and what they share: the run's context and the wait for
+//! deliveries.
+
+pub mod direct;
+pub mod group;
+pub mod idle;
+pub mod stall;
+
+use crate::client::{Dialer, Proto};
+use crate::probe::Probe;
+use crate::progress::Bar;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How often the senders' window and the end of a run are checked.
+const POLL: Duration = Duration::from_millis(1);
+
+/// One run's settings and deadline.
+#[derive(Debug)]
+pub struct Run {
+    pub dialer: Dialer,
+    pub proto: Proto,
+    pub probe: Probe,
+    /// When the run must stop, set from `--max-secs` at start.
+    pub deadline: Instant,
+    /// Quiet time after the last send before the undelivered count as lost.
+    pub drain: Duration,
+    /// Nicknames and rooms of this run start with it.
+    pub prefix: String,
+    pub concurrency: usize,
+    pub progress: bool,
+}
+
+impl Run {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        dialer: Dialer,
+        proto: Proto,
+        server_pid: Option<u32>,
+        max: Duration,
+        drain: Duration,
+        prefix: String,
+        concurrency: usize,
+        progress: bool,
+    ) -> Self {
+        Self {
+            dialer,
+            proto,
+            probe: Probe::new(server_pid),
+            deadline: Instant::now() + max,
+            drain,
+            prefix,
+            concurrency,
+            progress,
+        }
+    }
+
+    /// Runs a setup step, failing it when the deadline passes first.
+    pub async fn setup<T>(
+        &self,
+        what: &str,
+        step: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        match tokio::time::timeout_at(self.deadline, step).await {
+            Ok(result) => result.map_err(|err| err.context(format!("setting up: {what}"))),
+            Err(_) => anyhow::bail!("--max-secs passed while setting up: {what}"),
+        }
+    }
+
+    /// A progress bar over `total` steps at `position()`.
+    pub fn bar(&self, label: &str, total: u64, position: impl Fn() -> u64 + Send + 'static) -> Bar {
+        Bar::start(label, total, position, self.progress)
+    }
+}
+
+/// How a wait for deliveries ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Everything expected arrived.
+    Complete,
+    /// The senders were done and nothing new came for the drain time.
+    Quiet,
+    /// `--max-secs` passed.
+    Deadline,
+}
+
+impl Ending {
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Quiet => "drained",
+            Self::Deadline => "max-secs",
+        }
+    }
+}
+
+/// Waits until `counter` reaches `expected`, or `senders_done` and no new count for the drain
+/// time, or the deadline.
+pub async fn await_count(
+    run: &Run,
+    counter: &AtomicU64,
+    expected: u64,
+    senders_done: impl Fn() -> bool,
+) -> Ending {
+    let mut last = (counter.load(Ordering::Relaxed), Instant::now());
+    loop {
+        let now_count = counter.load(Ordering::Relaxed);
+        if now_count >= expected {
+            return Ending::Complete;
+        }
+        let now = Instant::now();
+        if now >= run.deadline {
+            return Ending::Deadline;
+        }
+        if now_count != last.0 || !senders_done() {
+            last = (now_count, now);
+        } else if now.duration_since(last.1) >= run.drain {
+            return Ending::Quiet;
+        }
+        tokio::time::sleep(POLL * 5).await;
+    }
+}
+
+/// Holds a sender back while it is `window` or more messages ahead of the slowest tracked
+/// receiver. Returns false when the deadline passed.
+pub async fn within_window(
+    deadline: Instant,
+    sent: u64,
+    window: u64,
+    slowest: impl Fn() -> u64,
+) -> bool {
+    while sent >= slowest().saturating_add(window) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    true
+}
+
+/// Server CPU and memory around a traffic phase.
+#[derive(Debug, Clone, Copy)]
+pub struct Cost {
+    cpu_before: Option<u64>,
+}
+
+impl Cost {
+    /// Reads the server's CPU time at the start of the traffic.
+    pub fn start(run: &Run) -> Self {
+        Self {
+            cpu_before: run.probe.cpu_micros(),
+        }
+    }
+
+    /// Server CPU microseconds used since [`start`](Self::start).
+    pub fn cpu_micros(&self, run: &Run) -> Option<u64> {
+        Some(run.probe.cpu_micros()?.saturating_sub(self.cpu_before?))
+    }
+}
+
+/// KiB as MiB, to one decimal.
+pub fn mib(kib: Option<u64>) -> Option<f64> {
+    kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0)
+}

@@ -1,0 +1,210 @@
+//! Each workload, with tiny counts, against the real `chat-server` binary over loopback, on the
+//! native protocol and on the seed endpoints. These check that the tool works and that nothing
+//! is lost; they never check a time.
+//!
+//! The server binary is found beside this test's target directory (`cargo build --workspace
+//! --bins` puts it there), or at `$CHAT_SERVER_BIN`.
+
+use serde_json::Value;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Longest a server may take to start, or one bench run to end, before the test fails.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A `chat-server` child process, stopped by its PID when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Self {
+        let bin = server_binary();
+        // A free port: bind, read it, let go; the server binds it right after.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = Command::new(&bin)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--log",
+                "warn",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("starting {}: {err}", bin.display()));
+        let server = Self { child, addr };
+        let started = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "the server did not listen on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// Runs `chat-bench <workload> <args>` against this server and returns its JSON line.
+    fn bench(&self, workload: &str, proto: &str, args: &[&str]) -> Value {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-bench"))
+            .arg(workload)
+            .args(["--addr", &self.addr.to_string(), "--proto", proto])
+            .args(["--server-pid", &self.child.id().to_string()])
+            .args([
+                "--max-secs",
+                "40",
+                "--drain-ms",
+                "500",
+                "--no-progress",
+                "--json",
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting chat-bench");
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waiting for chat-bench") {
+                break status;
+            }
+            if started.elapsed() > DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("chat-bench {workload} --proto {proto} did not stop by itself");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut out = String::new();
+        if let Some(mut stdout) = child.stdout.take() {
+            std::io::Read::read_to_string(&mut stdout, &mut out).expect("reading the output");
+        }
+        assert!(
+            status.success(),
+            "chat-bench {workload} --proto {proto} failed: {out}"
+        );
+        let line = out.lines().last().unwrap_or_default();
+        let report: Value = serde_json::from_str(line)
+            .unwrap_or_else(|err| panic!("not a JSON line ({err}): {line:?}"));
+        assert_eq!(report["workload"], workload);
+        assert_eq!(report["proto"], proto);
+        eprintln!("{line}");
+        report
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("CHAT_SERVER_BIN") {
+        return PathBuf::from(bin);
+    }
+    // target/<profile>/deps/smoke-<hash> → target/<profile>/chat-server
+    let exe = std::env::current_exe().expect("the test's own path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("chat-server"))
+        .expect("a target directory");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first, or set CHAT_SERVER_BIN",
+        bin.display()
+    );
+    bin
+}
+
+fn results(report: &Value) -> &Value {
+    &report["results"]
+}
+
+#[test]
+fn group_fan_out_loses_nothing_on_either_protocol() {
+    let server = Server::start(&[]);
+    for proto in ["native", "seed"] {
+        let report = server.bench("group", proto, &["-n", "6", "-m", "2", "-k", "25"]);
+        let r = results(&report);
+        assert_eq!(r["expected"], 2 * 25 * (6 + 1));
+        assert_eq!(r["lost"], 0);
+        assert_eq!(r["duplicates"], 0);
+        assert_eq!(r["disconnected"], 0);
+        let report = server.bench(
+            "group",
+            proto,
+            &["-n", "3", "-m", "1", "-k", "5", "--rate", "50"],
+        );
+        assert_eq!(results(&report)["lost"], 0);
+    }
+}
+
+#[test]
+fn direct_ping_pong_loses_nothing_on_either_protocol() {
+    let server = Server::start(&[]);
+    for proto in ["native", "seed"] {
+        let report = server.bench("direct", proto, &["-p", "4", "-k", "20"]);
+        let r = results(&report);
+        assert_eq!(r["round_trips_done"], 4 * 20);
+        assert_eq!(r["lost"], 0);
+    }
+}
+
+#[test]
+fn idle_connections_all_answer_a_ping_on_either_protocol() {
+    let server = Server::start(&[]);
+    for proto in ["native", "seed"] {
+        let report = server.bench("idle", proto, &["-c", "30", "--hold-secs", "1"]);
+        let r = results(&report);
+        assert_eq!(r["connected"], 30);
+        assert_eq!(r["answering"], 30);
+        assert_eq!(r["lost"], 0);
+    }
+}
+
+#[test]
+fn a_stalled_member_costs_the_healthy_readers_nothing_on_either_protocol() {
+    // A short outbox and small socket buffers make the stalled member overflow within a few
+    // messages instead of megabytes.
+    let server = Server::start(&["--outbox-frames", "16", "--socket-send-buffer", "16384"]);
+    for proto in ["native", "seed"] {
+        let report = server.bench(
+            "stall",
+            proto,
+            &[
+                "-r",
+                "4",
+                "-k",
+                "200",
+                "-s",
+                "4000",
+                "--window",
+                "8",
+                "--stalled-recv-buffer",
+                "4096",
+            ],
+        );
+        let r = results(&report);
+        assert_eq!(r["lost"], 0);
+        assert_eq!(r["disconnected_readers"], 0);
+        let outcome = r["stalled_outcome"].as_str().unwrap_or_default();
+        assert_ne!(
+            outcome, "still open",
+            "the stalled member was never disconnected"
+        );
+    }
+}
