@@ -187,3 +187,60 @@ fn multi_line_input_grows_the_message_box() {
     );
     assert_snapshot!(draw(&mut app, 50, 12).backend());
 }
+
+#[test]
+fn only_the_visible_messages_are_laid_out() {
+    let mut app = online_app("alice", &["bob"]);
+    for id in 1..=10_000 {
+        frame(
+            &mut app,
+            room_message(id, "bob", "lobby", &format!("message {id}")),
+        );
+    }
+    let terminal = draw(&mut app, 120, 40);
+    let laid_out = app
+        .active_conv()
+        .entries
+        .iter()
+        .filter(|e| e.wrapped.is_cached())
+        .count();
+    assert!(
+        (30..=40).contains(&laid_out),
+        "{laid_out} of 10000 entries were wrapped for one 40-row screen"
+    );
+    assert!(format!("{}", terminal.backend()).contains("message 10000"));
+}
+
+#[test]
+fn the_wheel_scrolls_and_a_click_on_the_list_switches_conversation() {
+    use crossterm::event::{KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+    let mut app = online_app("alice", &["bob"]);
+    for id in 1..=40 {
+        frame(
+            &mut app,
+            room_message(id, "bob", "lobby", &format!("message {id}")),
+        );
+    }
+    frame(&mut app, direct_message(41, "bob", "alice", "psst"));
+    draw(&mut app, 100, 20);
+    let mouse = |kind, column, row| {
+        Msg::Mouse(MouseEvent {
+            kind,
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    update(&mut app, mouse(MouseEventKind::ScrollUp, 50, 5));
+    assert_eq!(app.active_conv().scroll, 3);
+    update(&mut app, mouse(MouseEventKind::ScrollDown, 50, 5));
+    assert_eq!(app.active_conv().scroll, 0);
+    // Row 0 is the list's heading, row 1 the lobby, row 2 the direct chat with bob.
+    update(
+        &mut app,
+        mouse(MouseEventKind::Down(MouseButton::Left), 5, 2),
+    );
+    assert_eq!(app.active, 1);
+    assert_eq!(app.active_conv().unread, 0);
+    assert_snapshot!(draw(&mut app, 100, 8).backend());
+}

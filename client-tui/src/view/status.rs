@@ -129,6 +129,7 @@ pub fn draw_title(app: &App, area: Rect, buf: &mut Buffer) {
     let conv = app.active_conv();
     let detail = match &conv.key {
         ConvKey::Room(_) if conv.members.is_empty() => String::new(),
+        ConvKey::Room(_) if conv.members.len() == 1 => " · 1 member".into(),
         ConvKey::Room(_) => format!(" · {} members", conv.members.len()),
         ConvKey::Direct(nick) if app.online.binary_search(nick).is_ok() => " · online".into(),
         ConvKey::Direct(_) => " · offline".into(),

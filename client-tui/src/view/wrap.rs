@@ -35,6 +35,11 @@ impl WrapCache {
         lines
     }
 
+    /// Whether lines are cached (for any width).
+    pub fn is_cached(&self) -> bool {
+        self.0.borrow().is_some()
+    }
+
     /// Forgets the cached lines (after the text changed).
     pub fn clear(&self) {
         *self.0.borrow_mut() = None;
