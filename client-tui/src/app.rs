@@ -140,6 +140,10 @@ pub struct Conversation {
     pub new_below: usize,
     /// Known members (rooms only), from `users` answers and joins/leaves.
     pub members: Vec<Nick>,
+    /// Older messages were asked for and have not come yet.
+    pub loading_older: bool,
+    /// The server said there are no older messages.
+    pub oldest_reached: bool,
 }
 
 impl Conversation {
@@ -152,6 +156,8 @@ impl Conversation {
             scroll: 0,
             new_below: 0,
             members: Vec::new(),
+            loading_older: false,
+            oldest_reached: false,
         }
     }
 }
@@ -208,6 +214,9 @@ pub struct App {
     /// Rooms we asked to leave: their conversations close once the server confirms. A `left`
     /// we did not ask for (a server shutting down) keeps the conversation, to join it again.
     pub parting: Vec<RoomName>,
+    /// Whether to fetch stored messages: the newest when a conversation opens, older ones when
+    /// scrolled to the top (the full-screen client; `--plain` shows only what is new).
+    pub load_history: bool,
     /// Set in `--plain` mode when input ended: quit once the outbox is empty.
     pub closing: bool,
     /// Requests (`join`, `leave`, `who`, `rooms`) sent and not yet answered.
@@ -248,6 +257,7 @@ impl App {
             limits: None,
             switch_to_room: None,
             parting: Vec::new(),
+            load_history: false,
             closing: false,
             awaiting_replies: 0,
             asked_who: 0,

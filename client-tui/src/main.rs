@@ -56,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         let code = runtime.block_on(plain::run(app, url))?;
         std::process::exit(code);
     }
+    app.load_history = true;
     if let Some(problem) = refused {
         app.screen = Screen::Login {
             error: Some(problem),

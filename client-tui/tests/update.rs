@@ -694,3 +694,79 @@ fn direct_messages_that_came_while_offline_open_their_conversation_unread() {
         "more are stored: the next page is asked for"
     );
 }
+
+#[test]
+fn the_newest_messages_are_fetched_at_login_and_older_ones_at_the_top() {
+    let mut app = new_app("alice");
+    app.load_history = true;
+    net(&mut app, NetEvent::Connected);
+    let cmds = frame(&mut app, welcome("alice", vec![nick("alice")]));
+    let lobby = Target::Room(RoomName::lobby());
+    assert_eq!(
+        sent(&cmds),
+        [ClientFrame::History {
+            target: lobby.clone(),
+            before: None,
+            after: None,
+            limit: Some(50)
+        }]
+    );
+    frame(&mut app, room_message(100, "bob", "lobby", "live"));
+    let page: Vec<ChatMessage> = (51..=99)
+        .map(|id| stored(id, "bob", lobby.clone(), &format!("old {id}")))
+        .collect();
+    let cmds = frame(
+        &mut app,
+        ServerFrame::History {
+            target: lobby.clone(),
+            messages: page,
+            has_more: true,
+        },
+    );
+    assert!(
+        cmds.iter().all(|c| !matches!(c, Cmd::Print(_))),
+        "old messages are not news"
+    );
+    assert_eq!(app.active_conv().unread, 0);
+    let shown = texts(&app, &ConvKey::Room(RoomName::lobby()));
+    assert_eq!((shown[0].as_str(), shown[49].as_str()), ("old 51", "live"));
+
+    let mut asked = Vec::new();
+    for _ in 0..20 {
+        asked.extend(sent(&key(&mut app, KeyCode::PageUp)));
+    }
+    assert_eq!(
+        asked,
+        [ClientFrame::History {
+            target: lobby.clone(),
+            before: Some(51),
+            after: None,
+            limit: Some(50)
+        }],
+        "asked once, while the answer is on its way"
+    );
+    let scroll = app.active_conv().scroll;
+    frame(
+        &mut app,
+        ServerFrame::History {
+            target: lobby.clone(),
+            messages: vec![stored(7, "carol", lobby.clone(), "the very first")],
+            has_more: false,
+        },
+    );
+    assert_eq!(
+        app.active_conv().scroll,
+        scroll,
+        "the view stays where it was"
+    );
+    assert_eq!(
+        texts(&app, &ConvKey::Room(RoomName::lobby()))[0],
+        "the very first"
+    );
+    for _ in 0..20 {
+        assert!(
+            sent(&key(&mut app, KeyCode::PageUp)).is_empty(),
+            "nothing older"
+        );
+    }
+}

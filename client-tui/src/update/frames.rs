@@ -60,6 +60,7 @@ fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
         } => welcome(app, nick, rooms, users, limits, cmds),
         ServerFrame::Message(m) => {
             let key = conv_of(app, &m.from, &m.target);
+            let new = app.conv_index(&key).is_none();
             let index = app.open_conv(key);
             let line = ChatLine {
                 own: app.nick.as_ref() == Some(&m.from),
@@ -71,6 +72,10 @@ fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
                 client_id: None,
             };
             receive(app, index, line, cmds);
+            if new {
+                // What came before this first message of a new conversation.
+                history::request_older(app, index, cmds);
+            }
         }
         ServerFrame::Ack {
             client_id, id, ts, ..
@@ -152,7 +157,10 @@ fn welcome(
     app.online = users;
     app.sessions += 1;
     for room in &rooms {
-        app.open_conv(ConvKey::Room(room.clone()));
+        let index = app.open_conv(ConvKey::Room(room.clone()));
+        if app.sessions == 1 {
+            history::request_older(app, index, cmds);
+        }
     }
     // Rooms we were in before a reconnect: join them again, before resending their messages.
     let rejoin: Vec<RoomName> = app
@@ -197,7 +205,11 @@ fn joined(app: &mut App, room: RoomName, nick: Nick, cmds: &mut Vec<Cmd>) {
     let key = ConvKey::Room(room.clone());
     if app.nick.as_ref() == Some(&nick) {
         app.awaiting_replies = app.awaiting_replies.saturating_sub(1);
+        let new = app.conv_index(&key).is_none();
         let index = app.open_conv(key);
+        if new {
+            history::request_older(app, index, cmds);
+        }
         if app.switch_to_room.as_ref() == Some(&room) {
             app.switch_to_room = None;
             app.switch_to(index);

@@ -1,13 +1,16 @@
-//! Catching up after a reconnect: `resume` cursors at login, `history` frames merged in order
-//! and without duplicates, and acks that find their message already delivered by history.
+//! Stored messages: `resume` cursors at login, the newest messages when a conversation opens,
+//! older ones when scrolled to the top, and `history` frames merged in id order without
+//! duplicates (also when an ack was lost and history brought the message first).
 
-use super::receive;
-use crate::app::{App, ChatLine, ConvKey, Delivery, EntryKind};
+use super::{insert_entry, print_line};
+use crate::app::{App, ChatLine, ConvKey, Conversation, Delivery, Entry, EntryKind};
 use crate::msg::Cmd;
 use protocol::{ChatMessage, ClientFrame, Cursor, MsgId, Target};
 
 /// The most messages asked for at once when a `history` answer says more are stored.
 const PAGE: u32 = 200;
+/// Messages fetched when a conversation opens, and per step when scrolling back.
+const OLDER_PAGE: u32 = 50;
 
 /// For a client that was logged in before: the last message id it has of each conversation
 /// (0 for a room without messages, so the server rejoins it and sends what it has).
@@ -17,31 +20,52 @@ pub(super) fn resume_cursors(app: &App) -> Vec<Cursor> {
     }
     app.convs
         .iter()
-        .filter_map(|conv| {
-            let after = last_id(app, conv);
-            match (&conv.key, after) {
-                (ConvKey::Room(_), after) => Some(Cursor {
-                    target: conv.key.target(),
-                    after: after.unwrap_or(0),
-                }),
-                (ConvKey::Direct(_), Some(after)) => Some(Cursor {
-                    target: conv.key.target(),
-                    after,
-                }),
-                (ConvKey::Direct(_), None) => None,
-            }
+        .filter_map(|conv| match (&conv.key, newest_id(conv)) {
+            (ConvKey::Room(_), after) => Some(Cursor {
+                target: conv.key.target(),
+                after: after.unwrap_or(0),
+            }),
+            (ConvKey::Direct(_), Some(after)) => Some(Cursor {
+                target: conv.key.target(),
+                after,
+            }),
+            (ConvKey::Direct(_), None) => None,
         })
         .collect()
 }
 
-fn last_id(_app: &App, conv: &crate::app::Conversation) -> Option<MsgId> {
-    conv.entries
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EntryKind::Message(line) => line.id,
-            EntryKind::Notice(_) => None,
-        })
-        .max()
+fn ids(conv: &Conversation) -> impl Iterator<Item = MsgId> + '_ {
+    conv.entries.iter().filter_map(|e| match &e.kind {
+        EntryKind::Message(line) => line.id,
+        EntryKind::Notice(_) => None,
+    })
+}
+
+fn newest_id(conv: &Conversation) -> Option<MsgId> {
+    ids(conv).max()
+}
+
+fn oldest_id(conv: &Conversation) -> Option<MsgId> {
+    ids(conv).min()
+}
+
+/// Asks for the messages before the oldest one shown in conversation `index` (or the newest,
+/// when it has none), unless asked already or there are none.
+pub(super) fn request_older(app: &mut App, index: usize, cmds: &mut Vec<Cmd>) {
+    let conv = &mut app.convs[index];
+    if !app.load_history || conv.loading_older || conv.oldest_reached {
+        return;
+    }
+    if app.conn != crate::app::ConnState::Online {
+        return;
+    }
+    conv.loading_older = true;
+    cmds.push(Cmd::Send(ClientFrame::History {
+        target: conv.key.target(),
+        before: oldest_id(conv),
+        after: None,
+        limit: Some(OLDER_PAGE),
+    }));
 }
 
 /// Whether conversation `index` already holds message `id`.
@@ -77,8 +101,25 @@ pub(super) fn on_ack(app: &mut App, client_id: &str, id: MsgId, ts: i64) {
     }
 }
 
-/// Stored messages of one conversation, oldest first: each one not yet shown is added before
-/// the own messages still waiting for their ack. Asks for the next page when there is more.
+/// Where message `id` goes: after the last message with a smaller id, and never after an own
+/// message still waiting for its ack.
+fn position_for(conv: &Conversation, id: MsgId) -> usize {
+    let after_smaller = conv
+        .entries
+        .iter()
+        .rposition(|e| matches!(&e.kind, EntryKind::Message(l) if l.id.is_some_and(|x| x < id)))
+        .map_or(0, |i| i + 1);
+    let first_pending = conv
+        .entries
+        .iter()
+        .position(|e| matches!(&e.kind, EntryKind::Message(l) if l.delivery == Delivery::Pending))
+        .unwrap_or(conv.entries.len());
+    after_smaller.min(first_pending)
+}
+
+/// Stored messages of one conversation, oldest first. An answer to a request for older
+/// messages goes on top; others (what a resumed login missed, direct messages that came while
+/// offline) are new messages, counted unread, and the next page is asked for when there is more.
 pub(super) fn on_history(
     app: &mut App,
     target: Target,
@@ -91,6 +132,17 @@ pub(super) fn on_history(
         Target::User(nick) => ConvKey::Direct(nick.clone()),
     };
     let index = app.open_conv(key);
+    let conv = &app.convs[index];
+    let older = conv.loading_older
+        && match (messages.last(), oldest_id(conv)) {
+            (Some(last), Some(oldest)) => last.id < oldest,
+            _ => true,
+        };
+    if older {
+        let conv = &mut app.convs[index];
+        conv.loading_older = false;
+        conv.oldest_reached = !has_more;
+    }
     let newest = messages.last().map(|m| m.id);
     for m in messages {
         if holds(app, index, m.id) {
@@ -105,19 +157,13 @@ pub(super) fn on_history(
             delivery: Delivery::Sent,
             client_id: None,
         };
-        // Before the first own message still waiting for its ack, if any.
-        let entries = &app.convs[index].entries;
-        let at = entries
-            .iter()
-            .position(
-                |e| matches!(&e.kind, EntryKind::Message(l) if l.delivery == Delivery::Pending),
-            )
-            .unwrap_or(entries.len());
-        receive(app, index, line, cmds);
-        let entry = app.convs[index].entries.pop().expect("receive added it");
-        app.convs[index].entries.insert(at, entry);
+        if !older {
+            print_line(app, index, &line, cmds);
+        }
+        let at = position_for(&app.convs[index], m.id);
+        insert_entry(app, index, at, Entry::message(line), !older, !older);
     }
-    if let (true, Some(after)) = (has_more, newest) {
+    if let (false, true, Some(after)) = (older, has_more, newest) {
         cmds.push(Cmd::Send(ClientFrame::History {
             target,
             before: None,

@@ -46,9 +46,9 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent, cmds: &mut Vec<Cmd>) {
         KeyCode::F(1) => app.overlay = Overlay::Help,
         KeyCode::F(2) => app.show_users = !app.show_users,
         KeyCode::Esc => scroll_to_bottom(app),
-        KeyCode::PageUp => scroll_up(app, page),
+        KeyCode::PageUp => scroll_up(app, page, cmds),
         KeyCode::PageDown => scroll_down(app, page),
-        KeyCode::Home if ctrl => scroll_up(app, usize::MAX),
+        KeyCode::Home if ctrl => scroll_up(app, usize::MAX, cmds),
         KeyCode::End if ctrl => scroll_to_bottom(app),
         KeyCode::Up if alt => cycle(app, -1),
         KeyCode::Down if alt => cycle(app, 1),
@@ -125,7 +125,7 @@ pub(super) fn on_paste(app: &mut App, text: &str) {
     }
 }
 
-pub(super) fn on_mouse(app: &mut App, mouse: MouseEvent) {
+pub(super) fn on_mouse(app: &mut App, mouse: MouseEvent, cmds: &mut Vec<Cmd>) {
     if app.screen != Screen::Chat || app.overlay != Overlay::None {
         return;
     }
@@ -137,7 +137,7 @@ pub(super) fn on_mouse(app: &mut App, mouse: MouseEvent) {
             && mouse.row < r.bottom()
     };
     match mouse.kind {
-        MouseEventKind::ScrollUp if inside(areas.messages) => scroll_up(app, WHEEL_ROWS),
+        MouseEventKind::ScrollUp if inside(areas.messages) => scroll_up(app, WHEEL_ROWS, cmds),
         MouseEventKind::ScrollDown if inside(areas.messages) => scroll_down(app, WHEEL_ROWS),
         MouseEventKind::Down(MouseButton::Left) => {
             if let Some(list) = areas.sidebar.filter(|r| inside(*r)) {
@@ -158,13 +158,17 @@ fn cycle(app: &mut App, step: isize) {
     app.switch_to(next as usize);
 }
 
-fn scroll_up(app: &mut App, rows: usize) {
+/// Scrolls towards older messages; at the top, asks the server for more.
+fn scroll_up(app: &mut App, rows: usize, cmds: &mut Vec<Cmd>) {
     let area = view::message_area(app);
     let conv = &app.convs[app.active];
     let total = view::bubbles::total_height(conv, area.width);
     let max = total.saturating_sub(usize::from(area.height));
     let conv = app.active_conv_mut();
     conv.scroll = conv.scroll.saturating_add(rows).min(max);
+    if conv.scroll == max {
+        super::history::request_older(app, app.active, cmds);
+    }
 }
 
 fn scroll_down(app: &mut App, rows: usize) {

@@ -22,7 +22,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Cmd> {
     match msg {
         Msg::KeyPressed(key) => keys::on_key(app, key, &mut cmds),
         Msg::Pasted(text) => keys::on_paste(app, &text),
-        Msg::Mouse(mouse) => keys::on_mouse(app, mouse),
+        Msg::Mouse(mouse) => keys::on_mouse(app, mouse, &mut cmds),
         Msg::Resized(w, h) => app.size = (w, h),
         Msg::Net(event) => frames::on_net(app, event, &mut cmds),
         Msg::LineEntered(line) => submit(app, &line, &mut cmds),
@@ -55,8 +55,13 @@ fn submit(app: &mut App, text: &str, cmds: &mut Vec<Cmd>) {
         }
         Command::Msg { nick, text } => send_text(app, ConvKey::Direct(nick), text, cmds),
         Command::Query { nick, text } => {
-            let index = app.open_conv(ConvKey::Direct(nick.clone()));
+            let key = ConvKey::Direct(nick.clone());
+            let new = app.conv_index(&key).is_none();
+            let index = app.open_conv(key);
             app.switch_to(index);
+            if new {
+                history::request_older(app, index, cmds);
+            }
             if let Some(text) = text {
                 send_text(app, ConvKey::Direct(nick), text, cmds);
             }
@@ -213,6 +218,12 @@ pub(crate) fn notice(app: &mut App, index: usize, text: &str, cmds: &mut Vec<Cmd
 
 /// Adds a message from the server to conversation `index`.
 pub(crate) fn receive(app: &mut App, index: usize, line: ChatLine, cmds: &mut Vec<Cmd>) {
+    print_line(app, index, &line, cmds);
+    push_entry(app, index, Entry::message(line), true);
+}
+
+/// The `--plain` line of a message.
+pub(crate) fn print_line(app: &App, index: usize, line: &ChatLine, cmds: &mut Vec<Cmd>) {
     let time = line
         .ts
         .map(|ts| view::clock(ts, app.utc_offset))
@@ -225,20 +236,33 @@ pub(crate) fn receive(app: &mut App, index: usize, line: ChatLine, cmds: &mut Ve
         "[{time}] {} <{}> {text}",
         app.convs[index].key, line.from
     )));
-    push_entry(app, index, Entry::message(line), true);
 }
 
-/// Appends an entry; counts it unread when not shown, and keeps a scrolled-up view still.
+/// Appends an entry; a message (`counts`) is unread when not shown; a scrolled-up view stays.
 fn push_entry(app: &mut App, index: usize, entry: Entry, counts: bool) {
+    let at = app.convs[index].entries.len();
+    insert_entry(app, index, at, entry, counts, true);
+}
+
+/// Inserts an entry at `at`. A new message (`counts`) is unread when its conversation is not
+/// shown, and one below a scrolled-up view (`below`) moves the scroll so the view stays still.
+pub(crate) fn insert_entry(
+    app: &mut App,
+    index: usize,
+    at: usize,
+    entry: Entry,
+    counts: bool,
+    below: bool,
+) {
     let width = view::message_area(app).width;
     let shown = index == app.active;
     let conv = &mut app.convs[index];
-    conv.entries.push(entry);
+    conv.entries.insert(at, entry);
     if counts && !shown {
         conv.unread += 1;
     }
-    if conv.scroll > 0 {
-        conv.scroll += view::bubbles::entry_height(conv, conv.entries.len() - 1, width);
+    if conv.scroll > 0 && below {
+        conv.scroll += view::bubbles::entry_height(conv, at, width);
         if counts {
             conv.new_below += 1;
         }
