@@ -376,3 +376,67 @@ fn a_message_with_escape_sequences_leaves_the_terminal_unchanged() {
         "the message turned text red: {red_line:?}"
     );
 }
+
+#[test]
+fn a_taken_nickname_shows_the_reason_and_another_one_logs_in() {
+    let scratch = Scratch::new("nick");
+    let server = Server::start(&scratch, free_port());
+    let first = Tmux::start(&scratch, "first", &client_command("carol", &server));
+    first.wait_for_text("logged in as carol");
+    let command = format!(
+        "{} --server {}",
+        bin_dir().join("chat-tui").display(),
+        server.url()
+    );
+    let second = Tmux::start(&scratch, "second", &command);
+    second.wait_for_text("nickname:");
+    second.type_line("carol");
+    let screen = second.wait_for_text("already");
+    assert!(
+        screen.contains("carol"),
+        "the reason names the nickname:\n{screen}"
+    );
+    // The refused name stays in the field; change it and log in.
+    second.run(&[
+        "send-keys",
+        "BSpace",
+        "BSpace",
+        "BSpace",
+        "BSpace",
+        "BSpace",
+    ]);
+    second.type_line("dave");
+    second.wait_for_text("logged in as dave");
+    first.wait_for_text("dave joined");
+}
+
+#[test]
+fn quitting_restores_the_terminal() {
+    let scratch = Scratch::new("quit");
+    let server = Server::start(&scratch, free_port());
+    // After the client ends, the shell reports its exit status and `cat` keeps the pane open.
+    let command = format!(
+        "sh -c '{}; echo \"chat-tui exited $?\"; exec cat'",
+        client_command("erin", &server)
+    );
+    let tmux = Tmux::start(&scratch, "erin", &command);
+    tmux.wait_for_text("logged in as erin");
+    let flag = |name: &str| {
+        tmux.run(&["display-message", "-p", &format!("#{{{name}}}")])
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(flag("alternate_on"), "1", "full screen while running");
+    assert_eq!(flag("mouse_any_flag"), "1", "mouse reported while running");
+    tmux.type_line("/quit");
+    tmux.wait_for_text("chat-tui exited 0");
+    assert_eq!(flag("alternate_on"), "0", "back on the normal screen");
+    assert_eq!(flag("mouse_any_flag"), "0", "mouse reporting off");
+    assert_eq!(flag("cursor_flag"), "1", "cursor visible");
+    // Raw mode is off: the terminal echoes the typed line, then `cat` prints it once more
+    // (in raw mode there would be no echo, only cat's copy).
+    tmux.type_line("echoed");
+    tmux.wait_for("the line echoed and printed by cat", |s| {
+        s.matches("echoed").count() == 2
+    });
+}
