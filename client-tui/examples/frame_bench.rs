@@ -1,16 +1,19 @@
 //! Frame-time benchmark: a conversation of 10,000 messages, drawn at 120×40.
 //!
 //! Run in release: `cargo run --release -p client-tui --example frame_bench`.
-//! Measures (1) redrawing the screen, and (2) a message arriving then the next frame, which
-//! must show it; prints mean, median, 99th percentile and worst of each.
+//! Measures (1) redrawing the screen, (2) a message arriving then the next frame, which must
+//! show it, both into ratatui's `TestBackend`, and (3) the same as (2) through the crossterm
+//! backend writing the escape sequences to a sink (everything but the terminal itself); prints
+//! mean, median, 99th percentile and worst of each.
 
 use client_tui::app::{App, ConnState};
 use client_tui::msg::{Msg, NetEvent};
 use client_tui::update::update;
 use client_tui::view;
 use protocol::{ChatMessage, Nick, RoomName, ServerFrame, Target};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
+use ratatui::backend::{CrosstermBackend, TestBackend};
+use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
 use std::time::{Duration, Instant};
 
 const HISTORY: u64 = 10_000;
@@ -100,10 +103,26 @@ fn main() {
         );
     }
 
-    println!(
-        "conversation of {} messages, 120x40 terminal",
-        app.active_conv().entries.len()
-    );
+    let mut terminal = Terminal::with_options(
+        CrosstermBackend::new(std::io::sink()),
+        TerminalOptions {
+            viewport: Viewport::Fixed(Rect::new(0, 0, 120, 40)),
+        },
+    )
+    .expect("a terminal writing to a sink");
+    let mut through_crossterm = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS as u64 {
+        let id = HISTORY + ROUNDS as u64 + 1 + round;
+        let start = Instant::now();
+        update(&mut app, message(id, "carol", format!("fresh {id}")));
+        terminal
+            .draw(|f| view::draw(&app, f))
+            .expect("drawing into a sink");
+        through_crossterm.push(start.elapsed());
+    }
+
+    println!("history of {HISTORY} messages, then {ROUNDS} more per run; 120x40 terminal");
     stats("redraw", redraw);
     stats("message arrives + next frame", incoming);
+    stats("message arrives + next frame, crossterm", through_crossterm);
 }

@@ -171,8 +171,8 @@ fn welcome(
             _ => None,
         })
         .collect();
+    // Not counted as awaited: a server that rejoined the room from `resume` does not answer.
     for room in rejoin {
-        app.awaiting_replies += 1;
         cmds.push(Cmd::Send(ClientFrame::Join { room }));
     }
     for outgoing in &app.outbox {
