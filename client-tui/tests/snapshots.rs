@@ -244,3 +244,32 @@ fn the_wheel_scrolls_and_a_click_on_the_list_switches_conversation() {
     assert_eq!(app.active_conv().unread, 0);
     assert_snapshot!(draw(&mut app, 100, 8).backend());
 }
+
+#[test]
+fn tiny_terminals_are_drawn_without_panicking() {
+    for (width, height) in [
+        (1, 1),
+        (3, 2),
+        (10, 3),
+        (20, 5),
+        (24, 8),
+        (25, 9),
+        (59, 4),
+        (61, 7),
+        (61, 8),
+        (200, 60),
+    ] {
+        let mut chat = conversation();
+        chat.input
+            .set("1\n2\n3\n4\n5\n6\n7\n8 and a line long enough to wrap at most widths");
+        key(&mut chat, KeyCode::F(2));
+        draw(&mut chat, width, height);
+        key(&mut chat, KeyCode::F(1));
+        draw(&mut chat, width, height);
+        let mut login = new_app("alice");
+        login.screen = client_tui::app::Screen::Login {
+            error: Some("a reason".into()),
+        };
+        draw(&mut login, width, height);
+    }
+}

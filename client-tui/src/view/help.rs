@@ -81,28 +81,28 @@ pub fn draw_login(app: &App, error: Option<&str>, area: Rect, buf: &mut Buffer) 
     let room = usize::from(inner.width.saturating_sub(2));
     let dim = Style::new().fg(Color::DarkGray);
     let x = inner.x + 1;
+    let mut line = |row: u16, at: u16, text: &str, width: usize, style: Style| {
+        if row < inner.height {
+            buf.set_stringn(at, inner.y + row, text, width, style);
+        }
+    };
     let server = format!("server: {}", sanitize_line(&app.server));
-    buf.set_stringn(x, inner.y, server, room, dim);
+    line(0, x, &server, room, dim);
     let state = format!("status: {}", super::status::conn_text(&app.conn));
-    buf.set_stringn(x, inner.y + 1, state, room, dim);
+    line(1, x, &state, room, dim);
     let label = "nickname: ";
-    buf.set_string(
-        x,
-        inner.y + 3,
-        label,
-        Style::new().add_modifier(Modifier::BOLD),
-    );
+    line(3, x, label, room, Style::new().add_modifier(Modifier::BOLD));
     let field_x = x + label.len() as u16;
     let field_width = usize::from(inner.right().saturating_sub(field_x + 1));
     let (rows, (_, col)) = app.login_input.layout(field_width.max(2));
     let shown = rows.last().cloned().unwrap_or_default();
-    buf.set_stringn(field_x, inner.y + 3, shown, field_width, Style::new());
+    line(3, field_x, &shown, field_width, Style::new());
     if let Some(error) = error {
         let style = Style::new().fg(Color::LightRed);
-        buf.set_stringn(x, inner.y + 5, sanitize_line(error), room, style);
+        line(5, x, &sanitize_line(error), room, style);
     } else if app.nick.is_some() {
-        buf.set_stringn(x, inner.y + 5, "logging in…", room, dim);
+        line(5, x, "logging in…", room, dim);
     }
-    buf.set_stringn(x, inner.y + 6, "Enter: log in · Ctrl+C: quit", room, dim);
+    line(6, x, "Enter: log in · Ctrl+C: quit", room, dim);
     Position::new(field_x + col as u16, inner.y + 3)
 }

@@ -16,6 +16,7 @@ use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
+use ratatui::widgets::{Paragraph, Wrap};
 
 /// Width of the conversation list, including its separator column.
 pub const SIDEBAR_WIDTH: u16 = 20;
@@ -54,12 +55,8 @@ pub fn message_area(app: &App) -> Rect {
 /// The layout of the chat screen inside `area`.
 pub fn areas_in(app: &App, area: Rect) -> Areas {
     let input_width = usize::from(area.width.saturating_sub(PROMPT.len() as u16 + 1));
-    let rows = app
-        .input
-        .layout(input_width)
-        .0
-        .len()
-        .clamp(1, INPUT_MAX_ROWS);
+    let most_rows = usize::from(area.height / 3).clamp(1, INPUT_MAX_ROWS);
+    let rows = app.input.layout(input_width).0.len().clamp(1, most_rows);
     let [body, input, status] = Layout::vertical([
         Constraint::Min(1),
         Constraint::Length(rows as u16 + 1),
@@ -94,9 +91,17 @@ pub fn areas_in(app: &App, area: Rect) -> Areas {
     }
 }
 
+/// The smallest terminal the screens are drawn in; below it a note asks for more room.
+pub const MIN_SIZE: (u16, u16) = (24, 8);
+
 /// Draws the whole screen.
 pub fn draw(app: &App, frame: &mut Frame) {
     let area = frame.area();
+    if area.width < MIN_SIZE.0 || area.height < MIN_SIZE.1 {
+        let note = Paragraph::new("chat-tui: enlarge the terminal").wrap(Wrap { trim: true });
+        frame.render_widget(note, area);
+        return;
+    }
     if let Screen::Login { error } = &app.screen {
         let cursor = help::draw_login(app, error.as_deref(), area, frame.buffer_mut());
         frame.set_cursor_position(cursor);
