@@ -13,6 +13,7 @@ use client_tui::{net, plain, terminal, view};
 use futures_util::StreamExt;
 use protocol::Nick;
 use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 /// The terminal chat client.
@@ -92,6 +93,9 @@ async fn run_tui(mut app: App, url: String) -> anyhow::Result<()> {
     app.size = (size.width, size.height);
     let mut keys = crossterm::event::EventStream::new();
     let mut clock = tokio::time::interval(Duration::from_secs(1));
+    // Asked to stop (kill, logout): leave through the same door as /quit, restoring the terminal.
+    let mut terminate = signal(SignalKind::terminate()).context("watching SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("watching SIGHUP")?;
     'run: loop {
         terminal.draw(|frame| view::draw(&app, frame))?;
         let first = tokio::select! {
@@ -101,6 +105,8 @@ async fn run_tui(mut app: App, url: String) -> anyhow::Result<()> {
             },
             Some(event) = from_net.recv() => Some(Msg::Net(event)),
             _ = clock.tick() => Some(Msg::Tick),
+            _ = terminate.recv() => break 'run,
+            _ = hangup.recv() => break 'run,
         };
         let mut batch: Vec<Msg> = first.into_iter().collect();
         while batch.len() < EVENTS_PER_FRAME {

@@ -195,33 +195,71 @@ fn a_taken_nickname_shows_the_reason_and_another_one_logs_in() {
     first.wait_for_text("dave joined");
 }
 
-#[test]
-fn quitting_restores_the_terminal() {
-    let scratch = Scratch::new("quit");
-    let server = Server::start(&scratch, free_port());
-    // After the client ends, the shell reports its exit status and `cat` keeps the pane open.
+/// Runs a client in a shell that reports its exit status and then keeps the pane open with
+/// `cat`; returns the tmux and a way to read one of tmux's pane flags.
+fn client_in_shell(scratch: &Scratch, server: &Server, name: &str) -> Tmux {
     let command = format!(
         "sh -c '{}; echo \"chat-tui exited $?\"; exec cat'",
-        client_command("erin", &server)
+        client_command(name, server)
     );
-    let tmux = Tmux::start(&scratch, "erin", &command);
-    tmux.wait_for_text("logged in as erin");
-    let flag = |name: &str| {
-        tmux.run(&["display-message", "-p", &format!("#{{{name}}}")])
-            .trim()
-            .to_owned()
-    };
-    assert_eq!(flag("alternate_on"), "1", "full screen while running");
-    assert_eq!(flag("mouse_any_flag"), "1", "mouse reported while running");
-    tmux.type_line("/quit");
-    tmux.wait_for_text("chat-tui exited 0");
-    assert_eq!(flag("alternate_on"), "0", "back on the normal screen");
-    assert_eq!(flag("mouse_any_flag"), "0", "mouse reporting off");
-    assert_eq!(flag("cursor_flag"), "1", "cursor visible");
+    let tmux = Tmux::start(scratch, name, &command);
+    tmux.wait_for_text(&format!("logged in as {name}"));
+    assert_eq!(
+        flag(&tmux, "alternate_on"),
+        "1",
+        "full screen while running"
+    );
+    assert_eq!(
+        flag(&tmux, "mouse_any_flag"),
+        "1",
+        "mouse reported while running"
+    );
+    tmux
+}
+
+fn flag(tmux: &Tmux, name: &str) -> String {
+    tmux.run(&["display-message", "-p", &format!("#{{{name}}}")])
+        .trim()
+        .to_owned()
+}
+
+/// The client has ended with `status`; the terminal is as it was before it started.
+fn assert_restored(tmux: &Tmux, status: &str) {
+    tmux.wait_for_text(&format!("chat-tui exited {status}"));
+    assert_eq!(flag(tmux, "alternate_on"), "0", "back on the normal screen");
+    assert_eq!(flag(tmux, "mouse_any_flag"), "0", "mouse reporting off");
+    assert_eq!(flag(tmux, "cursor_flag"), "1", "cursor visible");
     // Raw mode is off: the terminal echoes the typed line, then `cat` prints it once more
     // (in raw mode there would be no echo, only cat's copy).
     tmux.type_line("echoed");
     tmux.wait_for("the line echoed and printed by cat", |s| {
         s.matches("echoed").count() == 2
     });
+}
+
+#[test]
+fn quitting_restores_the_terminal() {
+    let scratch = Scratch::new("quit");
+    let server = Server::start(&scratch, free_port());
+    let tmux = client_in_shell(&scratch, &server, "erin");
+    tmux.type_line("/quit");
+    assert_restored(&tmux, "0");
+}
+
+#[test]
+fn a_terminated_client_restores_the_terminal() {
+    let scratch = Scratch::new("term");
+    let server = Server::start(&scratch, free_port());
+    let tmux = client_in_shell(&scratch, &server, "fay");
+    // The pane runs `sh`; its one child is chat-tui.
+    let shell = flag(&tmux, "pane_pid");
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+        .expect("reading the shell's children");
+    let client = children.split_whitespace().next().expect("chat-tui runs");
+    let killed = Command::new("kill")
+        .args(["-TERM", client])
+        .status()
+        .expect("running kill");
+    assert!(killed.success());
+    assert_restored(&tmux, "0");
 }
