@@ -5,7 +5,7 @@
 //! the same with ten messages or ten thousand.
 
 use super::wrap::{WrappedLine, wrap_text};
-use super::{clock, name_color};
+use super::{clock, date, name_color};
 use crate::app::{App, ChatLine, Conversation, Delivery, EntryKind};
 use crate::sanitize::{sanitize, sanitize_line};
 use ratatui::buffer::Buffer;
@@ -74,6 +74,7 @@ pub fn starts_group(conv: &Conversation, i: usize) -> bool {
             prev.from != cur.from
                 || prev.own != cur.own
                 || matches!((prev.ts, cur.ts), (Some(a), Some(b)) if b - a > GROUP_GAP_MS)
+                || matches!((prev.ts, cur.ts), (Some(a), Some(b)) if day(a) != day(b))
         }
     }
 }
@@ -158,7 +159,7 @@ fn draw_entry(app: &App, conv: &Conversation, i: usize, area: Rect, top: i64, bu
         }
         EntryKind::Message(msg) => {
             if starts_group(conv, i) {
-                draw_header(app, msg, area, row, buf);
+                draw_header(app, conv, i, area, row, buf);
                 row += 1;
             }
             draw_bubble(msg, &lines, area, row, buf);
@@ -166,8 +167,37 @@ fn draw_entry(app: &App, conv: &Conversation, i: usize, area: Rect, top: i64, bu
     }
 }
 
-fn draw_header(app: &App, msg: &ChatLine, area: Rect, row: i64, buf: &mut Buffer) {
-    let time = msg.ts.map(|ts| clock(ts, app.utc_offset));
+/// The day of a time in UTC; only compared, so the local offset does not matter much here.
+fn day(ts_ms: i64) -> i64 {
+    ts_ms.div_euclid(86_400_000)
+}
+
+/// The time of the previous message with one, looking back a little way.
+fn previous_ts(conv: &Conversation, i: usize) -> Option<i64> {
+    conv.entries[..i]
+        .iter()
+        .rev()
+        .take(50)
+        .find_map(|e| match &e.kind {
+            EntryKind::Message(m) => m.ts,
+            EntryKind::Notice(_) => None,
+        })
+}
+
+fn draw_header(app: &App, conv: &Conversation, i: usize, area: Rect, row: i64, buf: &mut Buffer) {
+    let EntryKind::Message(msg) = &conv.entries[i].kind else {
+        return;
+    };
+    // The date too when the day changed since the previous message (or there is none).
+    let time = msg.ts.map(|ts| {
+        let local = |t: i64| (t.div_euclid(1000) + i64::from(app.utc_offset)).div_euclid(86_400);
+        let same_day = previous_ts(conv, i).is_some_and(|p| local(p) == local(ts));
+        if same_day {
+            clock(ts, app.utc_offset)
+        } else {
+            format!("{} {}", date(ts, app.utc_offset), clock(ts, app.utc_offset))
+        }
+    });
     if msg.own {
         let text = time.map_or_else(|| "you".to_owned(), |t| format!("you · {t}"));
         let x = area.width.saturating_sub(text.width() as u16 + 1);

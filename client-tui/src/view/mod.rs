@@ -166,6 +166,15 @@ pub fn clock(ts_ms: i64, utc_offset: i32) -> String {
     format!("{:02}:{:02}", of_day / 3600, of_day % 3600 / 60)
 }
 
+/// `YYYY-MM-DD` of a server time (ms since the epoch) at `utc_offset` seconds east of UTC.
+pub fn date(ts_ms: i64, utc_offset: i32) -> String {
+    let secs = ts_ms.div_euclid(1000) + i64::from(utc_offset);
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        Err(_) => "????-??-??".to_owned(),
+    }
+}
+
 /// The colour of a nickname: the same for the same name on every run and build (FNV-1a).
 pub fn name_color(name: &str) -> Color {
     const PALETTE: [Color; 10] = [
@@ -197,6 +206,8 @@ mod tests {
         assert_eq!(clock(1_764_032_400_000, 0), "01:00");
         assert_eq!(clock(1_764_032_400_000, 3600 * 9), "10:00");
         assert_eq!(clock(1_764_032_400_000, -3600 * 2), "23:00");
+        assert_eq!(date(1_764_032_400_000, 0), "2025-11-25");
+        assert_eq!(date(1_764_032_400_000, -3600 * 2), "2025-11-24");
     }
 
     #[test]
