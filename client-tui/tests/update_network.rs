@@ -476,3 +476,29 @@ fn the_newest_messages_are_fetched_at_login_and_older_ones_at_the_top() {
         );
     }
 }
+
+#[test]
+fn a_direct_message_to_someone_offline_is_kept_for_them_and_says_so() {
+    let mut app = online_app("alice", &[]);
+    enter_line(&mut app, "/msg dave see you tomorrow");
+    frame(
+        &mut app,
+        ServerFrame::Ack {
+            client_id: "c-1".into(),
+            id: 3,
+            ts: T0,
+            offline: true,
+        },
+    );
+    let dave = app
+        .conv_index(&ConvKey::Direct(nick("dave")))
+        .expect("the direct chat is open");
+    assert_eq!(
+        own_delivery(&app, dave),
+        [("see you tomorrow".into(), Delivery::Sent)]
+    );
+    assert_eq!(
+        notices(&app, dave),
+        ["dave is offline and gets it at the next login"]
+    );
+}

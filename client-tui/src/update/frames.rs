@@ -78,8 +78,21 @@ fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
             }
         }
         ServerFrame::Ack {
-            client_id, id, ts, ..
-        } => history::on_ack(app, &client_id, id, ts),
+            client_id,
+            id,
+            ts,
+            offline,
+        } => {
+            let index = history::on_ack(app, &client_id, id, ts);
+            if let (true, Some(index)) = (offline, index) {
+                let who = app.convs[index].key.to_string();
+                let text = format!(
+                    "{} is offline and gets it at the next login",
+                    who.trim_start_matches('@')
+                );
+                notice(app, index, &text, cmds);
+            }
+        }
         ServerFrame::History {
             target,
             messages,

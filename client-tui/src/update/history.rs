@@ -78,8 +78,9 @@ fn holds(app: &App, index: usize, id: MsgId) -> bool {
 }
 
 /// The server stored the message sent as `client_id`. When a `history` frame brought the same
-/// message first (its ack was lost in a disconnect), the pending copy is dropped.
-pub(super) fn on_ack(app: &mut App, client_id: &str, id: MsgId, ts: i64) {
+/// message first (its ack was lost in a disconnect), the pending copy is dropped. Returns the
+/// conversation of the message.
+pub(super) fn on_ack(app: &mut App, client_id: &str, id: MsgId, ts: i64) -> Option<usize> {
     app.outbox.retain(|o| o.client_id != client_id);
     for index in 0..app.convs.len() {
         let entries = &app.convs[index].entries;
@@ -90,15 +91,16 @@ pub(super) fn on_ack(app: &mut App, client_id: &str, id: MsgId, ts: i64) {
         };
         if holds(app, index, id) {
             app.convs[index].entries.remove(at);
-            return;
+            return Some(index);
         }
         if let EntryKind::Message(line) = &mut app.convs[index].entries[at].kind {
             line.id = Some(id);
             line.ts = Some(ts);
             line.delivery = Delivery::Sent;
         }
-        return;
+        return Some(index);
     }
+    None
 }
 
 /// Where message `id` goes: after the last message with a smaller id, and never after an own
