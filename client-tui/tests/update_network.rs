@@ -502,3 +502,24 @@ fn a_direct_message_to_someone_offline_is_kept_for_them_and_says_so() {
         ["dave is offline and gets it at the next login"]
     );
 }
+
+#[test]
+fn the_reconnect_countdown_ticks_down() {
+    let mut app = online_app("alice", &[]);
+    net(
+        &mut app,
+        NetEvent::Disconnected {
+            reason: "reset".into(),
+            attempt: 3,
+            retry_in_ms: 2500,
+        },
+    );
+    update(&mut app, Msg::Tick);
+    assert!(matches!(
+        app.conn,
+        ConnState::Reconnecting {
+            retry_in_ms: 1500,
+            ..
+        }
+    ));
+}

@@ -9,7 +9,9 @@ mod frames;
 mod history;
 mod keys;
 
-use crate::app::{App, ChatLine, ConvKey, Delivery, Entry, EntryKind, Outgoing, Overlay};
+use crate::app::{
+    App, ChatLine, ConnState, ConvKey, Delivery, Entry, EntryKind, Outgoing, Overlay,
+};
 use crate::commands::{COMMANDS, Command, parse_command};
 use crate::msg::{Cmd, Msg};
 use crate::sanitize::{sanitize, sanitize_line};
@@ -27,7 +29,12 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Cmd> {
         Msg::Net(event) => frames::on_net(app, event, &mut cmds),
         Msg::LineEntered(line) => submit(app, &line, &mut cmds),
         Msg::InputEnded => app.closing = true,
-        Msg::Tick => {}
+        Msg::Tick => {
+            // The countdown in the status bar; the network task keeps the real time.
+            if let ConnState::Reconnecting { retry_in_ms, .. } = &mut app.conn {
+                *retry_in_ms = retry_in_ms.saturating_sub(1000);
+            }
+        }
     }
     if app.closing
         && app.outbox.is_empty()

@@ -21,8 +21,8 @@ pub fn conn_text(conn: &ConnState) -> String {
             retry_in_ms,
             ..
         } => format!(
-            "◌ reconnecting in {:.1}s (try {})",
-            *retry_in_ms as f64 / 1000.0,
+            "◌ reconnecting in {}s (try {})",
+            retry_in_ms.div_ceil(1000),
             attempt + 1
         ),
     }
