@@ -273,3 +273,44 @@ fn tiny_terminals_are_drawn_without_panicking() {
         draw(&mut login, width, height);
     }
 }
+
+#[test]
+fn the_conversation_list_scrolls_to_keep_the_shown_one_visible() {
+    let mut app = online_app("alice", &["bob"]);
+    for n in 0..12 {
+        frame(
+            &mut app,
+            direct_message(n + 1, &format!("friend{n}"), "alice", "hi"),
+        );
+    }
+    key_mod(
+        &mut app,
+        KeyCode::Char('p'),
+        crossterm::event::KeyModifiers::CONTROL,
+    );
+    assert_eq!(app.active, 12);
+    let terminal = draw(&mut app, 80, 10);
+    assert_snapshot!(terminal.backend());
+    // A click on the list's last row shows the conversation drawn there.
+    use crossterm::event::{KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+    update(
+        &mut app,
+        Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: 3,
+            row: 6,
+            modifiers: KeyModifiers::NONE,
+        }),
+    );
+    assert_eq!(app.active, 12);
+    update(
+        &mut app,
+        Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: 3,
+            row: 1,
+            modifiers: KeyModifiers::NONE,
+        }),
+    );
+    assert_eq!(app.active, 7);
+}

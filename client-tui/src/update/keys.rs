@@ -143,7 +143,7 @@ pub(super) fn on_mouse(app: &mut App, mouse: MouseEvent, cmds: &mut Vec<Cmd>) {
             if let Some(list) = areas.sidebar.filter(|r| inside(*r)) {
                 let row = usize::from(mouse.row - list.y);
                 if let Some(index) = row.checked_sub(view::SIDEBAR_FIRST_ROW) {
-                    app.switch_to(index);
+                    app.switch_to(index + view::status::sidebar_first(app, list));
                 }
             }
         }

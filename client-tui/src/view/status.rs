@@ -75,6 +75,14 @@ pub fn draw_status(app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
+/// The first conversation the list shows: the list scrolls so the shown one is visible.
+pub fn sidebar_first(app: &App, area: Rect) -> usize {
+    let rows = usize::from(area.height)
+        .saturating_sub(super::SIDEBAR_FIRST_ROW)
+        .max(1);
+    (app.active + 1).saturating_sub(rows)
+}
+
 /// The conversation list: `#room` and `@nick` with unread counts, the shown one highlighted.
 pub fn draw_sidebar(app: &App, area: Rect, buf: &mut Buffer) {
     let dim = Style::new().fg(Color::DarkGray);
@@ -89,8 +97,9 @@ pub fn draw_sidebar(app: &App, area: Rect, buf: &mut Buffer) {
         dim.add_modifier(Modifier::BOLD),
     );
     let rows = usize::from(area.height).saturating_sub(super::SIDEBAR_FIRST_ROW);
-    for (i, conv) in app.convs.iter().enumerate().take(rows) {
-        let y = area.y + (super::SIDEBAR_FIRST_ROW + i) as u16;
+    let first = sidebar_first(app, area);
+    for (i, conv) in app.convs.iter().enumerate().skip(first).take(rows) {
+        let y = area.y + (super::SIDEBAR_FIRST_ROW + i - first) as u16;
         let mut style = Style::new();
         if let ConvKey::Direct(nick) = &conv.key
             && app.is_online()
