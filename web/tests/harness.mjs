@@ -3,7 +3,7 @@
 //
 // Every wait polls for a visible effect with a deadline; nothing sleeps a fixed time.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, readFileSync, mkdirSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -26,6 +26,19 @@ const CHROMIUM_ARGS = [
   '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
+
+/**
+ * Whether this server build keeps message history (it has a store: `--data-dir`). Tests of
+ * history are skipped, with that reason, on a build without one.
+ */
+export const serverKeepsHistory = (() => {
+  try {
+    return execFileSync(serverBin, ['--help'], { encoding: 'utf8', timeout: 10_000 }).includes('--data-dir');
+  } catch {
+    return false;
+  }
+})();
+export const NO_HISTORY = serverKeepsHistory ? false : 'this chat-server build keeps no message history';
 
 /** A port that was free a moment ago: bind port 0 on loopback and give it back. */
 export function freePort() {
@@ -56,19 +69,30 @@ export async function until(check, { ms = WAIT_MS, every = 50, what = 'condition
   }
 }
 
-// Servers still running when the process exits are killed by PID, so none outlives a failed run.
+// Servers still running when the process exits are killed by PID, so none outlives a failed
+// run; their data directories are removed.
 const running = new Set();
-process.on('exit', () => { for (const child of running) { try { child.kill('SIGKILL'); } catch { /* gone */ } } });
+const dataDirs = new Set();
+process.on('exit', () => {
+  for (const child of running) { try { child.kill('SIGKILL'); } catch { /* gone */ } }
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+});
 
 /**
- * Starts `chat-server --host 127.0.0.1 --port <port>` and waits until `GET /` answers.
- * Returns `{ port, base, wsBase, logs(), stop() }`.
+ * Starts `chat-server --host 127.0.0.1 --port <port>` with its message store in `dataDir` (a new
+ * temporary directory unless given: pass the previous one to restart on the same store), and
+ * waits until `GET /` answers. Returns `{ port, base, hostPort, dataDir, pid, logs(), stop() }`.
  */
-export async function startServer(port) {
+export async function startServer({ port, dataDir } = {}) {
   port = port ?? await freePort();
+  if (!dataDir) {
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'chat-web-test-data-'));
+    dataDirs.add(dataDir);
+  }
   const child = spawn(serverBin, ['--port', String(port), '--host', '127.0.0.1'], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' },
+    // The data directory goes by environment so that a build without a store runs too.
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', CHAT_DATA_DIR: dataDir },
   });
   running.add(child);
   let output = '';
@@ -97,6 +121,7 @@ export async function startServer(port) {
 
   return {
     port,
+    dataDir,
     base,
     hostPort: `127.0.0.1:${port}`,
     pid: child.pid,

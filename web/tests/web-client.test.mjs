@@ -4,8 +4,13 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startServer, launchBrowser, webLogin, webOpenDirect, webOpenConversation, webSend,
-  waitForBubble, waitOnline, unreadOf, until, screenshotPath,
+  waitForBubble, waitOnline, unreadOf, until, screenshotPath, NO_HISTORY,
 } from './harness.mjs';
+
+/** The texts of the bubbles in the open conversation, top to bottom. */
+function bubbleTexts(page) {
+  return page.locator('#messages .msg .bubble').allTextContents();
+}
 
 describe('the web client', () => {
   let server;
@@ -153,7 +158,62 @@ describe('the web client', () => {
       { what: 'the room to leave the list' });
   });
 
-  it.todo('shows the history of a conversation after a reload (needs history kept by the server)');
+  it('shows the history of the lobby and of a direct chat after a reload', { skip: NO_HISTORY }, async () => {
+    const { page: nia } = await browser();
+    const { page: omar } = await browser();
+    await webLogin(nia, server.base + '/', 'nia');
+    await webLogin(omar, server.base + '/', 'omar');
+    await webSend(nia, 'lobby line before the reload');
+    await waitForBubble(omar, 'lobby line before the reload', { from: 'nia' });
+    await webOpenDirect(nia, 'omar');
+    await webSend(nia, '私信 before the reload');
+    await webOpenConversation(omar, '@ nia');
+    await waitForBubble(omar, '私信 before the reload', { from: 'nia' });
+    await webSend(omar, 'reply before the reload');
+
+    await omar.reload();
+    await waitOnline(omar);
+    // The page comes back to the direct chat it showed, with its history, in order.
+    await waitForBubble(omar, 'reply before the reload', { mine: true, acked: true });
+    const dm = await bubbleTexts(omar);
+    assert.deepEqual(dm.slice(-2), ['私信 before the reload', 'reply before the reload']);
+    await webOpenConversation(omar, '# lobby');
+    await waitForBubble(omar, 'lobby line before the reload', { from: 'nia' });
+    const lobby = await bubbleTexts(omar);
+    assert.equal(lobby.filter((t) => t === 'lobby line before the reload').length, 1, 'shown once');
+  });
+
+  it('loads older messages when scrolled to the top', { skip: NO_HISTORY }, async () => {
+    const { page: pam } = await browser();
+    await webLogin(pam, server.base + '/', 'pam');
+    const join = pam.getByLabel('Join or create a room');
+    await join.fill('archive');
+    await join.press('Enter');
+    await pam.locator('#conv-name', { hasText: '# archive' }).waitFor();
+    const count = 80;
+    for (let i = 1; i <= count; i += 1) {
+      const box = pam.getByLabel('Message # archive');
+      await box.fill(`archived message ${i}`);
+      await box.press('Enter');
+    }
+    await waitForBubble(pam, `archived message ${count}`, { mine: true, acked: true });
+
+    const { page: quinn } = await browser({ viewport: { width: 900, height: 600 } });
+    await webLogin(quinn, server.base + '/', 'quinn');
+    const field = quinn.getByLabel('Join or create a room');
+    await field.fill('archive');
+    await field.press('Enter');
+    await waitForBubble(quinn, `archived message ${count}`, { from: 'pam' });
+    const firstPage = await bubbleTexts(quinn);
+    assert.ok(firstPage.length < count, `the first page holds the newest only (${firstPage.length})`);
+    assert.equal(firstPage.at(-1), `archived message ${count}`);
+
+    await quinn.locator('#messages').evaluate((list) => { list.scrollTop = 0; });
+    await waitForBubble(quinn, 'archived message 1', { from: 'pam' });
+    const all = await bubbleTexts(quinn);
+    assert.deepEqual(all, Array.from({ length: count }, (_, i) => `archived message ${i + 1}`), 'all, in order, once');
+    assert.equal(await quinn.locator('#load-older').count(), 0, 'nothing older is offered');
+  });
 });
 
 describe('the web client at desktop and phone width', () => {
@@ -232,7 +292,7 @@ describe('the web client across a server restart', () => {
 
   it('reconnects on its own, sends what was written meanwhile, and delivers the next message', async () => {
     server = await startServer();
-    const port = server.port;
+    const { port, dataDir } = server;
     const a = await launchBrowser(); browsers.push(a);
     const b = await launchBrowser(); browsers.push(b);
     await webLogin(a.page, server.base + '/', 'ana');
@@ -256,7 +316,7 @@ describe('the web client across a server restart', () => {
     await box.press('Enter');
     await a.page.locator('#messages .msg.pending', { hasText: 'Waiting for the connection' }).waitFor();
 
-    server = await startServer(port);
+    server = await startServer({ port, dataDir });
     for (const { page } of [a, b]) await page.locator('#conn-status[data-conn="online"]').waitFor({ timeout: 30_000 });
     await waitForBubble(a.page, 'written while the server was down', { mine: true, acked: true });
 
@@ -273,6 +333,57 @@ describe('the web client across a server restart', () => {
     await waitForBubble(b.page, 'after the restart 🎉', { from: 'ana' });
     await webSend(b.page, 'got it');
     await waitForBubble(a.page, 'got it', { from: 'ben' });
+    assert.deepEqual([...a.errors, ...b.errors], [], 'no script errors');
+  });
+});
+
+describe('the web client resuming after time away', () => {
+  let server;
+  const browsers = [];
+  after(async () => {
+    await Promise.all(browsers.map((b) => b.close()));
+    if (server) await server.stop();
+  });
+
+  it('gets what was said while it could not connect, once, with unread counts', { skip: NO_HISTORY }, async () => {
+    server = await startServer();
+    const { port, dataDir } = server;
+    const a = await launchBrowser(); browsers.push(a);
+    const b = await launchBrowser(); browsers.push(b);
+    // Rita's network: her WebSocket connections go through while `away` is false.
+    let away = false;
+    await a.page.routeWebSocket(/\/ws$/, (ws) => {
+      if (away) ws.close({ code: 1011, reason: 'no network' });
+      else ws.connectToServer();
+    });
+    await webLogin(a.page, server.base + '/', 'rita');
+    await webLogin(b.page, server.base + '/', 'sam');
+    await webSend(b.page, 'seen before');
+    await waitForBubble(a.page, 'seen before', { from: 'sam' });
+
+    // The server restarts while rita's browser has no network: sam is back first and talks.
+    away = true;
+    await server.stop();
+    await a.page.locator('#conn-status[data-conn="reconnecting"]').waitFor();
+    await a.context.setOffline(true);
+    server = await startServer({ port, dataDir });
+    await waitOnline(b.page);
+    await webSend(b.page, 'said while rita was away 1');
+    await webSend(b.page, 'said while rita was away 2');
+    await webOpenDirect(b.page, 'rita');
+    await webSend(b.page, 'a direct message while you were away');
+    assert.equal(await a.page.locator('#conn-status').getAttribute('data-conn'), 'reconnecting');
+
+    away = false;
+    await a.context.setOffline(false); // the browser's `online` event: reconnect now
+    await waitOnline(a.page);
+    await waitForBubble(a.page, 'said while rita was away 2', { from: 'sam' });
+    const lobby = await bubbleTexts(a.page);
+    assert.deepEqual(lobby.slice(-3), ['seen before', 'said while rita was away 1', 'said while rita was away 2']);
+    assert.equal(lobby.filter((t) => t === 'seen before').length, 1, 'nothing twice');
+    await until(async () => (await unreadOf(a.page, '@ sam')) === 1, { what: 'the unread direct message' });
+    await webOpenConversation(a.page, '@ sam');
+    await waitForBubble(a.page, 'a direct message while you were away', { from: 'sam' });
     assert.deepEqual([...a.errors, ...b.errors], [], 'no script errors');
   });
 });
