@@ -33,7 +33,15 @@ pub enum ClientFrame {
     /// First frame on a connection: who I am. Answered by `welcome` or by an `error`
     /// (`invalid_nick`, `reserved_nick`, `nick_taken`), after which the client may try again.
     /// The nick is plain text here so that a bad one gets a precise error code.
-    Login { nick: String },
+    ///
+    /// `resume` lists, for a client that was connected before, the last message id it has of
+    /// each conversation; the server answers each with a `history` frame of exactly what came
+    /// after it (and rejoins the rooms listed).
+    Login {
+        nick: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        resume: Vec<Cursor>,
+    },
     /// A message to a room or a user. `client_id` is the client's own id for it (at most 64
     /// bytes): the `ack` and any `error` about this message carry it back.
     Send {
@@ -41,6 +49,20 @@ pub enum ClientFrame {
         #[serde(flatten)]
         target: Target,
         text: String,
+    },
+    /// Ask for stored messages of a room the user is in, or of the direct chat with a user.
+    /// With `before`, the newest `limit` messages older than that id; with `after`, the oldest
+    /// `limit` newer than it; with neither, the newest `limit`. `limit` defaults to 50 and is
+    /// capped at 200. Answered by a `history` frame.
+    History {
+        #[serde(flatten)]
+        target: Target,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<MsgId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<MsgId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
     },
     /// Enter a room, creating it when it does not exist.
     Join { room: RoomName },
@@ -53,6 +75,14 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<RoomName>,
     },
+}
+
+/// The last message id a client has of one conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    #[serde(flatten)]
+    pub target: Target,
+    pub after: MsgId,
 }
 
 /// A chat message as the server delivers it.
@@ -101,11 +131,25 @@ pub enum ServerFrame {
     },
     /// A message in a room the user is in, or a direct message to them.
     Message(ChatMessage),
-    /// The server accepted the message the client sent as `client_id`.
+    /// The server stored the message the client sent as `client_id`. A resend with the same
+    /// `client_id` is acknowledged with the same id and not stored or delivered again.
+    /// `offline` is set when the recipient of a direct message is offline: it is delivered at
+    /// their next login.
     Ack {
         client_id: String,
         id: MsgId,
         ts: i64,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        offline: bool,
+    },
+    /// Stored messages of one conversation, oldest first: the answer to a `history` request,
+    /// what a resumed conversation missed, or direct messages that came while the user was
+    /// offline. `has_more` says whether more are stored in the direction asked.
+    History {
+        #[serde(flatten)]
+        target: Target,
+        messages: Vec<ChatMessage>,
+        has_more: bool,
     },
     /// A named user came online or went offline.
     Presence { nick: Nick, online: bool },
@@ -150,6 +194,14 @@ impl ServerFrame {
 }
 
 impl ClientFrame {
+    /// A `login` with no conversations to resume.
+    pub fn login(nick: impl Into<String>) -> Self {
+        Self::Login {
+            nick: nick.into(),
+            resume: Vec::new(),
+        }
+    }
+
     /// The frame as JSON text.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("client frames always serialize")

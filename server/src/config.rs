@@ -1,5 +1,6 @@
 //! Runtime settings of a server, with the defaults `chat-server --help` documents.
 
+use crate::store::{Location, Retention};
 use std::time::Duration;
 
 /// Everything [`crate::run`] needs to know besides the listener. Build with
@@ -20,6 +21,13 @@ pub struct Config {
     /// kernel's autotuning on. A small buffer bounds the memory a stalled reader can pin in
     /// the kernel and makes it count as too slow sooner.
     pub socket_send_buffer: Option<usize>,
+    /// Where messages are stored. The default, for tests and embedding, is in memory; the
+    /// `chat-server` binary defaults to a data directory.
+    pub store: Location,
+    /// How long messages are kept; everything by default.
+    pub retention: Retention,
+    /// How often retention runs (also once at start).
+    pub prune_every: Duration,
     /// How long a closing connection may take to deliver its close frame.
     pub close_timeout: Duration,
     /// How long shutdown waits for connections to close before it stops anyway.
@@ -34,6 +42,9 @@ impl Default for Config {
             outbox_frames: 1024,
             max_connections: 18_000,
             socket_send_buffer: None,
+            store: Location::Memory,
+            retention: Retention::default(),
+            prune_every: Duration::from_secs(60),
             close_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
         }

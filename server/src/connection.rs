@@ -4,7 +4,8 @@
 //! The connection ends when the peer closes, when it breaks the protocol beyond repair, when the
 //! hub closes it (too slow), or at shutdown. Each way ends with a close frame carrying a reason.
 
-use crate::peer::{CloseReason, CloseSignal, Peer, PeerKind};
+use crate::peer::{CloseReason, CloseSignal, Peer, PeerKind, next_conn_id};
+use crate::sequencer::{Op, Sequencer};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
@@ -17,14 +18,17 @@ use tokio_util::sync::CancellationToken;
 /// a syscall, when idle each frame is flushed at once.
 const WRITE_BATCH: usize = 64;
 
-/// What a protocol does with what its peer sends. Replies go through the peer's outbox.
+/// How a protocol turns what its peer sends into requests for the sequencer. Problems it can
+/// see on its own (bad JSON, an empty message) it answers at once through the peer's outbox.
 pub trait Session: Send {
+    /// The request the connection starts with, if any (a seed page logs in by its URL).
+    fn on_start(&mut self) -> Option<Op> {
+        None
+    }
     /// A text frame arrived.
-    fn on_text(&mut self, text: Utf8Bytes);
+    fn on_text(&mut self, text: Utf8Bytes) -> Option<Op>;
     /// A binary frame arrived.
-    fn on_binary(&mut self);
-    /// The connection is over; leave the hub.
-    fn on_end(&mut self);
+    fn on_binary(&mut self) -> Option<Op>;
 }
 
 /// A new connection's outbox, before its session exists.
@@ -40,6 +44,7 @@ impl Link {
         let (outbox, inbox) = mpsc::channel(capacity);
         Self {
             peer: Peer {
+                id: next_conn_id(),
                 kind,
                 outbox,
                 close: Arc::new(CloseSignal::default()),
@@ -54,6 +59,7 @@ pub async fn serve(
     socket: WebSocket,
     link: Link,
     mut session: impl Session,
+    sequencer: Sequencer,
     shutdown: CancellationToken,
     close_timeout: Duration,
 ) {
@@ -68,7 +74,14 @@ pub async fn serve(
         shutdown.clone(),
         close_timeout,
     ));
+    let mut request = session.on_start();
     loop {
+        // Waiting here while the sequencer's queue is full stops reading from this peer.
+        if let Some(op) = request.take()
+            && sequencer.submit(&peer, op).await.is_err()
+        {
+            break;
+        }
         let next = tokio::select! {
             _ = peer.close.closed() => break,
             _ = shutdown.cancelled() => break,
@@ -76,8 +89,8 @@ pub async fn serve(
         };
         match next {
             None | Some(Ok(Message::Close(_))) => break,
-            Some(Ok(Message::Text(text))) => session.on_text(text),
-            Some(Ok(Message::Binary(_))) => session.on_binary(),
+            Some(Ok(Message::Text(text))) => request = session.on_text(text),
+            Some(Ok(Message::Binary(_))) => request = session.on_binary(),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
             Some(Err(err)) => {
                 if is_too_big(&err) {
@@ -90,7 +103,8 @@ pub async fn serve(
             }
         }
     }
-    session.on_end();
+    // Leaving the hub drops its handle on the outbox; the writer then finishes.
+    let _ = sequencer.submit(&peer, Op::Logout).await;
     drop(session);
     drop(peer);
     if let Err(err) = writer.await {

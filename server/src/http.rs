@@ -10,10 +10,10 @@
 
 use crate::config::Config;
 use crate::connection::{self, Link, Session};
-use crate::hub::Hub;
 use crate::native::NativeSession;
 use crate::peer::PeerKind;
 use crate::seed::{SeedGroupSession, SeedSingleSession};
+use crate::sequencer::Sequencer;
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
@@ -31,7 +31,7 @@ const WEB_PAGE: &str = include_str!("../../web/index.html");
 /// What every route handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub hub: Arc<Hub>,
+    pub sequencer: Sequencer,
     pub config: Arc<Config>,
     pub shutdown: CancellationToken,
     /// Every connection task, so that shutdown can wait for them.
@@ -88,9 +88,9 @@ async fn group_or_native(
     if offers_native(&headers) {
         return upgrade_native(ws, app);
     }
-    let (hub, max) = (app.hub.clone(), app.config.max_text_bytes);
+    let max = app.config.max_text_bytes;
     upgrade(ws, app, PeerKind::SeedGroup, move |peer| {
-        SeedGroupSession::start(hub, peer, max)
+        SeedGroupSession::new(peer, max)
     })
 }
 
@@ -99,17 +99,17 @@ async fn single(
     Path(name): Path<String>,
     State(app): State<AppState>,
 ) -> Response {
-    let (hub, max) = (app.hub.clone(), app.config.max_text_bytes);
+    let max = app.config.max_text_bytes;
     upgrade(ws, app, PeerKind::SeedSingle, move |peer| {
-        SeedSingleSession::start(hub, peer, &name, max)
+        SeedSingleSession::new(peer, name, max)
     })
 }
 
 fn upgrade_native(ws: WebSocketUpgrade, app: AppState) -> Response {
-    let (hub, max) = (app.hub.clone(), app.config.max_text_bytes);
+    let max = app.config.max_text_bytes;
     let ws = ws.protocols([protocol::SUBPROTOCOL]);
     upgrade(ws, app, PeerKind::Native, move |peer| {
-        NativeSession::new(hub, peer, max)
+        NativeSession::new(peer, max)
     })
 }
 
@@ -143,13 +143,14 @@ fn upgrade<S: Session + 'static>(
         .max_write_buffer_size(config.max_frame_bytes * 4 + 64 * 1024)
         .max_message_size(config.max_frame_bytes)
         .max_frame_size(config.max_frame_bytes);
-    let (tracker, shutdown) = (app.tracker.clone(), app.shutdown.clone());
+    let (tracker, shutdown, sequencer) = (app.tracker, app.shutdown, app.sequencer);
     ws.on_failed_upgrade(|err| tracing::debug!(error = %err, "websocket upgrade failed"))
         .on_upgrade(move |socket| {
             tracker.track_future(async move {
                 let link = Link::new(kind, config.outbox_frames);
                 let session = start(link.peer.clone());
-                connection::serve(socket, link, session, shutdown, config.close_timeout).await;
+                let close_timeout = config.close_timeout;
+                connection::serve(socket, link, session, sequencer, shutdown, close_timeout).await;
                 drop(permit);
             })
         })

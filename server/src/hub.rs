@@ -1,24 +1,20 @@
 //! The hub: who is connected, who is in which room, and where each message goes.
 //!
-//! All routing is synchronous under one `std::sync::Mutex` that is never held across an
-//! `.await`. The hub never waits on a peer: it offers each frame to the peer's bounded outbox,
+//! The hub is plain data owned by the sequencer thread, so its routing is synchronous and runs
+//! in one order. It never waits on a peer: it offers each frame to the peer's bounded outbox,
 //! and a peer whose outbox is full is told to close as too slow (see [`Offer`]).
 //!
 //! A broadcast is encoded once per audience (native JSON, seed group text) and the encoded bytes
 //! are shared by every recipient.
 
-use crate::peer::{CloseReason, Peer, PeerKind};
+use crate::peer::{CloseReason, ConnId, Peer, PeerKind};
 use axum::extract::ws::{Message, Utf8Bytes};
 use protocol::{
-    ChatMessage, ErrorCode, Limits, MsgId, Nick, RoomInfo, RoomName, SeedChat, ServerFrame, Target,
+    ChatMessage, ErrorCode, Limits, Nick, RoomInfo, RoomName, SeedChat, ServerFrame, Target,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
 use thiserror::Error;
 use tokio::sync::mpsc::error::TrySendError;
-
-/// A connection's number, unique for the life of the server.
-pub type ConnId = u64;
 
 /// Why the hub refused a request. The `Display` text is written for the user.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -27,14 +23,14 @@ pub enum HubError {
     Reserved(Nick),
     #[error("the nickname {0} is already online")]
     NickTaken(Nick),
-    #[error("{0} is not online")]
-    UserOffline(Nick),
     #[error("nobody called {0} has been here")]
     UnknownUser(Nick),
     #[error("you are not in room {0}")]
     NotInRoom(RoomName),
-    #[error("the connection is closing")]
-    Closing,
+    #[error("this connection is logged in already")]
+    AlreadyLoggedIn,
+    #[error(r#"log in first: {{"type":"login","nick":"<your name>"}}"#)]
+    NotLoggedIn,
 }
 
 impl HubError {
@@ -43,19 +39,23 @@ impl HubError {
         match self {
             Self::Reserved(_) => ErrorCode::ReservedNick,
             Self::NickTaken(_) => ErrorCode::NickTaken,
-            Self::UserOffline(_) => ErrorCode::UserOffline,
             Self::UnknownUser(_) => ErrorCode::UnknownUser,
             Self::NotInRoom(_) => ErrorCode::NotInRoom,
-            Self::Closing => ErrorCode::ShuttingDown,
+            Self::AlreadyLoggedIn => ErrorCode::AlreadyLoggedIn,
+            Self::NotLoggedIn => ErrorCode::NotLoggedIn,
         }
     }
 }
 
-/// A message the hub accepted and routed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Accepted {
-    pub id: MsgId,
-    pub ts: i64,
+/// Where a message would go, decided before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// To a room the sender is in.
+    Room,
+    /// To a user who is online now.
+    Online(Nick),
+    /// To a known user who is offline: kept for their next login.
+    Offline(Nick),
 }
 
 /// Result of offering a frame to one peer. Never blocks.
@@ -85,7 +85,8 @@ pub fn native(frame: &ServerFrame) -> Message {
     Message::Text(Utf8Bytes::from(frame.to_json()))
 }
 
-fn seed(frame: &SeedChat) -> Message {
+/// Encodes a seed single-chat frame as a WebSocket text message.
+pub fn seed(frame: &SeedChat) -> Message {
     Message::Text(Utf8Bytes::from(frame.to_json()))
 }
 
@@ -97,122 +98,120 @@ pub fn now_ms() -> i64 {
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
+#[derive(Debug)]
 struct Member {
     nick: Nick,
     peer: Peer,
     rooms: BTreeSet<RoomName>,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Room {
     members: BTreeSet<ConnId>,
 }
 
-#[derive(Default)]
-struct State {
-    next_conn: ConnId,
+/// The routing table of one server.
+#[derive(Debug)]
+pub struct Hub {
+    limits: Limits,
     next_guest: u64,
-    next_msg: MsgId,
     conns: HashMap<ConnId, Member>,
     /// Named users (native and seed single-chat) online, by nickname.
     online: HashMap<Nick, ConnId>,
-    /// Everyone who has been online since start, for telling "offline" from "unknown".
+    /// Everyone who has ever logged in, for telling "offline" from "unknown".
     known: HashSet<Nick>,
     rooms: BTreeMap<RoomName, Room>,
 }
 
-/// The routing table of one server. Cheap to share behind an `Arc`.
-#[derive(Debug)]
-pub struct Hub {
-    state: Mutex<State>,
-    limits: Limits,
-}
-
-impl std::fmt::Debug for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State")
-            .field("conns", &self.conns.len())
-            .field("rooms", &self.rooms.len())
-            .finish()
-    }
-}
-
 impl Hub {
-    /// An empty hub; `limits` are told to native clients at login.
-    pub fn new(limits: Limits) -> Self {
-        let mut state = State {
-            next_guest: 1,
-            next_msg: 1,
-            ..State::default()
-        };
-        state.rooms.insert(RoomName::lobby(), Room::default());
+    /// An empty hub that knows `known` users from earlier runs; `limits` are told to native
+    /// clients at login.
+    pub fn new(limits: Limits, known: impl IntoIterator<Item = Nick>) -> Self {
+        let mut rooms = BTreeMap::new();
+        rooms.insert(RoomName::lobby(), Room::default());
         Self {
-            state: Mutex::new(state),
             limits,
+            next_guest: 1,
+            conns: HashMap::new(),
+            online: HashMap::new(),
+            known: known.into_iter().collect(),
+            rooms,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while routing is a bug; the state it leaves is still consistent enough to
-        // keep serving everyone else, so recover the guard instead of spreading the panic.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The name connection `id` is logged in under.
+    pub fn nick_of(&self, id: ConnId) -> Option<&Nick> {
+        self.conns.get(&id).map(|m| &m.nick)
+    }
+
+    /// Whether connection `id` is in `room`.
+    pub fn in_room(&self, id: ConnId, room: &RoomName) -> bool {
+        self.conns.get(&id).is_some_and(|m| m.rooms.contains(room))
     }
 
     /// Logs in a named user. A native user joins the lobby and is sent `welcome` before any
     /// other frame; everyone else hears of them by `presence` and `joined`.
-    pub fn login(&self, nick: Nick, peer: Peer) -> Result<ConnId, HubError> {
+    pub fn login(&mut self, nick: Nick, peer: Peer) -> Result<(), HubError> {
+        if self.conns.contains_key(&peer.id) {
+            return Err(HubError::AlreadyLoggedIn);
+        }
         if nick.is_reserved() {
             return Err(HubError::Reserved(nick));
         }
-        let mut st = self.lock();
-        if st.online.contains_key(&nick) {
+        if self.online.contains_key(&nick) {
             return Err(HubError::NickTaken(nick));
         }
-        let id = st.add(nick.clone(), peer);
-        st.online.insert(nick.clone(), id);
-        st.known.insert(nick.clone());
-        let kind = st.conns[&id].peer.kind;
+        let (id, kind) = (peer.id, peer.kind);
+        self.online.insert(nick.clone(), id);
+        self.known.insert(nick.clone());
+        self.add(nick.clone(), peer);
         if kind == PeerKind::Native {
             let welcome = ServerFrame::Welcome {
                 nick: nick.clone(),
                 rooms: vec![RoomName::lobby()],
-                users: st.online_users(),
+                users: self.online_users(),
                 limits: self.limits.clone(),
             };
-            offer(&st.conns[&id].peer, native(&welcome));
+            offer(&self.conns[&id].peer, native(&welcome));
         }
-        st.to_natives_except(id, &ServerFrame::Presence { nick, online: true });
+        self.to_natives_except(id, &ServerFrame::Presence { nick, online: true });
         if kind == PeerKind::Native {
-            st.join(id, RoomName::lobby());
+            self.join(id, RoomName::lobby());
         }
-        Ok(id)
+        Ok(())
     }
 
     /// Logs in an anonymous seed group page as the next `guest-N`, in the lobby.
-    pub fn login_guest(&self, peer: Peer) -> (ConnId, Nick) {
-        let mut st = self.lock();
-        let nick = Nick::guest(st.next_guest);
-        st.next_guest += 1;
-        let id = st.add(nick.clone(), peer);
-        st.join(id, RoomName::lobby());
-        (id, nick)
+    pub fn login_guest(&mut self, peer: Peer) -> Nick {
+        let nick = Nick::guest(self.next_guest);
+        self.next_guest += 1;
+        let id = peer.id;
+        self.add(nick.clone(), peer);
+        self.join(id, RoomName::lobby());
+        nick
+    }
+
+    fn add(&mut self, nick: Nick, peer: Peer) {
+        let member = Member {
+            nick,
+            peer,
+            rooms: BTreeSet::new(),
+        };
+        self.conns.insert(member.peer.id, member);
     }
 
     /// Removes a connection: it leaves its rooms, and a named user goes offline.
-    pub fn logout(&self, id: ConnId) {
-        let mut st = self.lock();
-        let Some(member) = st.conns.get(&id) else {
+    pub fn logout(&mut self, id: ConnId) {
+        let Some(member) = self.conns.get(&id) else {
             return;
         };
         let nick = member.nick.clone();
         for room in member.rooms.clone() {
-            st.leave(id, &room);
+            self.leave_room(id, &room);
         }
-        if st.online.get(&nick) == Some(&id) {
-            st.online.remove(&nick);
-            st.to_natives_except(
+        if self.online.get(&nick) == Some(&id) {
+            self.online.remove(&nick);
+            self.to_natives_except(
                 id,
                 &ServerFrame::Presence {
                     nick,
@@ -220,70 +219,85 @@ impl Hub {
                 },
             );
         }
-        st.conns.remove(&id);
+        self.conns.remove(&id);
     }
 
-    /// Routes a message from connection `from` to a room or a user.
-    pub fn send(&self, from: ConnId, target: Target, text: String) -> Result<Accepted, HubError> {
-        let mut st = self.lock();
-        let Some(sender) = st.conns.get(&from) else {
-            return Err(HubError::Closing);
-        };
-        let from_nick = sender.nick.clone();
-        match &target {
-            Target::Room(room) => {
-                if !sender.rooms.contains(room) {
-                    return Err(HubError::NotInRoom(room.clone()));
-                }
-            }
-            Target::User(to) => {
-                if !st.online.contains_key(to) {
-                    return Err(if st.known.contains(to) {
-                        HubError::UserOffline(to.clone())
-                    } else {
-                        HubError::UnknownUser(to.clone())
-                    });
-                }
-            }
+    /// Decides where a message from connection `from` to `target` goes, or why it cannot.
+    pub fn route(&self, from: ConnId, target: &Target) -> Result<Route, HubError> {
+        let sender = self.conns.get(&from).ok_or(HubError::NotLoggedIn)?;
+        match target {
+            Target::Room(room) if sender.rooms.contains(room) => Ok(Route::Room),
+            Target::Room(room) => Err(HubError::NotInRoom(room.clone())),
+            Target::User(to) if self.online.contains_key(to) => Ok(Route::Online(to.clone())),
+            Target::User(to) if self.known.contains(to) => Ok(Route::Offline(to.clone())),
+            Target::User(to) => Err(HubError::UnknownUser(to.clone())),
         }
-        let accepted = Accepted {
-            id: st.next_msg,
-            ts: now_ms(),
-        };
-        st.next_msg += 1;
-        let message = ChatMessage {
-            id: accepted.id,
-            ts: accepted.ts,
-            from: from_nick,
-            target,
-            text,
-        };
-        st.deliver(from, &message);
-        Ok(accepted)
     }
 
-    /// Puts connection `id` in `room`, creating the room; tells the members and sends the
+    /// Puts connection `id` in `room`, creating the room; tells the members and sends a native
     /// joiner the member list.
-    pub fn join(&self, id: ConnId, room: RoomName) {
-        let mut st = self.lock();
-        st.join(id, room);
+    pub fn join(&mut self, id: ConnId, room: RoomName) {
+        let Some(member) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let kind = member.peer.kind;
+        if member.rooms.insert(room.clone()) {
+            let nick = member.nick.clone();
+            self.rooms
+                .entry(room.clone())
+                .or_default()
+                .members
+                .insert(id);
+            tracing::debug!(nick = %nick, room = %room, "joined");
+            let joined = ServerFrame::Joined {
+                room: room.clone(),
+                nick,
+            };
+            self.to_room_natives(&room, &joined);
+        }
+        if kind == PeerKind::Native {
+            let users = self.room_users(&room);
+            let frame = ServerFrame::Users {
+                room: Some(room),
+                users,
+            };
+            offer(&self.conns[&id].peer, native(&frame));
+        }
     }
 
     /// Takes connection `id` out of `room`.
-    pub fn leave(&self, id: ConnId, room: &RoomName) -> Result<(), HubError> {
-        let mut st = self.lock();
-        let member = st.conns.get(&id).is_some_and(|m| m.rooms.contains(room));
-        if !member {
+    pub fn leave(&mut self, id: ConnId, room: &RoomName) -> Result<(), HubError> {
+        if !self.in_room(id, room) {
             return Err(HubError::NotInRoom(room.clone()));
         }
-        st.leave(id, room);
+        self.leave_room(id, room);
         Ok(())
+    }
+
+    fn leave_room(&mut self, id: ConnId, room: &RoomName) {
+        let Some(member) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if !member.rooms.remove(room) {
+            return;
+        }
+        let frame = ServerFrame::Left {
+            room: room.clone(),
+            nick: member.nick.clone(),
+        };
+        // The leaver hears it too, so every client learns of leaving the same way.
+        self.to_room_natives(room, &frame);
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.members.remove(&id);
+            if r.members.is_empty() && *room != RoomName::lobby() {
+                self.rooms.remove(room);
+            }
+        }
     }
 
     /// Every room, with its member count and whether `id` is in it.
     pub fn rooms(&self, id: ConnId) -> Vec<RoomInfo> {
-        let st = self.lock();
-        st.rooms
+        self.rooms
             .iter()
             .map(|(name, room)| RoomInfo {
                 name: name.clone(),
@@ -295,27 +309,10 @@ impl Hub {
 
     /// Who is online (`room` is `None`) or in `room`.
     pub fn who(&self, room: Option<&RoomName>) -> Vec<Nick> {
-        let st = self.lock();
         match room {
-            None => st.online_users(),
-            Some(room) => st.room_users(room),
+            None => self.online_users(),
+            Some(room) => self.room_users(room),
         }
-    }
-}
-
-impl State {
-    fn add(&mut self, nick: Nick, peer: Peer) -> ConnId {
-        let id = self.next_conn;
-        self.next_conn += 1;
-        self.conns.insert(
-            id,
-            Member {
-                nick,
-                peer,
-                rooms: BTreeSet::new(),
-            },
-        );
-        id
     }
 
     fn online_users(&self) -> Vec<Nick> {
@@ -364,79 +361,22 @@ impl State {
         }
     }
 
-    fn join(&mut self, id: ConnId, room: RoomName) {
-        let Some(member) = self.conns.get_mut(&id) else {
-            return;
-        };
-        let kind = member.peer.kind;
-        if member.rooms.insert(room.clone()) {
-            let nick = member.nick.clone();
-            self.rooms
-                .entry(room.clone())
-                .or_default()
-                .members
-                .insert(id);
-            tracing::debug!(nick = %nick, room = %room, "joined");
-            self.to_room_natives(
-                &room,
-                &ServerFrame::Joined {
-                    room: room.clone(),
-                    nick,
-                },
-            );
-        }
-        if kind == PeerKind::Native {
-            let users = self.room_users(&room);
-            let frame = ServerFrame::Users {
-                room: Some(room),
-                users,
-            };
-            offer(&self.conns[&id].peer, native(&frame));
-        }
-    }
-
-    fn leave(&mut self, id: ConnId, room: &RoomName) {
-        let Some(member) = self.conns.get_mut(&id) else {
-            return;
-        };
-        if !member.rooms.remove(room) {
-            return;
-        }
-        let nick = member.nick.clone();
-        let frame = ServerFrame::Left {
-            room: room.clone(),
-            nick,
-        };
-        // The leaver hears it too, so every client learns of leaving the same way.
-        self.to_room_natives(room, &frame);
-        if let Some(r) = self.rooms.get_mut(room) {
-            r.members.remove(&id);
-            if r.members.is_empty() && *room != RoomName::lobby() {
-                self.rooms.remove(room);
-            }
-        }
-    }
-
-    /// Delivers an accepted message to everyone who should see it but the sending connection.
-    fn deliver(&self, from: ConnId, message: &ChatMessage) {
+    /// Delivers a stored message to everyone online who should see it but the sending
+    /// connection.
+    pub fn deliver(&self, from: ConnId, message: &ChatMessage) {
         match &message.target {
             Target::Room(room) => self.deliver_to_room(from, room, message),
             Target::User(to) => {
-                let Some(member) = self.online.get(to).and_then(|id| self.conns.get(id)) else {
+                let Some(&id) = self.online.get(to) else {
                     return;
                 };
-                if self.online.get(to) == Some(&from) {
+                if id == from {
                     return; // a note to oneself: the ack is the delivery
                 }
+                let member = &self.conns[&id];
                 let frame = match member.peer.kind {
                     PeerKind::Native => native(&ServerFrame::Message(message.clone())),
-                    PeerKind::SeedSingle | PeerKind::SeedGroup => seed(&SeedChat {
-                        message: message.text.clone(),
-                        from_user: message.from.to_string(),
-                        to_user: to.to_string(),
-                        id: Some(message.id),
-                        ts: Some(message.ts),
-                    }),
+                    PeerKind::SeedSingle | PeerKind::SeedGroup => seed(&seed_frame(message)),
                 };
                 offer(&member.peer, frame);
             }
@@ -480,5 +420,20 @@ impl State {
             };
             offer(&member.peer, msg);
         }
+    }
+}
+
+/// A direct message as the seed single-chat page shows it.
+pub fn seed_frame(message: &ChatMessage) -> SeedChat {
+    let to_user = match &message.target {
+        Target::User(to) => to.to_string(),
+        Target::Room(room) => room.to_string(),
+    };
+    SeedChat {
+        message: message.text.clone(),
+        from_user: message.from.to_string(),
+        to_user,
+        id: Some(message.id),
+        ts: Some(message.ts),
     }
 }

@@ -5,7 +5,9 @@
 //! - `http`: routes by path and WebSocket subprotocol.
 //! - `connection`: one peer — reader loop, writer task, bounded outbox, close with a reason.
 //! - `native`, `seed`: what each protocol does with the frames it receives.
-//! - `hub`: users, rooms, guests and routing, synchronous behind one mutex.
+//! - `sequencer`: the one thread that owns hub and store and carries out requests in order.
+//! - `hub`: users, rooms, guests and routing.
+//! - `store`: SQLite message store, history, offline delivery, retention.
 //! - `peer`: the hub's handle on a connection.
 
 pub mod config;
@@ -15,8 +17,11 @@ pub mod hub;
 mod native;
 pub mod peer;
 mod seed;
+mod sequencer;
+pub mod store;
 
 pub use config::Config;
+pub use store::StoreError;
 
 use axum::serve::ListenerExt;
 use protocol::Limits;
@@ -27,58 +32,128 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Serves on `listener` until `shutdown` resolves, then closes every connection with a close
-/// frame (1001, "server shutting down") and waits for them up to `config.shutdown_timeout`.
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the store, then serves on `listener` until `shutdown` resolves; see [`Server::serve`].
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let token = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let hub = Arc::new(hub::Hub::new(Limits {
-        max_text_bytes: config.max_text_bytes,
-    }));
-    let state = http::AppState {
-        hub,
-        slots: Arc::new(Semaphore::new(config.max_connections)),
-        config: Arc::new(config.clone()),
-        shutdown: token.clone(),
-        tracker: tracker.clone(),
-    };
-    let send_buffer = config.socket_send_buffer;
-    let listener = listener.tap_io(move |tcp| {
-        // Chat frames are small and latency matters more than packet count.
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "could not set TCP_NODELAY");
-        }
-        if let Some(size) = send_buffer
-            && let Err(err) = socket2::SockRef::from(&*tcp).set_send_buffer_size(size)
-        {
-            tracing::debug!(error = %err, "could not set the socket send buffer");
-        }
-    });
-    let signal = {
-        let token = token.clone();
-        async move {
-            shutdown.await;
-            tracing::info!("shutting down: closing connections");
-            token.cancel();
-        }
-    };
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(signal)
-        .await?;
-    // Upgraded WebSocket connections are not hyper's any more; wait for them here.
-    tracker.close();
-    if tokio::time::timeout(config.shutdown_timeout, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            left = tracker.len(),
-            "shutdown deadline passed with connections still open"
+) -> Result<(), RunError> {
+    Server::open(config)?.serve(listener, shutdown).await
+}
+
+/// A server whose store is open, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+    sequencer: sequencer::Sequencer,
+    sequencer_thread: std::thread::JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the message store (a damaged or unusable one is an error here, never an empty
+    /// start) and starts the sequencer.
+    pub fn open(config: Config) -> Result<Self, RunError> {
+        let store = store::Store::open(&config.store)?;
+        let hub = hub::Hub::new(
+            Limits {
+                max_text_bytes: config.max_text_bytes,
+            },
+            store.known_users()?,
         );
+        let (sequencer, sequencer_thread) =
+            sequencer::Sequencer::start(hub, store, config.retention)?;
+        Ok(Self {
+            config,
+            sequencer,
+            sequencer_thread,
+        })
     }
-    Ok(())
+
+    /// Serves on `listener` until `shutdown` resolves; then closes every connection with a
+    /// close frame (1001, "server shutting down"), waits for them up to
+    /// `config.shutdown_timeout`, and stops the store after its last write.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), RunError> {
+        let Self {
+            config,
+            sequencer,
+            sequencer_thread,
+        } = self;
+        let token = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        if config.retention.is_on() {
+            let (sequencer, token, every) = (sequencer.clone(), token.clone(), config.prune_every);
+            // Ends at shutdown, or if the sequencer stops first.
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await; // the first tick is now; the sequencer pruned at start
+                loop {
+                    tokio::select! {
+                        _ = token.cancelled() => break,
+                        _ = tick.tick() => if sequencer.prune().await.is_err() { break },
+                    }
+                }
+            });
+        }
+        let state = http::AppState {
+            sequencer,
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            config: Arc::new(config.clone()),
+            shutdown: token.clone(),
+            tracker: tracker.clone(),
+        };
+        let send_buffer = config.socket_send_buffer;
+        let listener = listener.tap_io(move |tcp| {
+            // Chat frames are small and latency matters more than packet count.
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "could not set TCP_NODELAY");
+            }
+            if let Some(size) = send_buffer
+                && let Err(err) = socket2::SockRef::from(&*tcp).set_send_buffer_size(size)
+            {
+                tracing::debug!(error = %err, "could not set the socket send buffer");
+            }
+        });
+        let signal = {
+            let token = token.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: closing connections");
+                token.cancel();
+            }
+        };
+        axum::serve(listener, http::router(state))
+            .with_graceful_shutdown(signal)
+            .await?;
+        // Upgraded WebSocket connections are not hyper's any more; wait for them here.
+        tracker.close();
+        if tokio::time::timeout(config.shutdown_timeout, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = tracker.len(),
+                "shutdown deadline passed with connections still open"
+            );
+        }
+        // Every handle on the sequencer is gone with the connections and the router; it stores
+        // what is still queued and stops.
+        let joined = tokio::task::spawn_blocking(move || sequencer_thread.join()).await;
+        if !matches!(joined, Ok(Ok(()))) {
+            tracing::error!("the sequencer thread failed");
+        }
+        Ok(())
+    }
 }

@@ -4,6 +4,8 @@
 use anyhow::Context;
 use clap::Parser;
 use server::Config;
+use server::store::{Location, Retention};
+use std::path::PathBuf;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
@@ -23,6 +25,24 @@ struct Args {
     /// Log filter, e.g. `info`, `debug`, `server=debug`. RUST_LOG is used when this is not given.
     #[arg(long, env = "CHAT_LOG")]
     log: Option<String>,
+
+    /// Directory of the message store (chat.db). Defaults to $XDG_DATA_HOME/chat-server, or
+    /// ~/.local/share/chat-server. Back it up while running with
+    /// `sqlite3 DIR/chat.db ".backup backup.db"`.
+    #[arg(long, env = "CHAT_DATA_DIR", conflicts_with = "ephemeral")]
+    data_dir: Option<PathBuf>,
+
+    /// Keep messages in memory only: history lasts until the server stops. For tests and demos.
+    #[arg(long)]
+    ephemeral: bool,
+
+    /// Keep at most this many of the newest messages of each conversation (default: all).
+    #[arg(long, value_name = "COUNT")]
+    retain_messages: Option<u64>,
+
+    /// Delete messages older than this many days (default: keep them).
+    #[arg(long, value_name = "DAYS")]
+    retain_days: Option<u64>,
 
     /// Largest WebSocket message accepted, in bytes; a larger one closes the connection (1009).
     #[arg(long, default_value_t = Config::default().max_frame_bytes)]
@@ -49,14 +69,35 @@ struct Args {
     shutdown_timeout_secs: u64,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
     let args = Args::parse();
     let filter = match &args.log {
         Some(filter) => EnvFilter::try_new(filter).context("parsing --log")?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 
     if args.max_text_bytes > args.max_frame_bytes {
         anyhow::bail!("--max-text-bytes must not be larger than --max-frame-bytes");
@@ -64,7 +105,27 @@ async fn main() -> anyhow::Result<()> {
     if args.outbox_frames == 0 || args.max_connections == 0 {
         anyhow::bail!("--outbox-frames and --max-connections must be at least 1");
     }
+    let store = if args.ephemeral {
+        Location::Memory
+    } else {
+        Location::Dir(match args.data_dir {
+            Some(dir) => dir,
+            None => default_data_dir(),
+        })
+    };
+    match &store {
+        Location::Memory => tracing::info!("messages kept in memory only (--ephemeral)"),
+        Location::Dir(dir) => tracing::info!(dir = %dir.display(), "message store"),
+    }
+    let retention = Retention {
+        max_messages: args.retain_messages,
+        max_age: args
+            .retain_days
+            .map(|d| Duration::from_secs(d * 24 * 60 * 60)),
+    };
     let config = Config {
+        store,
+        retention,
         max_frame_bytes: args.max_frame_bytes,
         max_text_bytes: args.max_text_bytes,
         outbox_frames: args.outbox_frames,
@@ -74,17 +135,28 @@ async fn main() -> anyhow::Result<()> {
         ..Config::default()
     };
 
+    let server = server::Server::open(config)?;
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%local, "chat server listening: web page at http://{local}/");
-    server::run(listener, config, shutdown_signal())
-        .await
-        .context("serving")?;
+    server.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `$XDG_DATA_HOME/chat-server`, else `~/.local/share/chat-server`, else `./chat-data`.
+fn default_data_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+    match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        Some(data) => PathBuf::from(data).join("chat-server"),
+        None => match home {
+            Some(home) => PathBuf::from(home).join(".local/share/chat-server"),
+            None => PathBuf::from("chat-data"),
+        },
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

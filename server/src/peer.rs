@@ -1,6 +1,7 @@
 //! What the hub holds of a connection: its kind, its outbox, and a way to make it close.
 
 use axum::extract::ws::Message;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -75,9 +76,19 @@ impl CloseSignal {
     }
 }
 
+/// A connection's number, unique for the life of the process.
+pub type ConnId = u64;
+
+/// The next connection number.
+pub fn next_conn_id() -> ConnId {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// The hub's handle on one connection.
 #[derive(Debug, Clone)]
 pub struct Peer {
+    pub id: ConnId,
     pub kind: PeerKind,
     /// Bounded: a full outbox means the peer is too slow. The connection's writer task owns
     /// the receiving end and ends when every sender is dropped or the peer is closed.

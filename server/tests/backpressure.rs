@@ -33,7 +33,7 @@ async fn stalled_client(server: &TestServer, nick: &str) -> Client {
             .await
             .expect("handshake");
     let mut client = Client { ws };
-    client.send(&ClientFrame::Login { nick: nick.into() }).await;
+    client.send(&ClientFrame::login(nick)).await;
     assert!(matches!(client.frame().await, ServerFrame::Welcome { .. }));
     client
 }

@@ -17,11 +17,7 @@ async fn login_is_welcomed_with_the_lobby_and_who_is_online() {
     let server = TestServer::start().await;
     let _bob = server.native("bob").await;
     let mut alice = server.native_unlogged().await;
-    alice
-        .send(&ClientFrame::Login {
-            nick: "张伟".into(),
-        })
-        .await;
+    alice.send(&ClientFrame::login("张伟")).await;
     match alice.frame().await {
         ServerFrame::Welcome {
             nick,
@@ -52,15 +48,11 @@ async fn a_duplicate_nickname_is_refused_and_the_client_may_retry() {
     let _seed_bob = server.seed_single("bob").await;
     let mut other = server.native_unlogged().await;
     for taken in ["alice", "bob"] {
-        other.send(&ClientFrame::Login { nick: taken.into() }).await;
+        other.send(&ClientFrame::login(taken)).await;
         let reply = other.frame().await;
         assert_eq!(error_code(&reply), ErrorCode::NickTaken, "{taken}");
     }
-    other
-        .send(&ClientFrame::Login {
-            nick: "alice2".into(),
-        })
-        .await;
+    other.send(&ClientFrame::login("alice2")).await;
     assert!(matches!(other.frame().await, ServerFrame::Welcome { .. }));
 }
 
@@ -79,7 +71,7 @@ async fn an_invalid_or_reserved_nickname_is_refused_with_a_reason() {
         ("guest-1", ErrorCode::ReservedNick, "reserved"),
     ];
     for (nick, code, words) in cases {
-        client.send(&ClientFrame::Login { nick: nick.into() }).await;
+        client.send(&ClientFrame::login(nick)).await;
         match client.frame().await {
             ServerFrame::Error {
                 code: got, message, ..
@@ -109,7 +101,13 @@ async fn a_room_message_reaches_the_others_and_the_sender_gets_an_ack() {
 
     alice.send(&to_room("a-1", "lobby", "hello 你好 👋")).await;
     let (id, ts) = match alice.reply().await {
-        ServerFrame::Ack { client_id, id, ts } => {
+        ServerFrame::Ack {
+            client_id,
+            id,
+            ts,
+            offline,
+        } => {
+            assert!(!offline);
             assert_eq!(client_id, "a-1");
             (id, ts)
         }
@@ -144,7 +142,7 @@ async fn a_direct_message_reaches_only_its_recipient() {
 }
 
 #[tokio::test]
-async fn a_direct_message_to_an_offline_or_unknown_user_is_an_error() {
+async fn a_direct_message_to_an_unknown_user_is_an_error_and_to_an_offline_one_is_kept() {
     let server = TestServer::start().await;
     let mut alice = server.native("alice").await;
     let bob = server.native("bob").await;
@@ -154,19 +152,30 @@ async fn a_direct_message_to_an_offline_or_unknown_user_is_an_error() {
         .await;
     alice.send(&to_user("a-1", "bob", "gone?")).await;
     match alice.reply().await {
+        ServerFrame::Ack {
+            client_id, offline, ..
+        } => {
+            assert_eq!(client_id, "a-1");
+            assert!(
+                offline,
+                "bob is offline: the ack says the message waits for him"
+            );
+        }
+        other => panic!("expected an ack, got {other:?}"),
+    }
+    alice.send(&to_user("a-2", "nobody", "hello?")).await;
+    match alice.reply().await {
         ServerFrame::Error {
             code,
             client_id,
             message,
         } => {
-            assert_eq!(code, ErrorCode::UserOffline);
-            assert_eq!(client_id.as_deref(), Some("a-1"));
-            assert_eq!(message, "bob is not online");
+            assert_eq!(code, ErrorCode::UnknownUser);
+            assert_eq!(client_id.as_deref(), Some("a-2"));
+            assert!(message.contains("nobody called nobody"), "{message}");
         }
         other => panic!("expected an error, got {other:?}"),
     }
-    alice.send(&to_user("a-2", "nobody", "hello?")).await;
-    assert_eq!(error_code(&alice.reply().await), ErrorCode::UnknownUser);
     // Still serving.
     alice.send(&to_room("a-3", "lobby", "ok")).await;
     assert!(matches!(alice.reply().await, ServerFrame::Ack { .. }));
@@ -399,10 +408,7 @@ async fn bad_frames_get_clear_errors_and_the_connection_stays() {
             "client_id",
         ),
         (
-            ClientFrame::Login {
-                nick: "again".into(),
-            }
-            .to_json(),
+            ClientFrame::login("again").to_json(),
             ErrorCode::AlreadyLoggedIn,
             "logged in",
         ),

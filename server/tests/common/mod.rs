@@ -27,7 +27,7 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 pub struct TestServer {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    task: Option<JoinHandle<Result<(), server::RunError>>>,
 }
 
 impl TestServer {
@@ -48,6 +48,15 @@ impl TestServer {
             addr,
             stop: Some(stop),
             task: Some(task),
+        }
+    }
+
+    /// A handle on a server that runs elsewhere (another process); `stop` does nothing.
+    pub fn at(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            stop: None,
+            task: None,
         }
     }
 
@@ -86,7 +95,7 @@ impl TestServer {
     /// A native client logged in as `nick`, past its `welcome` and lobby member list.
     pub async fn native(&self, nick: &str) -> Client {
         let mut client = self.native_unlogged().await;
-        client.send(&ClientFrame::Login { nick: nick.into() }).await;
+        client.send(&ClientFrame::login(nick)).await;
         match client.frame().await {
             ServerFrame::Welcome { nick: got, .. } => assert_eq!(got.as_str(), nick),
             other => panic!("expected welcome, got {other:?}"),

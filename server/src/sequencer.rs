@@ -1,0 +1,533 @@
+//! The sequencer: one thread that owns the [`Hub`] and the [`Store`] and carries out every
+//! request in the order it arrived.
+//!
+//! Connections parse frames on their own tasks and submit [`Command`]s here. Because one
+//! thread stores and delivers, a message is stored before anyone hears of it, every member of a
+//! room sees messages in id order, and a login's history ends exactly where live delivery
+//! begins. Consecutive sends are stored in one transaction (group commit) and then delivered.
+
+use crate::hub::{self, Hub, HubError, Route, native, now_ms, offer};
+use crate::peer::{Peer, PeerKind};
+use crate::store::{NewMessage, Retention, Store, Stored, conversation};
+use protocol::{
+    ChatMessage, Cursor, ErrorCode, MsgId, Nick, RoomName, SeedChat, ServerFrame, Target,
+};
+use std::collections::BTreeMap;
+use tokio::sync::mpsc;
+
+/// Commands taken from the queue and handled before the next look at it; their sends share
+/// one transaction.
+const MAX_BATCH: usize = 256;
+
+/// Commands waiting for the sequencer. When full, connections wait before reading more from
+/// their peers, which slows a flood at its source.
+const QUEUE: usize = 4096;
+
+/// Messages of history sent for one conversation at login, or by default for a request.
+const DEFAULT_PAGE: u32 = 50;
+
+/// What the sequencer is asked to do.
+#[derive(Debug)]
+enum Command {
+    /// A request of a connection.
+    Peer { peer: Peer, op: Op },
+    /// Apply retention now.
+    Prune,
+}
+
+/// The requests, as decoded from any of the protocols.
+#[derive(Debug)]
+pub enum Op {
+    /// Log in under a name (native or seed single-chat), resuming conversations.
+    Login {
+        nick: String,
+        resume: Vec<Cursor>,
+    },
+    /// Enter the lobby as the next guest (seed group page).
+    Guest,
+    /// Store and deliver a message.
+    Send {
+        client_id: Option<String>,
+        target: Target,
+        text: String,
+    },
+    History {
+        target: Target,
+        before: Option<MsgId>,
+        after: Option<MsgId>,
+        limit: Option<u32>,
+    },
+    Join(RoomName),
+    Leave(RoomName),
+    Rooms,
+    Who(Option<RoomName>),
+    /// The connection is gone.
+    Logout,
+}
+
+/// A handle for submitting commands. Cheap to clone; the thread ends once every handle is
+/// dropped and the queue is drained.
+#[derive(Debug, Clone)]
+pub struct Sequencer {
+    queue: mpsc::Sender<Command>,
+}
+
+impl Sequencer {
+    /// Starts the sequencer thread. It prunes by `retention` at start and every `prune_every`.
+    pub fn start(
+        hub: Hub,
+        store: Store,
+        retention: Retention,
+    ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+        let (queue, commands) = mpsc::channel(QUEUE);
+        let mut worker = Worker {
+            hub,
+            store,
+            retention,
+            sends: Vec::new(),
+        };
+        worker.prune();
+        let thread = std::thread::Builder::new()
+            .name("sequencer".into())
+            .spawn(move || worker.run(commands))?;
+        Ok((Self { queue }, thread))
+    }
+
+    /// Queues a command, waiting while the queue is full. Fails only when the sequencer has
+    /// stopped.
+    pub async fn submit(&self, peer: &Peer, op: Op) -> Result<(), Stopped> {
+        self.queue
+            .send(Command::Peer {
+                peer: peer.clone(),
+                op,
+            })
+            .await
+            .map_err(|_| Stopped)
+    }
+
+    /// Asks for retention to run now (the server does this periodically).
+    pub async fn prune(&self) -> Result<(), Stopped> {
+        self.queue.send(Command::Prune).await.map_err(|_| Stopped)
+    }
+}
+
+/// The sequencer has stopped: the server is shutting down.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopped;
+
+struct Worker {
+    hub: Hub,
+    store: Store,
+    retention: Retention,
+    /// Sends decided and waiting to be stored together.
+    sends: Vec<PendingSend>,
+}
+
+struct PendingSend {
+    peer: Peer,
+    client_id: Option<String>,
+    offline: bool,
+    message: NewMessage,
+}
+
+impl Worker {
+    fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while commands.blocking_recv().map(|c| batch.push(c)).is_some() {
+            while batch.len() < MAX_BATCH {
+                match commands.try_recv() {
+                    Ok(command) => batch.push(command),
+                    Err(_) => break,
+                }
+            }
+            for command in batch.drain(..) {
+                self.handle(command);
+            }
+            self.flush_sends();
+        }
+        tracing::debug!("sequencer stopped");
+    }
+
+    fn handle(&mut self, command: Command) {
+        let (peer, op) = match command {
+            Command::Peer { peer, op } => (peer, op),
+            Command::Prune => {
+                self.flush_sends();
+                return self.prune();
+            }
+        };
+        if let Op::Send {
+            client_id,
+            target,
+            text,
+        } = op
+        {
+            return self.queue_send(peer, client_id, target, text);
+        }
+        // Anything else may depend on what the queued sends change: store them first.
+        self.flush_sends();
+        match op {
+            Op::Send { .. } => unreachable!("handled above"),
+            Op::Login { nick, resume } => self.login(peer, &nick, resume),
+            Op::Guest => {
+                let nick = self.hub.login_guest(peer.clone());
+                tracing::info!(nick = %nick, conn = peer.id, "seed group page joined");
+            }
+            Op::Logout => {
+                if let Some(nick) = self.hub.nick_of(peer.id) {
+                    tracing::info!(nick = %nick, conn = peer.id, "left");
+                }
+                self.hub.logout(peer.id);
+            }
+            Op::History {
+                target,
+                before,
+                after,
+                limit,
+            } => self.history(&peer, target, before, after, limit),
+            Op::Join(room) => self.when_logged_in(&peer, |hub| {
+                hub.join(peer.id, room);
+                Ok(())
+            }),
+            Op::Leave(room) => self.when_logged_in(&peer, |hub| hub.leave(peer.id, &room)),
+            Op::Rooms => self.when_logged_in(&peer, |hub| {
+                let rooms = hub.rooms(peer.id);
+                offer(&peer, native(&ServerFrame::Rooms { rooms }));
+                Ok(())
+            }),
+            Op::Who(room) => self.when_logged_in(&peer, |hub| {
+                let users = hub.who(room.as_ref());
+                offer(&peer, native(&ServerFrame::Users { room, users }));
+                Ok(())
+            }),
+        }
+    }
+
+    fn when_logged_in(&mut self, peer: &Peer, f: impl FnOnce(&mut Hub) -> Result<(), HubError>) {
+        let result = if self.hub.nick_of(peer.id).is_none() {
+            Err(HubError::NotLoggedIn)
+        } else {
+            f(&mut self.hub)
+        };
+        if let Err(err) = result {
+            fail(peer, err.code(), &err.to_string(), None);
+        }
+    }
+
+    fn login(&mut self, peer: Peer, raw: &str, resume: Vec<Cursor>) {
+        let nick = match Nick::parse(raw) {
+            Ok(nick) => nick,
+            Err(err) => return refuse_login(&peer, raw, ErrorCode::InvalidNick, &err.to_string()),
+        };
+        if let Err(err) = self.hub.login(nick.clone(), peer.clone()) {
+            return refuse_login(&peer, raw, err.code(), &err.to_string());
+        }
+        tracing::info!(nick = %nick, conn = peer.id, kind = ?peer.kind, "logged in");
+        if let Err(err) = self.store.add_user(&nick, now_ms()) {
+            tracing::error!(error = %err, "could not record a user");
+        }
+        if let Err(err) = self.catch_up(&peer, &nick, resume) {
+            tracing::error!(error = %err, nick = %nick, "could not send stored messages at login");
+            fail(
+                &peer,
+                ErrorCode::Internal,
+                "could not load your stored messages",
+                None,
+            );
+        }
+    }
+
+    /// Sends a new login what it missed: each resumed conversation after its cursor, then
+    /// direct messages that came while the user was offline.
+    fn catch_up(
+        &mut self,
+        peer: &Peer,
+        nick: &Nick,
+        resume: Vec<Cursor>,
+    ) -> Result<(), crate::store::StoreError> {
+        let undelivered = self.store.undelivered(nick)?;
+        let Some(last) = undelivered.last().map(|m| m.id) else {
+            return self.resume(peer, nick, resume, BTreeMap::new());
+        };
+        if peer.kind == PeerKind::SeedSingle {
+            // The page shows each as an ordinary message. Its outbox bounds how many fit.
+            let skip = undelivered
+                .len()
+                .saturating_sub(peer.outbox.max_capacity() / 2);
+            for message in &undelivered[skip..] {
+                offer(peer, hub::seed(&hub::seed_frame(message)));
+            }
+        }
+        self.store.mark_delivered(nick, last)?;
+        // For a native client they are history of each direct chat, from the first unseen one.
+        let mut first_unseen: BTreeMap<Nick, MsgId> = BTreeMap::new();
+        for message in &undelivered {
+            first_unseen
+                .entry(message.from.clone())
+                .or_insert(message.id);
+        }
+        self.resume(peer, nick, resume, first_unseen)
+    }
+
+    fn resume(
+        &mut self,
+        peer: &Peer,
+        nick: &Nick,
+        resume: Vec<Cursor>,
+        mut first_unseen: BTreeMap<Nick, MsgId>,
+    ) -> Result<(), crate::store::StoreError> {
+        if peer.kind != PeerKind::Native {
+            return Ok(());
+        }
+        for Cursor { target, after } in resume {
+            match &target {
+                Target::Room(room) => {
+                    if !self.hub.in_room(peer.id, room) {
+                        self.hub.join(peer.id, room.clone());
+                    }
+                }
+                Target::User(other) => {
+                    first_unseen.remove(other);
+                }
+            }
+            self.send_history(
+                peer,
+                nick,
+                target,
+                None,
+                Some(after),
+                crate::store::MAX_PAGE,
+            )?;
+        }
+        for (other, first) in first_unseen {
+            let after = first.saturating_sub(1);
+            self.send_history(
+                peer,
+                nick,
+                Target::User(other),
+                None,
+                Some(after),
+                crate::store::MAX_PAGE,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn send_history(
+        &mut self,
+        peer: &Peer,
+        nick: &Nick,
+        target: Target,
+        before: Option<MsgId>,
+        after: Option<MsgId>,
+        limit: u32,
+    ) -> Result<(), crate::store::StoreError> {
+        let conv = conversation(nick, &target);
+        let (messages, has_more) = self.store.history(&conv, before, after, limit)?;
+        offer(
+            peer,
+            native(&ServerFrame::History {
+                target,
+                messages,
+                has_more,
+            }),
+        );
+        Ok(())
+    }
+
+    fn history(
+        &mut self,
+        peer: &Peer,
+        target: Target,
+        before: Option<MsgId>,
+        after: Option<MsgId>,
+        limit: Option<u32>,
+    ) {
+        let Some(nick) = self.hub.nick_of(peer.id).cloned() else {
+            return fail(
+                peer,
+                ErrorCode::NotLoggedIn,
+                &HubError::NotLoggedIn.to_string(),
+                None,
+            );
+        };
+        if let Target::Room(room) = &target
+            && !self.hub.in_room(peer.id, room)
+        {
+            let err = HubError::NotInRoom(room.clone());
+            return fail(peer, err.code(), &err.to_string(), None);
+        }
+        let limit = limit.unwrap_or(DEFAULT_PAGE);
+        if let Err(err) = self.send_history(peer, &nick, target, before, after, limit) {
+            tracing::error!(error = %err, "history request failed");
+            fail(
+                peer,
+                ErrorCode::Internal,
+                "could not read the history; try again",
+                None,
+            );
+        }
+    }
+
+    fn queue_send(&mut self, peer: Peer, client_id: Option<String>, target: Target, text: String) {
+        let route = self.hub.route(peer.id, &target);
+        let (from, route) = match (self.hub.nick_of(peer.id), route) {
+            (Some(from), Ok(route)) => (from.clone(), route),
+            (_, Err(err)) => {
+                let message = match &err {
+                    HubError::NotLoggedIn => err.to_string(),
+                    _ => format!("{err}; the message was not delivered"),
+                };
+                let me = self.hub.nick_of(peer.id).map_or("", |n| n.as_str());
+                return fail_to(&peer, me, err.code(), &message, client_id);
+            }
+            (None, Ok(_)) => unreachable!("a route needs a logged-in sender"),
+        };
+        let (offline, delivered_to) = match route {
+            Route::Room => (false, None),
+            Route::Online(to) => (false, Some(to)),
+            Route::Offline(_) => (true, None),
+        };
+        self.sends.push(PendingSend {
+            peer,
+            client_id,
+            offline,
+            message: NewMessage {
+                from,
+                target,
+                text,
+                client_id: None,
+                ts: now_ms(),
+                delivered_to,
+            },
+        });
+        if let Some(last) = self.sends.last_mut() {
+            last.message.client_id.clone_from(&last.client_id);
+        }
+    }
+
+    /// Stores the queued sends in one transaction, then delivers and acknowledges each.
+    fn flush_sends(&mut self) {
+        if self.sends.is_empty() {
+            return;
+        }
+        let sends = std::mem::take(&mut self.sends);
+        let batch: Vec<NewMessage> = sends.iter().map(|s| s.message.clone()).collect();
+        let stored = match self.store.insert(&batch) {
+            Ok(stored) => stored,
+            Err(err) => {
+                tracing::error!(error = %err, count = sends.len(), "could not store messages");
+                for send in sends {
+                    let why = "the server could not store the message; try again";
+                    fail(&send.peer, ErrorCode::Internal, why, send.client_id);
+                }
+                return;
+            }
+        };
+        for (send, stored) in sends.into_iter().zip(stored) {
+            let (id, ts, offline) = match stored {
+                Stored::New(id) => {
+                    let message = ChatMessage {
+                        id,
+                        ts: send.message.ts,
+                        from: send.message.from.clone(),
+                        target: send.message.target.clone(),
+                        text: send.message.text.clone(),
+                    };
+                    self.hub.deliver(send.peer.id, &message);
+                    (id, message.ts, send.offline)
+                }
+                // Stored and delivered before: only the ack went missing.
+                Stored::Duplicate { id, ts } => (id, ts, false),
+            };
+            acknowledge(&send.peer, send.client_id, id, ts, offline, &send.message);
+        }
+    }
+
+    fn prune(&mut self) {
+        if !self.retention.is_on() {
+            return;
+        }
+        match self.store.prune(self.retention, now_ms()) {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "retention removed old messages"),
+            Err(err) => tracing::error!(error = %err, "retention failed"),
+        }
+    }
+}
+
+/// Tells the sender its message is stored: an `ack` for native clients, a notice for a seed
+/// page when the recipient is offline, nothing for the group page.
+fn acknowledge(
+    peer: &Peer,
+    client_id: Option<String>,
+    id: MsgId,
+    ts: i64,
+    offline: bool,
+    message: &NewMessage,
+) {
+    match peer.kind {
+        PeerKind::Native => {
+            if let Some(client_id) = client_id {
+                let ack = ServerFrame::Ack {
+                    client_id,
+                    id,
+                    ts,
+                    offline,
+                };
+                offer(peer, native(&ack));
+            }
+        }
+        PeerKind::SeedSingle if offline => {
+            let to = match &message.target {
+                Target::User(to) => to.as_str(),
+                Target::Room(room) => room.as_str(),
+            };
+            let text =
+                format!("{to} is offline; the message is kept and delivered when they log in");
+            offer(
+                peer,
+                hub::seed(&SeedChat::notice(message.from.as_str(), text)),
+            );
+        }
+        PeerKind::SeedSingle | PeerKind::SeedGroup => {}
+    }
+}
+
+/// Reports an error in the peer's own protocol.
+fn fail(peer: &Peer, code: ErrorCode, message: &str, client_id: Option<String>) {
+    fail_to(peer, "", code, message, client_id);
+}
+
+/// Reports an error; a seed page's notice is addressed to `to_user`, its own name.
+fn fail_to(peer: &Peer, to_user: &str, code: ErrorCode, message: &str, client_id: Option<String>) {
+    match peer.kind {
+        PeerKind::Native => {
+            let frame = ServerFrame::Error {
+                code,
+                message: message.to_owned(),
+                client_id,
+            };
+            offer(peer, native(&frame));
+        }
+        // The seed page shows any object it gets; `to_user` is not shown, so it needs no name.
+        PeerKind::SeedSingle => {
+            offer(peer, hub::seed(&SeedChat::notice(to_user, message)));
+        }
+        PeerKind::SeedGroup => tracing::debug!(conn = peer.id, %code, message, "group page error"),
+    }
+}
+
+/// A refused login: an error a native client can retry after; the seed page is told and closed.
+fn refuse_login(peer: &Peer, raw: &str, code: ErrorCode, why: &str) {
+    tracing::info!(name = raw, reason = why, "login refused");
+    match peer.kind {
+        PeerKind::Native => fail(peer, code, why, None),
+        _ => {
+            let text = format!("cannot log in as {raw:?}: {why}");
+            offer(peer, hub::seed(&SeedChat::notice(raw, text)));
+            peer.close
+                .close(crate::peer::CloseReason::Policy("login refused"));
+        }
+    }
+}

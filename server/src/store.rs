@@ -1,0 +1,593 @@
+//! The message store: SQLite in a data directory (or in memory with `--ephemeral`).
+//!
+//! Every chat message is stored before it is acknowledged or delivered. Ids come from SQLite
+//! (`AUTOINCREMENT`, never reused), so they increase in the order messages were accepted. The
+//! database runs in WAL mode with `synchronous = NORMAL`: a committed message survives the
+//! server being killed; a power cut may lose the last moments. Only the sequencer thread
+//! touches the store, so it needs no locking of its own.
+
+use protocol::{ChatMessage, MsgId, Nick, RoomName, Target};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "chat.db";
+
+/// The most messages one history answer holds.
+pub const MAX_PAGE: u32 = 200;
+
+/// Where the store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// `chat.db` inside this directory, created when missing.
+    Dir(PathBuf),
+    /// In memory: gone when the server stops.
+    Memory,
+}
+
+/// How long messages are kept, per conversation. Off (keep everything) by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many of the newest messages of each conversation.
+    pub max_messages: Option<u64>,
+    /// Delete messages older than this.
+    pub max_age: Option<Duration>,
+}
+
+impl Retention {
+    /// Whether retention removes anything at all.
+    pub fn is_on(&self) -> bool {
+        self.max_messages.is_some() || self.max_age.is_some()
+    }
+}
+
+/// A store failure. At start these are fatal and name the file; later they fail one request.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("the data directory {0} is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("cannot create the data directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the message store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("the message store {path} is damaged: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("message store: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// The key of a conversation: `#room`, or `@a @b` for the direct chat of `a` and `b` in
+/// sorted order. Names contain neither `#`, `@` nor spaces, so keys never collide.
+pub fn conversation(from: &Nick, target: &Target) -> String {
+    match target {
+        Target::Room(room) => format!("#{room}"),
+        Target::User(to) => {
+            let (a, b) = if from <= to { (from, to) } else { (to, from) };
+            format!("@{a} @{b}")
+        }
+    }
+}
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub from: Nick,
+    pub target: Target,
+    pub text: String,
+    pub client_id: Option<String>,
+    pub ts: i64,
+    /// Set for a direct message whose recipient is online: it counts as delivered.
+    pub delivered_to: Option<Nick>,
+}
+
+/// What storing one message came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored now, with this id.
+    New(MsgId),
+    /// The sender stored a message with this client id before: its id and time.
+    Duplicate { id: MsgId, ts: i64 },
+}
+
+/// The SQLite message store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    conv      TEXT    NOT NULL,
+    ts        INTEGER NOT NULL,
+    sender    TEXT    NOT NULL,
+    room      TEXT,
+    recipient TEXT,
+    text      TEXT    NOT NULL,
+    client_id TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_by_conv ON messages (conv, id);
+CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (recipient, id) WHERE recipient IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id ON messages (sender, client_id)
+    WHERE client_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS users (
+    nick      TEXT PRIMARY KEY,
+    first_ts  INTEGER NOT NULL,
+    dm_seen   INTEGER NOT NULL DEFAULT 0
+);
+";
+
+impl Store {
+    /// Opens (creating when missing) the store at `location`, and checks that it is sound.
+    pub fn open(location: &Location) -> Result<Self, StoreError> {
+        let (conn, path) = match location {
+            Location::Memory => {
+                let path = PathBuf::from(":memory:");
+                let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
+                    path: path.clone(),
+                    source,
+                })?;
+                (conn, path)
+            }
+            Location::Dir(dir) => {
+                prepare_dir(dir)?;
+                let path = dir.join(DB_FILE);
+                let conn = Connection::open(&path).map_err(|source| StoreError::Open {
+                    path: path.clone(),
+                    source,
+                })?;
+                (conn, path)
+            }
+        };
+        let store = Self { conn, path };
+        store.check_and_migrate()?;
+        Ok(store)
+    }
+
+    /// The database file, or `:memory:`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_and_migrate(&self) -> Result<(), StoreError> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail,
+        };
+        // The first read finds a file that is not a database at all.
+        self.conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| corrupt(e.to_string()))?;
+        let check: String = self
+            .conn
+            .query_row("PRAGMA quick_check", [], |row| row.get(0))
+            .map_err(|e| corrupt(e.to_string()))?;
+        if check != "ok" {
+            return Err(corrupt(check));
+        }
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        self.conn.busy_timeout(Duration::from_secs(5))?;
+        self.conn
+            .execute_batch(SCHEMA)
+            .map_err(|e| corrupt(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Every nickname that has ever logged in.
+    pub fn known_users(&self) -> Result<Vec<Nick>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT nick FROM users")?;
+        let nicks = stmt
+            .query_map([], |row| row.get::<_, String>(0))?
+            .filter_map(|n| n.ok().and_then(|n| Nick::parse(&n).ok()))
+            .collect();
+        Ok(nicks)
+    }
+
+    /// Remembers `nick` as a known user.
+    pub fn add_user(&mut self, nick: &Nick, ts: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO users (nick, first_ts) VALUES (?1, ?2) ON CONFLICT (nick) DO NOTHING",
+            params![nick.as_str(), ts],
+        )?;
+        Ok(())
+    }
+
+    /// Stores `batch` in one transaction (one disk sync for all of them), in order. A message
+    /// whose sender used its client id before is not stored again.
+    pub fn insert(&mut self, batch: &[NewMessage]) -> Result<Vec<Stored>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut out = Vec::with_capacity(batch.len());
+        {
+            let mut find = tx.prepare_cached(
+                "SELECT id, ts FROM messages WHERE sender = ?1 AND client_id = ?2",
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages (conv, ts, sender, room, recipient, text, client_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut seen =
+                tx.prepare_cached("UPDATE users SET dm_seen = max(dm_seen, ?2) WHERE nick = ?1")?;
+            for m in batch {
+                if let Some(client_id) = &m.client_id {
+                    let earlier = find
+                        .query_row(params![m.from.as_str(), client_id], |row| {
+                            Ok(Stored::Duplicate {
+                                id: row.get::<_, i64>(0)? as MsgId,
+                                ts: row.get(1)?,
+                            })
+                        })
+                        .optional()?;
+                    if let Some(earlier) = earlier {
+                        out.push(earlier);
+                        continue;
+                    }
+                }
+                let (room, recipient) = match &m.target {
+                    Target::Room(room) => (Some(room.as_str()), None),
+                    Target::User(to) => (None, Some(to.as_str())),
+                };
+                insert.execute(params![
+                    conversation(&m.from, &m.target),
+                    m.ts,
+                    m.from.as_str(),
+                    room,
+                    recipient,
+                    m.text,
+                    m.client_id,
+                ])?;
+                let id = tx.last_insert_rowid();
+                if let Some(to) = &m.delivered_to {
+                    seen.execute(params![to.as_str(), id])?;
+                }
+                out.push(Stored::New(id as MsgId));
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Messages of conversation `conv`, oldest first, and whether more exist in the direction
+    /// asked: with `after`, the oldest `limit` newer than it; otherwise the newest `limit`
+    /// older than `before` (or than everything).
+    pub fn history(
+        &self,
+        conv: &str,
+        before: Option<MsgId>,
+        after: Option<MsgId>,
+        limit: u32,
+    ) -> Result<(Vec<ChatMessage>, bool), StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let fetch = i64::from(limit) + 1;
+        let mut rows = if let Some(after) = after {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, ts, sender, room, recipient, text FROM messages
+                 WHERE conv = ?1 AND id > ?2 ORDER BY id ASC LIMIT ?3",
+            )?;
+            collect(stmt.query(params![conv, after as i64, fetch])?)?
+        } else {
+            let before = before.map_or(i64::MAX, |b| b as i64);
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, ts, sender, room, recipient, text FROM messages
+                 WHERE conv = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+            )?;
+            let mut rows = collect(stmt.query(params![conv, before, fetch])?)?;
+            rows.reverse();
+            rows
+        };
+        let has_more = rows.len() > limit as usize;
+        if has_more {
+            if after.is_some() {
+                rows.pop();
+            } else {
+                rows.remove(0);
+            }
+        }
+        Ok((rows, has_more))
+    }
+
+    /// Direct messages to `nick` newer than the last one delivered to them, oldest first.
+    pub fn undelivered(&self, nick: &Nick) -> Result<Vec<ChatMessage>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.id, m.ts, m.sender, m.room, m.recipient, m.text
+             FROM messages m JOIN users u ON u.nick = m.recipient
+             WHERE m.recipient = ?1 AND m.id > u.dm_seen ORDER BY m.id ASC",
+        )?;
+        collect(stmt.query(params![nick.as_str()])?)
+    }
+
+    /// Records that direct messages to `nick` up to `id` have been delivered.
+    pub fn mark_delivered(&mut self, nick: &Nick, id: MsgId) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE users SET dm_seen = max(dm_seen, ?2) WHERE nick = ?1",
+            params![nick.as_str(), id as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes what `retention` says to, as of `now_ms`; returns how many messages went.
+    pub fn prune(&mut self, retention: Retention, now_ms: i64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        if let Some(age) = retention.max_age {
+            let cutoff = now_ms.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+            removed += self
+                .conn
+                .execute("DELETE FROM messages WHERE ts < ?1", params![cutoff])?;
+        }
+        if let Some(keep) = retention.max_messages {
+            removed += self.conn.execute(
+                "DELETE FROM messages WHERE id IN (
+                     SELECT id FROM (
+                         SELECT id, row_number() OVER (PARTITION BY conv ORDER BY id DESC) AS n
+                         FROM messages)
+                     WHERE n > ?1)",
+                params![i64::try_from(keep).unwrap_or(i64::MAX)],
+            )?;
+        }
+        Ok(removed)
+    }
+}
+
+fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(StoreError::NotADirectory(dir.to_owned()));
+    }
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })
+}
+
+fn collect(mut rows: rusqlite::Rows<'_>) -> Result<Vec<ChatMessage>, StoreError> {
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let sender: String = row.get(2)?;
+        let room: Option<String> = row.get(3)?;
+        let recipient: Option<String> = row.get(4)?;
+        // Rows are written by this server from validated names; a row that does not parse
+        // (edited by hand, say) is skipped rather than failing the whole page.
+        let target = match (room, recipient) {
+            (Some(room), _) => RoomName::parse(&room).ok().map(Target::Room),
+            (None, Some(to)) => Nick::parse(&to).ok().map(Target::User),
+            (None, None) => None,
+        };
+        let (Some(target), Ok(from)) = (target, Nick::parse(&sender)) else {
+            tracing::warn!(id, "skipping a stored message with invalid names");
+            continue;
+        };
+        out.push(ChatMessage {
+            id: id as MsgId,
+            ts: row.get(1)?,
+            from,
+            target,
+            text: row.get(5)?,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nick(s: &str) -> Nick {
+        Nick::parse(s).expect("nick")
+    }
+
+    fn room_message(from: &str, text: &str, ts: i64) -> NewMessage {
+        NewMessage {
+            from: nick(from),
+            target: Target::Room(RoomName::lobby()),
+            text: text.into(),
+            client_id: None,
+            ts,
+            delivered_to: None,
+        }
+    }
+
+    #[test]
+    fn a_conversation_key_is_the_same_from_both_sides() {
+        let (a, b) = (nick("alice"), nick("bob"));
+        assert_eq!(
+            conversation(&a, &Target::User(b.clone())),
+            conversation(&b, &Target::User(a.clone()))
+        );
+        assert_eq!(conversation(&a, &Target::Room(RoomName::lobby())), "#lobby");
+    }
+
+    #[test]
+    fn history_pages_backwards_and_forwards() {
+        let mut store = Store::open(&Location::Memory).expect("open");
+        let batch: Vec<_> = (0..10)
+            .map(|i| room_message("alice", &format!("m{i}"), i))
+            .collect();
+        let ids: Vec<MsgId> = store
+            .insert(&batch)
+            .expect("insert")
+            .into_iter()
+            .map(|s| match s {
+                Stored::New(id) => id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let (page, more) = store.history("#lobby", None, None, 4).expect("latest");
+        assert_eq!(
+            page.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+            ["m6", "m7", "m8", "m9"]
+        );
+        assert!(more);
+        let (page, more) = store
+            .history("#lobby", Some(page[0].id), None, 10)
+            .expect("older");
+        assert_eq!(page.len(), 6);
+        assert!(!more);
+        let (page, more) = store
+            .history("#lobby", None, Some(ids[7]), 10)
+            .expect("newer");
+        assert_eq!(
+            page.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+            ["m8", "m9"]
+        );
+        assert!(!more);
+    }
+
+    #[test]
+    fn a_client_id_is_stored_once_per_sender() {
+        let mut store = Store::open(&Location::Memory).expect("open");
+        let mut m = room_message("alice", "hi", 1);
+        m.client_id = Some("c1".into());
+        let first = store.insert(&[m.clone(), m.clone()]).expect("insert");
+        let Stored::New(id) = first[0] else {
+            panic!("{first:?}")
+        };
+        assert_eq!(first[1], Stored::Duplicate { id, ts: 1 });
+        // Another sender may use the same client id.
+        let mut other = m.clone();
+        other.from = nick("bob");
+        assert!(matches!(
+            store.insert(&[other]).expect("insert")[0],
+            Stored::New(_)
+        ));
+        assert_eq!(
+            store
+                .history("#lobby", None, None, 50)
+                .expect("history")
+                .0
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn retention_by_count_keeps_the_newest_of_each_conversation() {
+        let mut store = Store::open(&Location::Memory).expect("open");
+        let mut batch: Vec<_> = (0..5)
+            .map(|i| room_message("alice", &format!("r{i}"), i))
+            .collect();
+        batch.extend((0..3).map(|i| NewMessage {
+            target: Target::User(nick("bob")),
+            ..room_message("alice", &format!("d{i}"), i)
+        }));
+        store.insert(&batch).expect("insert");
+        let removed = store
+            .prune(
+                Retention {
+                    max_messages: Some(2),
+                    max_age: None,
+                },
+                100,
+            )
+            .expect("prune");
+        assert_eq!(removed, 3 + 1);
+        let texts = |conv: &str| -> Vec<String> {
+            store
+                .history(conv, None, None, 50)
+                .expect("history")
+                .0
+                .into_iter()
+                .map(|m| m.text)
+                .collect()
+        };
+        assert_eq!(texts("#lobby"), ["r3", "r4"]);
+        assert_eq!(texts("@alice @bob"), ["d1", "d2"]);
+    }
+
+    #[test]
+    fn retention_by_age_removes_only_older_messages() {
+        let mut store = Store::open(&Location::Memory).expect("open");
+        let batch: Vec<_> = [1_000, 5_000, 9_000]
+            .iter()
+            .map(|ts| room_message("alice", &ts.to_string(), *ts))
+            .collect();
+        store.insert(&batch).expect("insert");
+        let retention = Retention {
+            max_messages: None,
+            max_age: Some(Duration::from_secs(5)),
+        };
+        assert_eq!(store.prune(retention, 10_000).expect("prune"), 1);
+        let (left, _) = store.history("#lobby", None, None, 50).expect("history");
+        assert_eq!(
+            left.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+            ["5000", "9000"]
+        );
+    }
+
+    #[test]
+    fn undelivered_direct_messages_wait_for_their_recipient() {
+        let mut store = Store::open(&Location::Memory).expect("open");
+        store.add_user(&nick("bob"), 0).expect("user");
+        let dm = |text: &str, delivered: bool| NewMessage {
+            target: Target::User(nick("bob")),
+            delivered_to: delivered.then(|| nick("bob")),
+            ..room_message("alice", text, 0)
+        };
+        store
+            .insert(&[
+                dm("seen", true),
+                dm("while away", false),
+                dm("again", false),
+            ])
+            .expect("insert");
+        let waiting = store.undelivered(&nick("bob")).expect("undelivered");
+        assert_eq!(
+            waiting.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+            ["while away", "again"]
+        );
+        store
+            .mark_delivered(&nick("bob"), waiting[1].id)
+            .expect("mark");
+        assert!(
+            store
+                .undelivered(&nick("bob"))
+                .expect("undelivered")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join(DB_FILE),
+            b"this is not a database, just text, but long enough to look like a header",
+        )
+        .expect("write");
+        let err = Store::open(&Location::Dir(dir.path().to_owned())).expect_err("refused");
+        assert!(
+            matches!(err, StoreError::Corrupt { .. } | StoreError::Open { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("chat.db"), "{err}");
+    }
+
+    #[test]
+    fn a_data_directory_that_is_a_file_is_refused() {
+        let file = tempfile::NamedTempFile::new().expect("file");
+        let err = Store::open(&Location::Dir(file.path().to_owned())).expect_err("refused");
+        assert!(matches!(err, StoreError::NotADirectory(_)), "{err}");
+    }
+
+    #[test]
+    fn messages_survive_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let location = Location::Dir(dir.path().to_owned());
+        {
+            let mut store = Store::open(&location).expect("open");
+            store
+                .insert(&[room_message("alice", "kept", 1)])
+                .expect("insert");
+        }
+        let store = Store::open(&location).expect("reopen");
+        let (kept, _) = store.history("#lobby", None, None, 50).expect("history");
+        assert_eq!(kept[0].text, "kept");
+    }
+}
