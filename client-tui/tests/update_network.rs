@@ -73,16 +73,7 @@ fn messages_typed_offline_are_sent_after_login_with_their_ids_and_unacked_ones_a
     assert_eq!(app.outbox.len(), 3);
 
     let cmds = net(&mut app, NetEvent::Connected);
-    assert_eq!(
-        sent(&cmds),
-        [ClientFrame::Login {
-            nick: "alice".into(),
-            resume: vec![Cursor {
-                target: Target::Room(RoomName::lobby()),
-                after: 0
-            }]
-        }]
-    );
+    assert_eq!(sent(&cmds), [ClientFrame::login("alice")]);
     let cmds = frame(&mut app, welcome("alice", vec![nick("alice"), nick("bob")]));
     assert_eq!(
         sends(&cmds),
@@ -522,4 +513,28 @@ fn the_reconnect_countdown_ticks_down() {
             ..
         }
     ));
+}
+
+#[test]
+fn an_empty_room_resumes_from_the_start_only_when_history_is_shown() {
+    let cursors = |load_history: bool| {
+        let mut app = online_app("alice", &[]);
+        app.load_history = load_history;
+        disconnect(&mut app);
+        match &sent(&net(&mut app, NetEvent::Connected))[..] {
+            [ClientFrame::Login { resume, .. }] => resume.clone(),
+            other => panic!("expected a login, got {other:?}"),
+        }
+    };
+    assert_eq!(
+        cursors(true),
+        [Cursor {
+            target: Target::Room(RoomName::lobby()),
+            after: 0
+        }]
+    );
+    assert!(
+        cursors(false).is_empty(),
+        "--plain does not replay a room's past"
+    );
 }

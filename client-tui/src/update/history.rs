@@ -12,24 +12,26 @@ const PAGE: u32 = 200;
 /// Messages fetched when a conversation opens, and per step when scrolling back.
 const OLDER_PAGE: u32 = 50;
 
-/// For a client that was logged in before: the last message id it has of each conversation
-/// (0 for a room without messages, so the server rejoins it and sends what it has).
+/// For a client that was logged in before: the last message id it has of each conversation.
+/// A room without messages resumes from 0 when history is shown (it was fetched when the room
+/// opened, so everything stored came later); in `--plain` mode it is left out, so a script
+/// does not print the room's past (the room is joined again all the same).
 pub(super) fn resume_cursors(app: &App) -> Vec<Cursor> {
     if app.sessions == 0 {
         return Vec::new();
     }
     app.convs
         .iter()
-        .filter_map(|conv| match (&conv.key, newest_id(conv)) {
-            (ConvKey::Room(_), after) => Some(Cursor {
-                target: conv.key.target(),
-                after: after.unwrap_or(0),
-            }),
-            (ConvKey::Direct(_), Some(after)) => Some(Cursor {
+        .filter_map(|conv| {
+            let after = match (&conv.key, newest_id(conv)) {
+                (_, Some(after)) => after,
+                (ConvKey::Room(_), None) if app.load_history => 0,
+                _ => return None,
+            };
+            Some(Cursor {
                 target: conv.key.target(),
                 after,
-            }),
-            (ConvKey::Direct(_), None) => None,
+            })
         })
         .collect()
 }
