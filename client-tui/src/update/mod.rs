@@ -94,7 +94,9 @@ fn submit(app: &mut App, text: &str, cmds: &mut Vec<Cmd>) {
                 ConvKey::Room(room) => Some(room.clone()),
                 ConvKey::Direct(_) => None,
             };
-            app.asked_who += 1;
+            if app.is_online() {
+                app.asked_who += 1;
+            }
             request(app, ClientFrame::Who { room }, cmds);
         }
         Command::Rooms => request(app, ClientFrame::Rooms, cmds),
