@@ -19,8 +19,10 @@ describe('the web client', () => {
 
   before(async () => { server = await startServer(); });
   after(async () => {
+    const errors = browsers.flatMap((b) => b.errors);
     await Promise.all(browsers.map((b) => b.close()));
     if (server) await server.stop();
+    assert.deepEqual(errors, [], 'no script errors in the pages');
   });
 
   it('is served at / and /my_app as one page without external resources', async () => {
@@ -133,6 +135,19 @@ describe('the web client', () => {
     await waitOnline(page);
   });
 
+  it('says so when a direct message cannot be delivered, and offers to retry', async () => {
+    const { page: rex } = await browser();
+    await webLogin(rex, server.base + '/', 'rex');
+    await webOpenDirect(rex, 'nobody-ever');
+    const box = rex.getByLabel('Message @ nobody-ever');
+    await box.fill('are you there?');
+    await box.press('Enter');
+    const failed = rex.locator('#messages .msg.failed', { hasText: 'are you there?' });
+    await failed.locator('.state', { hasText: 'Not sent:' }).waitFor();
+    await failed.getByRole('button', { name: 'Discard' }).click();
+    await until(async () => (await failed.count()) === 0, { what: 'the message to be discarded' });
+  });
+
   it('logs in again as the same user after a reload', async () => {
     const { page: kim } = await browser();
     const { page: lou } = await browser();
@@ -223,8 +238,10 @@ describe('the web client at desktop and phone width', () => {
 
   before(async () => { server = await startServer(); });
   after(async () => {
+    const errors = browsers.flatMap((b) => b.errors);
     await Promise.all(browsers.map((b) => b.close()));
     if (server) await server.stop();
+    assert.deepEqual(errors, [], 'no script errors in the pages');
   });
 
   it('works at phone width with the keyboard alone, and is screenshotted', async () => {
@@ -286,8 +303,10 @@ describe('the web client across a server restart', () => {
   let server;
   const browsers = [];
   after(async () => {
+    const errors = browsers.flatMap((b) => b.errors);
     await Promise.all(browsers.map((b) => b.close()));
     if (server) await server.stop();
+    assert.deepEqual(errors, [], 'no script errors in the pages');
   });
 
   it('reconnects on its own, sends what was written meanwhile, and delivers the next message', async () => {
@@ -341,8 +360,10 @@ describe('the web client resuming after time away', () => {
   let server;
   const browsers = [];
   after(async () => {
+    const errors = browsers.flatMap((b) => b.errors);
     await Promise.all(browsers.map((b) => b.close()));
     if (server) await server.stop();
+    assert.deepEqual(errors, [], 'no script errors in the pages');
   });
 
   it('gets what was said while it could not connect, once, with unread counts', { skip: NO_HISTORY }, async () => {
