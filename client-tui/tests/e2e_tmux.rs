@@ -108,7 +108,7 @@ fn a_message_with_escape_sequences_leaves_the_terminal_unchanged() {
 
     // Clear the screen, turn text red, set the window title, leave the alternate screen, ring.
     let hostile = "\u{1b}[2J\u{1b}[31mRED\u{1b}]0;pwned\u{7}\u{1b}[?1049l\u{9b}2J end";
-    let mut mallory = Command::new(bin_dir().join("chat-tui"))
+    let mut mallory = Command::new(client_bin())
         .args(["--plain", "--name", "mallory", "--server", &server.url()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -168,11 +168,7 @@ fn a_taken_nickname_shows_the_reason_and_another_one_logs_in() {
     let server = Server::start(&scratch, free_port());
     let first = Tmux::start(&scratch, "first", &client_command("carol", &server));
     first.wait_for_text("logged in as carol");
-    let command = format!(
-        "{} --server {}",
-        bin_dir().join("chat-tui").display(),
-        server.url()
-    );
+    let command = format!("{} --server {}", client_bin().display(), server.url());
     let second = Tmux::start(&scratch, "second", &command);
     second.wait_for_text("nickname:");
     second.type_line("carol");

@@ -15,21 +15,26 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 /// Pause between two looks at a screen while polling.
 pub const POLL: Duration = Duration::from_millis(50);
 
-/// The directory holding the binaries: `target/debug` beside `target/debug/deps/<this test>`.
-pub fn bin_dir() -> PathBuf {
+/// The `chat-server` binary: in `target/<profile>` beside `target/<profile>/deps/<this test>`
+/// (another package's binary, so `cargo build --workspace --bins` must have built it).
+pub fn server_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("the test knows its path");
-    let dir = exe
+    let bin = exe
         .parent()
         .and_then(Path::parent)
-        .expect("the test runs from target/<profile>/deps");
-    for bin in ["chat-server", "chat-tui"] {
-        assert!(
-            dir.join(bin).is_file(),
-            "{} is missing: run `cargo build --workspace --bins` first",
-            dir.join(bin).display()
-        );
-    }
-    dir.to_path_buf()
+        .expect("the test runs from target/<profile>/deps")
+        .join("chat-server");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        bin.display()
+    );
+    bin
+}
+
+/// The `chat-tui` binary, built by cargo for this package's tests.
+pub fn client_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_chat-tui"))
 }
 
 pub fn free_port() -> u16 {
@@ -67,7 +72,7 @@ impl Server {
             "server-{}.log",
             Instant::now().elapsed().as_nanos()
         ));
-        let child = Command::new(bin_dir().join("chat-server"))
+        let child = Command::new(server_bin())
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             // The message store of this test alone, kept across a restart of the server.
             .env("CHAT_DATA_DIR", scratch.0.join("data"))
@@ -210,7 +215,7 @@ impl Drop for Tmux {
 pub fn client_command(name: &str, server: &Server) -> String {
     format!(
         "{} --name {name} --server {}",
-        bin_dir().join("chat-tui").display(),
+        client_bin().display(),
         server.url()
     )
 }
@@ -236,7 +241,7 @@ pub struct Plain {
 
 impl Plain {
     pub fn start(name: &str, server: &Server) -> Self {
-        let mut child = Command::new(bin_dir().join("chat-tui"))
+        let mut child = Command::new(client_bin())
             .args(["--plain", "--name", name, "--server", &server.url()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
