@@ -314,3 +314,51 @@ fn the_conversation_list_scrolls_to_keep_the_shown_one_visible() {
     );
     assert_eq!(app.active, 7);
 }
+
+#[test]
+fn bubbles_are_coloured_by_sender_and_at_most_two_thirds_of_the_pane() {
+    use ratatui::style::Color;
+    for (width, height) in [(40, 30), (120, 30)] {
+        let mut app = conversation();
+        let terminal = draw(&mut app, width, height);
+        let pane = view::message_area(&app);
+        let buf = terminal.backend().buffer();
+        let mut own_rows = 0;
+        let mut other_rows = 0;
+        for y in pane.top()..pane.bottom() {
+            let bg = |x: u16| buf[(x, y)].bg;
+            let own: Vec<u16> = (pane.left()..pane.right())
+                .filter(|&x| bg(x) == Color::Blue)
+                .collect();
+            let other: Vec<u16> = (pane.left()..pane.right())
+                .filter(|&x| bg(x) == Color::Indexed(237))
+                .collect();
+            for (cells, own_side) in [(&own, true), (&other, false)] {
+                let (Some(&first), Some(&last)) = (cells.first(), cells.last()) else {
+                    continue;
+                };
+                let bubble = last - first + 1;
+                assert!(
+                    u32::from(bubble) * 3 <= u32::from(pane.width) * 2,
+                    "a {bubble}-column bubble in a {}-column pane",
+                    pane.width
+                );
+                if own_side {
+                    own_rows += 1;
+                    assert_eq!(
+                        last,
+                        pane.right() - 2,
+                        "own bubbles end at the right margin"
+                    );
+                } else {
+                    other_rows += 1;
+                    assert_eq!(first, pane.left() + 1, "others' bubbles start at the left");
+                }
+            }
+        }
+        assert!(
+            own_rows >= 2 && other_rows >= 4,
+            "{own_rows} own and {other_rows} other rows"
+        );
+    }
+}
