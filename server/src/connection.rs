@@ -4,13 +4,16 @@
 //! The connection ends when the peer closes, when it breaks the protocol beyond repair, when the
 //! hub closes it (too slow), or at shutdown. Each way ends with a close frame carrying a reason.
 
+use crate::config::Config;
+use crate::hub::offer;
 use crate::peer::{CloseReason, CloseSignal, Peer, PeerKind, next_conn_id};
 use crate::sequencer::{Op, Sequencer};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
+use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +32,8 @@ pub trait Session: Send {
     fn on_text(&mut self, text: Utf8Bytes) -> Option<Op>;
     /// A binary frame arrived.
     fn on_binary(&mut self) -> Option<Op>;
+    /// `frame` was dropped because the peer sends faster than its rate limit.
+    fn on_rate_limited(&mut self, _frame: &Message) {}
 }
 
 /// A new connection's outbox, before its session exists.
@@ -48,10 +53,22 @@ impl Link {
                 kind,
                 outbox,
                 close: Arc::new(CloseSignal::default()),
+                logged_in: Arc::default(),
             },
             inbox,
         }
     }
+}
+
+/// A per-connection token bucket.
+type RateLimiter = governor::DefaultDirectRateLimiter;
+
+fn rate_limiter(config: &Config) -> Option<RateLimiter> {
+    let rate = NonZeroU32::new(config.rate_per_sec)?;
+    let burst = NonZeroU32::new(config.rate_burst).unwrap_or(rate);
+    Some(governor::RateLimiter::direct(
+        governor::Quota::per_second(rate).allow_burst(burst),
+    ))
 }
 
 /// Runs one connection to its end.
@@ -61,7 +78,7 @@ pub async fn serve(
     mut session: impl Session,
     sequencer: Sequencer,
     shutdown: CancellationToken,
-    close_timeout: Duration,
+    config: Arc<Config>,
 ) {
     let Link { peer, inbox } = link;
     let (sink, mut stream) = socket.split();
@@ -72,8 +89,18 @@ pub async fn serve(
         inbox,
         peer.close.clone(),
         shutdown.clone(),
-        close_timeout,
+        config.close_timeout,
     ));
+    let limiter = rate_limiter(&config);
+    // Refusals in a row; a peer that keeps sending into a full bucket is flooding.
+    let mut refused_in_a_row = 0u32;
+    let mut heartbeat = tokio::time::interval(config.ping_interval);
+    heartbeat.tick().await; // the first tick is immediate
+    let mut last_heard = Instant::now();
+    let login_deadline = tokio::time::sleep(config.login_timeout);
+    tokio::pin!(login_deadline);
+    let mut awaiting_login = peer.kind == PeerKind::Native;
+
     let mut request = session.on_start();
     loop {
         // Waiting here while the sequencer's queue is full stops reading from this peer.
@@ -85,13 +112,29 @@ pub async fn serve(
         let next = tokio::select! {
             _ = peer.close.closed() => break,
             _ = shutdown.cancelled() => break,
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > config.ping_interval * 2 {
+                    peer.close.close(CloseReason::Policy("no answer to pings"));
+                    break;
+                }
+                offer(&peer, Message::Ping(Default::default()));
+                continue;
+            }
+            _ = &mut login_deadline, if awaiting_login => {
+                if !peer.is_logged_in() {
+                    peer.close.close(CloseReason::Policy("no login in time"));
+                    break;
+                }
+                awaiting_login = false;
+                continue;
+            }
             next = stream.next() => next,
         };
-        match next {
+        last_heard = Instant::now();
+        let frame = match next {
             None | Some(Ok(Message::Close(_))) => break,
-            Some(Ok(Message::Text(text))) => request = session.on_text(text),
-            Some(Ok(Message::Binary(_))) => request = session.on_binary(),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(frame)) => frame,
             Some(Err(err)) => {
                 if is_too_big(&err) {
                     tracing::info!(error = %err, "closing a connection that sent an oversized message");
@@ -101,7 +144,25 @@ pub async fn serve(
                 }
                 break;
             }
+        };
+        if let Some(limiter) = &limiter
+            && limiter.check().is_err()
+        {
+            refused_in_a_row += 1;
+            if refused_in_a_row > config.rate_burst.max(1) {
+                tracing::info!(conn = peer.id, "closing a connection that kept flooding");
+                peer.close
+                    .close(CloseReason::Policy("flooding: too many frames"));
+                break;
+            }
+            session.on_rate_limited(&frame);
+            continue;
         }
+        refused_in_a_row = 0;
+        request = match frame {
+            Message::Text(text) => session.on_text(text),
+            _ => session.on_binary(),
+        };
     }
     // Leaving the hub drops its handle on the outbox; the writer then finishes.
     let _ = sequencer.submit(&peer, Op::Logout).await;
@@ -130,12 +191,17 @@ async fn write_loop(
     shutdown: CancellationToken,
     close_timeout: Duration,
 ) {
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    // Grows with the largest batch actually seen, so an idle connection holds next to nothing.
+    let mut batch = Vec::new();
+    // Registered once for the writer's life rather than once per batch.
+    let closed = close.closed();
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(closed, cancelled);
     let reason = loop {
         let received = tokio::select! {
             biased;
-            _ = close.closed() => break close.reason(),
-            _ = shutdown.cancelled() => break Some(CloseReason::ShuttingDown),
+            _ = &mut closed => break close.reason(),
+            _ = &mut cancelled => break Some(CloseReason::ShuttingDown),
             n = inbox.recv_many(&mut batch, WRITE_BATCH) => n,
         };
         if received == 0 {
@@ -149,7 +215,7 @@ async fn write_loop(
         };
         let written = tokio::select! {
             biased;
-            _ = close.closed() => break close.reason(),
+            _ = &mut closed => break close.reason(),
             written = write => written,
         };
         if let Err(err) = written {
@@ -157,10 +223,14 @@ async fn write_loop(
             return;
         }
     };
-    // Say goodbye: what is still queued, then the close frame, within the deadline.
+    // Say goodbye: what is still queued, then the close frame, within the deadline. A peer too
+    // slow to read gets only the close frame, so that the reason reaches it right after what
+    // already sits in the socket buffers.
     let goodbye = async {
-        while let Ok(frame) = inbox.try_recv() {
-            sink.feed(frame).await?;
+        if reason != Some(CloseReason::TooSlow) {
+            while let Ok(frame) = inbox.try_recv() {
+                sink.feed(frame).await?;
+            }
         }
         match reason {
             Some(reason) => {

@@ -65,6 +65,43 @@ fn offers_native(headers: &HeaderMap) -> bool {
         .any(|p| p.trim() == protocol::SUBPROTOCOL)
 }
 
+/// Whether a browser page from `Origin` may open a WebSocket here (cross-site WebSocket
+/// hijacking defence). Allowed: no Origin (not a browser), the server's own origin, loopback
+/// origins (pages opened from another local port), and `--allow-origin` entries.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let Some((_, authority)) = origin.split_once("://") else {
+        return false; // "null" (a file) and anything odd, unless allowed above
+    };
+    let same_origin = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|host| host.eq_ignore_ascii_case(authority));
+    same_origin || is_loopback_authority(authority)
+}
+
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 async fn native_only(
     ws: WebSocketUpgrade,
     headers: HeaderMap,
@@ -77,7 +114,22 @@ async fn native_only(
         );
         return (StatusCode::BAD_REQUEST, why).into_response();
     }
+    if !origin_allowed(&headers, &app.config.allowed_origins) {
+        return forbidden_origin(&headers);
+    }
     upgrade_native(ws, app)
+}
+
+fn forbidden_origin(headers: &HeaderMap) -> Response {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .unwrap_or("?");
+    tracing::info!(origin, "refused a WebSocket from a foreign origin");
+    let why = format!(
+        "pages from {origin} may not connect here; the server allows them with --allow-origin {origin}\n"
+    );
+    (StatusCode::FORBIDDEN, why).into_response()
 }
 
 async fn group_or_native(
@@ -85,6 +137,9 @@ async fn group_or_native(
     headers: HeaderMap,
     State(app): State<AppState>,
 ) -> Response {
+    if !origin_allowed(&headers, &app.config.allowed_origins) {
+        return forbidden_origin(&headers);
+    }
     if offers_native(&headers) {
         return upgrade_native(ws, app);
     }
@@ -96,9 +151,13 @@ async fn group_or_native(
 
 async fn single(
     ws: WebSocketUpgrade,
+    headers: HeaderMap,
     Path(name): Path<String>,
     State(app): State<AppState>,
 ) -> Response {
+    if !origin_allowed(&headers, &app.config.allowed_origins) {
+        return forbidden_origin(&headers);
+    }
     let max = app.config.max_text_bytes;
     upgrade(ws, app, PeerKind::SeedSingle, move |peer| {
         SeedSingleSession::new(peer, name, max)
@@ -136,9 +195,10 @@ fn upgrade<S: Session + 'static>(
     };
     let config = app.config.clone();
     let ws = ws
-        // tungstenite allocates its read buffer up front; 4 KiB instead of 128 KiB keeps an
-        // idle connection small, and larger messages still grow it as needed.
-        .read_buffer_size(4 * 1024)
+        // tungstenite allocates (and zero-fills) its read buffer up front: 1 KiB instead of
+        // 128 KiB keeps an idle connection small. A chat message of up to 1 KiB is still read
+        // in one syscall; a larger one grows the buffer and is read 1 KiB per syscall.
+        .read_buffer_size(1024)
         .write_buffer_size(16 * 1024)
         .max_write_buffer_size(config.max_frame_bytes * 4 + 64 * 1024)
         .max_message_size(config.max_frame_bytes)
@@ -149,9 +209,69 @@ fn upgrade<S: Session + 'static>(
             tracker.track_future(async move {
                 let link = Link::new(kind, config.outbox_frames);
                 let session = start(link.peer.clone());
-                let close_timeout = config.close_timeout;
-                connection::serve(socket, link, session, sequencer, shutdown, close_timeout).await;
+                connection::serve(socket, link, session, sequencer, shutdown, config).await;
                 drop(permit);
             })
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_str(host).expect("host"));
+        if let Some(origin) = origin {
+            h.insert(
+                header::ORIGIN,
+                HeaderValue::from_str(origin).expect("origin"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn origins_are_checked_against_host_loopback_and_the_allow_list() {
+        let host = "chat.example.org";
+        let none: &[String] = &[];
+        assert!(
+            origin_allowed(&headers(None, host), none),
+            "no Origin: not a browser"
+        );
+        assert!(origin_allowed(
+            &headers(Some("https://chat.example.org"), host),
+            none
+        ));
+        for local in [
+            "http://127.0.0.1:8000",
+            "http://localhost:3000",
+            "http://[::1]:9",
+            "http://127.1.2.3",
+        ] {
+            assert!(origin_allowed(&headers(Some(local), host), none), "{local}");
+        }
+        for foreign in [
+            "https://evil.example",
+            "http://chat.example.org.evil.example",
+            "null",
+            "garbage",
+        ] {
+            assert!(
+                !origin_allowed(&headers(Some(foreign), host), none),
+                "{foreign}"
+            );
+        }
+        let allowed = ["https://friend.example".to_owned(), "null".to_owned()];
+        assert!(origin_allowed(
+            &headers(Some("https://friend.example"), host),
+            &allowed
+        ));
+        assert!(origin_allowed(&headers(Some("null"), host), &allowed));
+        assert!(!origin_allowed(
+            &headers(Some("https://evil.example"), host),
+            &allowed
+        ));
+    }
 }
