@@ -87,7 +87,7 @@ async fn run_tui(mut app: App, url: String) -> anyhow::Result<()> {
     // Events from the network task; it waits (and so reads no further) when the app is behind.
     let (to_app, mut from_net) = mpsc::channel(1024);
     // Ends when the app drops its channel ends (below) or is aborted on the way out.
-    let net = tokio::spawn(net::run(url, to_app, from_app));
+    let net = tokio::spawn(net::run(url, net::NetConfig::default(), to_app, from_app));
     let (mut terminal, _guard) = terminal::enter()?;
     let size = terminal.size()?;
     app.size = (size.width, size.height);

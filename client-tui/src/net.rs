@@ -19,6 +19,21 @@ const BACKOFF_BASE_MS: u64 = 250;
 const BACKOFF_MAX_MS: u64 = 8_000;
 /// How long opening a connection may take before it counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How the network task behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetConfig {
+    /// A connection that brought nothing (not even the server's pings, every 30 s) for this
+    /// long is taken as lost, so a dead network is noticed without waiting for TCP to give up.
+    pub silence_limit: Duration,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            silence_limit: Duration::from_secs(75),
+        }
+    }
+}
 
 /// The wait before retry number `attempt` (1 for the first retry): exponential, capped, and
 /// scaled by `jitter` in `[0.5, 1.0]` so that many clients do not come back at the same instant.
@@ -71,6 +86,7 @@ impl Jitter {
 /// server before the app's `login`.
 pub async fn run(
     url: String,
+    config: NetConfig,
     to_app: mpsc::Sender<NetEvent>,
     mut from_app: mpsc::Receiver<ClientFrame>,
 ) {
@@ -87,7 +103,7 @@ pub async fn run(
                     return;
                 }
                 attempt = 0;
-                match session(ws, &to_app, &mut from_app).await {
+                match session(ws, config, &to_app, &mut from_app).await {
                     Some(reason) => reason,
                     None => return,
                 }
@@ -134,14 +150,24 @@ async fn connect(url: &str) -> Result<Ws, String> {
 /// Moves frames both ways until the connection ends (`Some(reason)`) or the app is gone (`None`).
 async fn session(
     ws: Ws,
+    config: NetConfig,
     to_app: &mpsc::Sender<NetEvent>,
     from_app: &mut mpsc::Receiver<ClientFrame>,
 ) -> Option<String> {
     let (mut sink, mut stream) = ws.split();
+    let mut last_heard = tokio::time::Instant::now();
+    let mut watchdog = tokio::time::interval(config.silence_limit / 5);
     loop {
         tokio::select! {
+            _ = watchdog.tick() => {
+                if last_heard.elapsed() > config.silence_limit {
+                    let secs = config.silence_limit.as_secs_f64();
+                    return Some(format!("no word from the server for {secs:.0} s"));
+                }
+            }
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
+                    last_heard = tokio::time::Instant::now();
                     // A frame this build cannot read is skipped, like an unknown frame type.
                     if let Ok(frame) = serde_json::from_str::<ServerFrame>(&text) {
                         to_app.send(NetEvent::FrameReceived(frame)).await.ok()?;
@@ -153,7 +179,7 @@ async fn session(
                         |f| format!("closed by the server: {}", f.reason),
                     ));
                 }
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
                 Some(Err(e)) => return Some(e.to_string()),
                 None => return Some("connection closed".into()),
             },

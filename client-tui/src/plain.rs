@@ -23,7 +23,7 @@ pub async fn run(mut app: App, url: String) -> anyhow::Result<i32> {
     let (to_net, from_app) = mpsc::channel(256);
     // Events from the network task; it waits when the app is behind.
     let (to_app, mut from_net) = mpsc::channel(1024);
-    let net = tokio::spawn(net::run(url, to_app, from_app));
+    let net = tokio::spawn(net::run(url, net::NetConfig::default(), to_app, from_app));
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut input_open = true;
     let deadline = tokio::time::sleep(Duration::MAX / 4);
