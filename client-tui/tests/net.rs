@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -21,20 +21,25 @@ async fn accept(listener: &TcpListener) -> WebSocketStream<TcpStream> {
         .await
         .expect("the client connects")
         .expect("accepting");
-    tokio_tungstenite::accept_hdr_async(tcp, |req: &Request, mut resp: Response| {
-        assert_eq!(
-            req.headers().get("Sec-WebSocket-Protocol"),
-            Some(&HeaderValue::from_static("chat.v1")),
-            "the client asks for the chat.v1 subprotocol"
-        );
-        resp.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_static("chat.v1"),
-        );
-        Ok(resp)
-    })
-    .await
-    .expect("a WebSocket handshake")
+    tokio_tungstenite::accept_hdr_async(tcp, answer_subprotocol)
+        .await
+        .expect("a WebSocket handshake")
+}
+
+/// The handshake callback: checks the client asks for `chat.v1` and agrees to it.
+// The callback's type is tungstenite's, large error included.
+#[allow(clippy::result_large_err)]
+fn answer_subprotocol(req: &Request, mut resp: Response) -> Result<Response, ErrorResponse> {
+    assert_eq!(
+        req.headers().get("Sec-WebSocket-Protocol"),
+        Some(&HeaderValue::from_static("chat.v1")),
+        "the client asks for the chat.v1 subprotocol"
+    );
+    resp.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("chat.v1"),
+    );
+    Ok(resp)
 }
 
 async fn next_event(events: &mut mpsc::Receiver<NetEvent>) -> NetEvent {
