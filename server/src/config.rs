@@ -17,6 +17,27 @@ pub struct Config {
     pub outbox_frames: usize,
     /// The most WebSocket connections served at once; more are answered with 503.
     pub max_connections: usize,
+    /// The most TCP connections from one client address; more are answered with 503.
+    pub max_connections_per_ip: usize,
+    /// Whether loopback addresses are exempt from `max_connections_per_ip` (a local reverse
+    /// proxy, load tests).
+    pub per_ip_exempt_loopback: bool,
+    /// How long a new connection may take to send its request headers (TLS handshake
+    /// included); a connection that says nothing is dropped.
+    pub handshake_timeout: Duration,
+    /// How long a native client may take to log in after connecting.
+    pub login_timeout: Duration,
+    /// How often the server pings each WebSocket; a connection silent for two intervals
+    /// (no pong, no frame) is closed.
+    pub ping_interval: Duration,
+    /// Frames a connection may send per second on average (0: no limit). Excess frames are
+    /// refused with a `rate_limited` error.
+    pub rate_per_sec: u32,
+    /// Frames a connection may send at once above the average.
+    pub rate_burst: u32,
+    /// Browser origins allowed besides the server's own and loopback ones (`null` for pages
+    /// opened from disk). Clients that send no Origin (not browsers) are always allowed.
+    pub allowed_origins: Vec<String>,
     /// The kernel send buffer of each connection (SO_SNDBUF), in bytes; `None` leaves the
     /// kernel's autotuning on. A small buffer bounds the memory a stalled reader can pin in
     /// the kernel and makes it count as too slow sooner.
@@ -41,6 +62,14 @@ impl Default for Config {
             max_text_bytes: 16 * 1024,
             outbox_frames: 1024,
             max_connections: 18_000,
+            max_connections_per_ip: 64,
+            per_ip_exempt_loopback: true,
+            handshake_timeout: Duration::from_secs(10),
+            login_timeout: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(30),
+            rate_per_sec: 20,
+            rate_burst: 50,
+            allowed_origins: Vec::new(),
             socket_send_buffer: None,
             store: Location::Memory,
             retention: Retention::default(),

@@ -24,7 +24,8 @@ const WRITE_BATCH: usize = 64;
 /// How a protocol turns what its peer sends into requests for the sequencer. Problems it can
 /// see on its own (bad JSON, an empty message) it answers at once through the peer's outbox.
 pub trait Session: Send {
-    /// The request the connection starts with, if any (a seed page logs in by its URL).
+    /// The request the connection starts with, if any (a seed page logs in by its URL). It is
+    /// submitted before the handshake completes.
     fn on_start(&mut self) -> Option<Op> {
         None
     }
@@ -101,7 +102,7 @@ pub async fn serve(
     tokio::pin!(login_deadline);
     let mut awaiting_login = peer.kind == PeerKind::Native;
 
-    let mut request = session.on_start();
+    let mut request = None;
     loop {
         // Waiting here while the sequencer's queue is full stops reading from this peer.
         if let Some(op) = request.take()
@@ -165,7 +166,7 @@ pub async fn serve(
         };
     }
     // Leaving the hub drops its handle on the outbox; the writer then finishes.
-    let _ = sequencer.submit(&peer, Op::Logout).await;
+    sequencer.logout(peer.id).await;
     drop(session);
     drop(peer);
     if let Err(err) = writer.await {

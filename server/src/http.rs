@@ -117,7 +117,7 @@ async fn native_only(
     if !origin_allowed(&headers, &app.config.allowed_origins) {
         return forbidden_origin(&headers);
     }
-    upgrade_native(ws, app)
+    upgrade_native(ws, app).await
 }
 
 fn forbidden_origin(headers: &HeaderMap) -> Response {
@@ -141,12 +141,13 @@ async fn group_or_native(
         return forbidden_origin(&headers);
     }
     if offers_native(&headers) {
-        return upgrade_native(ws, app);
+        return upgrade_native(ws, app).await;
     }
     let max = app.config.max_text_bytes;
     upgrade(ws, app, PeerKind::SeedGroup, move |peer| {
         SeedGroupSession::new(peer, max)
     })
+    .await
 }
 
 async fn single(
@@ -162,18 +163,23 @@ async fn single(
     upgrade(ws, app, PeerKind::SeedSingle, move |peer| {
         SeedSingleSession::new(peer, name, max)
     })
+    .await
 }
 
-fn upgrade_native(ws: WebSocketUpgrade, app: AppState) -> Response {
+async fn upgrade_native(ws: WebSocketUpgrade, app: AppState) -> Response {
     let max = app.config.max_text_bytes;
     let ws = ws.protocols([protocol::SUBPROTOCOL]);
     upgrade(ws, app, PeerKind::Native, move |peer| {
         NativeSession::new(peer, max)
     })
+    .await
 }
 
 /// Accepts the upgrade within the connection limit and runs the connection as a tracked task.
-fn upgrade<S: Session + 'static>(
+///
+/// The session's first request (a seed page's login) is queued before the handshake response
+/// goes out, so anything a client does after seeing the upgrade comes after it.
+async fn upgrade<S: Session + 'static>(
     ws: WebSocketUpgrade,
     app: AppState,
     kind: PeerKind,
@@ -203,16 +209,26 @@ fn upgrade<S: Session + 'static>(
         .max_write_buffer_size(config.max_frame_bytes * 4 + 64 * 1024)
         .max_message_size(config.max_frame_bytes)
         .max_frame_size(config.max_frame_bytes);
+    let link = Link::new(kind, config.outbox_frames);
+    let mut session = start(link.peer.clone());
+    if let Some(op) = session.on_start()
+        && app.sequencer.submit(&link.peer, op).await.is_err()
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, "server shutting down\n").into_response();
+    }
     let (tracker, shutdown, sequencer) = (app.tracker, app.shutdown, app.sequencer);
-    ws.on_failed_upgrade(|err| tracing::debug!(error = %err, "websocket upgrade failed"))
-        .on_upgrade(move |socket| {
-            tracker.track_future(async move {
-                let link = Link::new(kind, config.outbox_frames);
-                let session = start(link.peer.clone());
-                connection::serve(socket, link, session, sequencer, shutdown, config).await;
-                drop(permit);
-            })
+    let (id, failed) = (link.peer.id, sequencer.clone());
+    ws.on_failed_upgrade(move |err| {
+        tracing::debug!(error = %err, "websocket upgrade failed");
+        // Undo what the first request did (a seed page's login).
+        tokio::spawn(async move { failed.logout(id).await });
+    })
+    .on_upgrade(move |socket| {
+        tracker.track_future(async move {
+            connection::serve(socket, link, session, sequencer, shutdown, config).await;
+            drop(permit);
         })
+    })
 }
 
 #[cfg(test)]

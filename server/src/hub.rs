@@ -162,6 +162,8 @@ impl Hub {
             return Err(HubError::NickTaken(nick));
         }
         let (id, kind) = (peer.id, peer.kind);
+        peer.logged_in
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.online.insert(nick.clone(), id);
         self.known.insert(nick.clone());
         self.add(nick.clone(), peer);

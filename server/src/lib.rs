@@ -2,6 +2,7 @@
 //! protocol.
 //!
 //! - `config`: [`Config`], limits and timeouts.
+//! - `accept`: the accept loop, per-address limit, handshake deadline, HTTP/1 per connection.
 //! - `http`: routes by path and WebSocket subprotocol.
 //! - `connection`: one peer — reader loop, writer task, bounded outbox, close with a reason.
 //! - `native`, `seed`: what each protocol does with the frames it receives.
@@ -10,6 +11,7 @@
 //! - `store`: SQLite message store, history, offline delivery, retention.
 //! - `peer`: the hub's handle on a connection.
 
+mod accept;
 pub mod config;
 mod connection;
 mod http;
@@ -23,7 +25,6 @@ pub mod store;
 pub use config::Config;
 pub use store::StoreError;
 
-use axum::serve::ListenerExt;
 use protocol::Limits;
 use std::future::Future;
 use std::sync::Arc;
@@ -114,30 +115,21 @@ impl Server {
             shutdown: token.clone(),
             tracker: tracker.clone(),
         };
-        let send_buffer = config.socket_send_buffer;
-        let listener = listener.tap_io(move |tcp| {
-            // Chat frames are small and latency matters more than packet count.
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "could not set TCP_NODELAY");
-            }
-            if let Some(size) = send_buffer
-                && let Err(err) = socket2::SockRef::from(&*tcp).set_send_buffer_size(size)
-            {
-                tracing::debug!(error = %err, "could not set the socket send buffer");
-            }
-        });
-        let signal = {
-            let token = token.clone();
-            async move {
-                shutdown.await;
-                tracing::info!("shutting down: closing connections");
-                token.cancel();
-            }
-        };
-        axum::serve(listener, http::router(state))
-            .with_graceful_shutdown(signal)
-            .await?;
-        // Upgraded WebSocket connections are not hyper's any more; wait for them here.
+        let config = state.config.clone();
+        let serving = tokio::spawn(accept::accept_loop(
+            listener,
+            http::router(state),
+            config.clone(),
+            token.clone(),
+            tracker.clone(),
+        ));
+        shutdown.await;
+        tracing::info!("shutting down: closing connections");
+        token.cancel();
+        if let Err(err) = serving.await {
+            tracing::error!(error = %err, "the accept loop failed");
+        }
+        // Every connection, plain HTTP or WebSocket, is a task of the tracker.
         tracker.close();
         if tokio::time::timeout(config.shutdown_timeout, tracker.wait())
             .await

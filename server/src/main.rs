@@ -60,6 +60,38 @@ struct Args {
     #[arg(long, default_value_t = Config::default().max_connections)]
     max_connections: usize,
 
+    /// Most TCP connections from one client address (loopback addresses are exempt).
+    #[arg(long, default_value_t = Config::default().max_connections_per_ip)]
+    max_connections_per_ip: usize,
+
+    /// Frames one connection may send per second on average; excess frames are refused with
+    /// a `rate_limited` error, and a peer that keeps flooding is disconnected. 0 turns it off
+    /// (load tests).
+    #[arg(long, value_name = "PER_SEC", default_value_t = Config::default().rate_per_sec)]
+    rate_limit: u32,
+
+    /// Frames one connection may send at once above the average rate.
+    #[arg(long, default_value_t = Config::default().rate_burst)]
+    rate_burst: u32,
+
+    /// Also accept WebSocket connections from pages of this origin (repeatable), e.g.
+    /// `https://chat.example.org`; `null` allows pages opened from disk, `*` any page. The
+    /// server's own origin and loopback origins are always accepted.
+    #[arg(long, value_name = "ORIGIN")]
+    allow_origin: Vec<String>,
+
+    /// Seconds a new connection may take to send its request (and TLS handshake).
+    #[arg(long, default_value_t = Config::default().handshake_timeout.as_secs())]
+    handshake_timeout_secs: u64,
+
+    /// Seconds a native client may take to log in after connecting.
+    #[arg(long, default_value_t = Config::default().login_timeout.as_secs())]
+    login_timeout_secs: u64,
+
+    /// Seconds between pings; a connection silent for two intervals is closed.
+    #[arg(long, default_value_t = Config::default().ping_interval.as_secs())]
+    ping_interval_secs: u64,
+
     /// Kernel send buffer per connection in bytes (SO_SNDBUF); the kernel tunes it when unset.
     #[arg(long)]
     socket_send_buffer: Option<usize>,
@@ -131,10 +163,18 @@ async fn serve() -> anyhow::Result<()> {
         outbox_frames: args.outbox_frames,
         max_connections: args.max_connections,
         socket_send_buffer: args.socket_send_buffer,
+        max_connections_per_ip: args.max_connections_per_ip.max(1),
+        rate_per_sec: args.rate_limit,
+        rate_burst: args.rate_burst,
+        allowed_origins: args.allow_origin,
+        handshake_timeout: Duration::from_secs(args.handshake_timeout_secs.max(1)),
+        login_timeout: Duration::from_secs(args.login_timeout_secs.max(1)),
+        ping_interval: Duration::from_secs(args.ping_interval_secs.max(1)),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
         ..Config::default()
     };
 
+    raise_open_files_limit();
     let server = server::Server::open(config)?;
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -145,6 +185,14 @@ async fn serve() -> anyhow::Result<()> {
     server.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Each connection is a file descriptor: raise the soft limit to the hard one.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open files limit"),
+        Err(err) => tracing::warn!(error = %err, "could not raise the open files limit"),
+    }
 }
 
 /// `$XDG_DATA_HOME/chat-server`, else `~/.local/share/chat-server`, else `./chat-data`.

@@ -4,7 +4,7 @@ use crate::connection::Session;
 use crate::hub::{native, offer};
 use crate::peer::Peer;
 use crate::sequencer::Op;
-use axum::extract::ws::Utf8Bytes;
+use axum::extract::ws::{Message, Utf8Bytes};
 use protocol::{ClientFrame, ErrorCode, ServerFrame};
 
 /// The longest client id accepted with a `send`, in bytes.
@@ -100,6 +100,22 @@ impl Session for NativeSession {
             ClientFrame::Rooms => Op::Rooms,
             ClientFrame::Who { room } => Op::Who(room),
         })
+    }
+
+    fn on_rate_limited(&mut self, frame: &Message) {
+        // Name the message that was dropped, so the client can send it again later.
+        let client_id = match frame {
+            Message::Text(text) => match serde_json::from_str(text.as_str()) {
+                Ok(ClientFrame::Send { client_id, .. }) => Some(client_id),
+                _ => None,
+            },
+            _ => None,
+        };
+        self.fail(
+            ErrorCode::RateLimited,
+            "too many frames; slow down (this one was dropped)",
+            client_id,
+        );
     }
 
     fn on_binary(&mut self) -> Option<Op> {

@@ -1,7 +1,7 @@
 //! What the hub holds of a connection: its kind, its outbox, and a way to make it close.
 
 use axum::extract::ws::Message;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -94,4 +94,13 @@ pub struct Peer {
     /// the receiving end and ends when every sender is dropped or the peer is closed.
     pub outbox: mpsc::Sender<Message>,
     pub close: Arc<CloseSignal>,
+    /// Set by the hub once the connection is logged in.
+    pub logged_in: Arc<AtomicBool>,
+}
+
+impl Peer {
+    /// Whether the hub has logged this connection in.
+    pub fn is_logged_in(&self) -> bool {
+        self.logged_in.load(Ordering::Relaxed)
+    }
 }

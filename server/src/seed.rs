@@ -77,6 +77,10 @@ impl Session for SeedSingleSession {
         None
     }
 
+    fn on_rate_limited(&mut self, _frame: &axum::extract::ws::Message) {
+        self.notice("too many messages; slow down (this one was not sent)".to_owned());
+    }
+
     fn on_binary(&mut self) -> Option<Op> {
         self.peer
             .close

@@ -7,7 +7,7 @@
 //! begins. Consecutive sends are stored in one transaction (group commit) and then delivered.
 
 use crate::hub::{self, Hub, HubError, Route, native, now_ms, offer};
-use crate::peer::{Peer, PeerKind};
+use crate::peer::{ConnId, Peer, PeerKind};
 use crate::store::{NewMessage, Retention, Store, Stored, conversation};
 use protocol::{
     ChatMessage, Cursor, ErrorCode, MsgId, Nick, RoomName, SeedChat, ServerFrame, Target,
@@ -31,6 +31,8 @@ const DEFAULT_PAGE: u32 = 50;
 enum Command {
     /// A request of a connection.
     Peer { peer: Peer, op: Op },
+    /// The connection is gone.
+    Logout(ConnId),
     /// Apply retention now.
     Prune,
 }
@@ -61,8 +63,6 @@ pub enum Op {
     Leave(RoomName),
     Rooms,
     Who(Option<RoomName>),
-    /// The connection is gone.
-    Logout,
 }
 
 /// A handle for submitting commands. Cheap to clone; the thread ends once every handle is
@@ -103,6 +103,11 @@ impl Sequencer {
             })
             .await
             .map_err(|_| Stopped)
+    }
+
+    /// Tells the sequencer connection `id` is gone. Does nothing once the sequencer stopped.
+    pub async fn logout(&self, id: ConnId) {
+        let _ = self.queue.send(Command::Logout(id)).await;
     }
 
     /// Asks for retention to run now (the server does this periodically).
@@ -155,6 +160,13 @@ impl Worker {
                 self.flush_sends();
                 return self.prune();
             }
+            Command::Logout(id) => {
+                self.flush_sends();
+                if let Some(nick) = self.hub.nick_of(id) {
+                    tracing::info!(nick = %nick, conn = id, "left");
+                }
+                return self.hub.logout(id);
+            }
         };
         if let Op::Send {
             client_id,
@@ -172,12 +184,6 @@ impl Worker {
             Op::Guest => {
                 let nick = self.hub.login_guest(peer.clone());
                 tracing::info!(nick = %nick, conn = peer.id, "seed group page joined");
-            }
-            Op::Logout => {
-                if let Some(nick) = self.hub.nick_of(peer.id) {
-                    tracing::info!(nick = %nick, conn = peer.id, "left");
-                }
-                self.hub.logout(peer.id);
             }
             Op::History {
                 target,

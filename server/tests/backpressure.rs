@@ -43,6 +43,7 @@ async fn one_client_that_never_reads_does_not_delay_delivery_to_100_others() {
     let config = server::Config {
         outbox_frames: 16,
         socket_send_buffer: Some(16 * 1024),
+        rate_per_sec: 0,
         ..server::Config::default()
     };
     let server = TestServer::with_config(config).await;
