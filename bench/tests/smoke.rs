@@ -38,6 +38,8 @@ impl Server {
                 "--log",
                 "warn",
             ])
+            // Messages stay in memory: the test leaves nothing on disk.
+            .arg("--ephemeral")
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

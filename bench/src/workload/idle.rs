@@ -61,6 +61,14 @@ pub async fn run(args: &IdleArgs, run: Run) -> anyhow::Result<Report> {
         let shared = shared.clone();
         move || shared.connected.load(Ordering::Relaxed)
     });
+    // Connecting stops in time to leave the hold and the ping inside --max-secs; connections
+    // not attempted by then count as failed.
+    let hold_time = Duration::from_secs(args.hold_secs);
+    let ping_timeout = Duration::from_millis(args.ping_timeout_ms);
+    let connect_until = run
+        .deadline
+        .checked_sub(hold_time + ping_timeout)
+        .unwrap_or_else(Instant::now);
     let cost = Cost::start(&run);
     let started = Instant::now();
     let opened: Vec<Option<JoinHandle<()>>> = run
@@ -75,6 +83,11 @@ pub async fn run(args: &IdleArgs, run: Run) -> anyhow::Result<Report> {
                     &first_error,
                 );
                 async move {
+                    if Instant::now() >= connect_until {
+                        let mut first = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                        first.get_or_insert_with(|| "not attempted: --max-secs".to_owned());
+                        return Ok(None);
+                    }
                     let nick = format!("{}-i{i}", run.prefix);
                     let ws = match run.proto {
                         Proto::Native => run.dialer.native(&nick).await,
@@ -105,7 +118,7 @@ pub async fn run(args: &IdleArgs, run: Run) -> anyhow::Result<Report> {
     bar.finish();
     let connected = shared.connected.load(Ordering::Relaxed);
 
-    let hold_until = (Instant::now() + Duration::from_secs(args.hold_secs)).min(run.deadline);
+    let hold_until = (Instant::now() + hold_time).min(run.deadline);
     let hold_secs = args.hold_secs;
     let bar = run.bar("hold", hold_secs, move || {
         hold_secs.saturating_sub(
@@ -120,8 +133,7 @@ pub async fn run(args: &IdleArgs, run: Run) -> anyhow::Result<Report> {
     let closed_in_hold = shared.closed.load(Ordering::Relaxed);
 
     ping.cancel();
-    let ping_until =
-        (Instant::now() + Duration::from_millis(args.ping_timeout_ms)).min(run.deadline);
+    let ping_until = (Instant::now() + ping_timeout).min(run.deadline);
     while shared.answered.load(Ordering::Relaxed) + shared.closed.load(Ordering::Relaxed)
         < connected
         && Instant::now() < ping_until
