@@ -37,7 +37,10 @@ pub fn draw_status(app: &App, area: Rect, buf: &mut Buffer) {
         _ => base.fg(Color::LightYellow),
     };
     let mut parts = vec![(conn_text(&app.conn), conn_style)];
-    parts.push((sanitize_line(&app.server).into_owned(), base));
+    // The server is the least needed part: left out when the bar is narrow.
+    if area.width >= 70 {
+        parts.push((sanitize_line(&app.server).into_owned(), base));
+    }
     if !app.nick_str().is_empty() {
         parts.push((app.nick_str().to_owned(), base.add_modifier(Modifier::BOLD)));
     }
