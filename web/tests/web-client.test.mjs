@@ -148,6 +148,31 @@ describe('the web client', () => {
     await until(async () => (await failed.count()) === 0, { what: 'the message to be discarded' });
   });
 
+  it('delivers everything sent faster than the server accepts, in order', async () => {
+    const { page: sid } = await browser();
+    const { page: tia } = await browser();
+    await webLogin(sid, server.base + '/', 'sid');
+    await webLogin(tia, server.base + '/', 'tia');
+    await webOpenDirect(sid, 'tia');
+    const count = 90;
+    // As fast as the page can: well past the server's rate limit.
+    await sid.evaluate((count) => {
+      const box = document.getElementById('composer');
+      for (let i = 1; i <= count; i += 1) {
+        box.value = `burst ${i}`;
+        document.getElementById('composer-form').requestSubmit();
+      }
+    }, count);
+    await until(async () => (await sid.locator('#messages .msg.mine[data-id]').count()) === count,
+      { ms: 30_000, what: 'every message to be acknowledged' });
+    assert.equal(await sid.locator('#messages .msg.failed').count(), 0);
+    await webOpenConversation(tia, '@ sid');
+    const expected = Array.from({ length: count }, (_, i) => `burst ${i + 1}`);
+    assert.deepEqual(await bubbleTexts(sid), expected, 'in the order written');
+    await until(async () => (await bubbleTexts(tia)).length >= count, { ms: 30_000, what: 'every message at tia' });
+    assert.deepEqual(await bubbleTexts(tia), expected, 'in order, none twice');
+  });
+
   it('logs in again as the same user after a reload', async () => {
     const { page: kim } = await browser();
     const { page: lou } = await browser();
@@ -206,12 +231,7 @@ describe('the web client', () => {
     await join.press('Enter');
     await pam.locator('#conv-name', { hasText: '# archive' }).waitFor();
     const count = 80;
-    for (let i = 1; i <= count; i += 1) {
-      const box = pam.getByLabel('Message # archive');
-      await box.fill(`archived message ${i}`);
-      await box.press('Enter');
-    }
-    await waitForBubble(pam, `archived message ${count}`, { mine: true, acked: true });
+    for (let i = 1; i <= count; i += 1) await webSend(pam, `archived message ${i}`);
 
     const { page: quinn } = await browser({ viewport: { width: 900, height: 600 } });
     await webLogin(quinn, server.base + '/', 'quinn');
