@@ -223,6 +223,27 @@ describe('the web client', () => {
     assert.equal(lobby.filter((t) => t === 'lobby line before the reload').length, 1, 'shown once');
   });
 
+  it('keeps a direct message for someone logged out and delivers it at their next login', { skip: NO_HISTORY }, async () => {
+    const { page: uma } = await browser();
+    const { page: vic } = await browser();
+    await webLogin(uma, server.base + '/', 'uma');
+    await webLogin(vic, server.base + '/', 'vic');
+    await uma.getByRole('button', { name: 'Log out' }).click();
+    await uma.getByLabel('Nickname').waitFor();
+    await until(async () => !(await vic.locator('#user-list .user', { hasText: 'uma' }).isVisible()), { what: 'uma to go offline' });
+
+    await webOpenDirect(vic, 'uma');
+    await webSend(vic, 'for when you are back 🌙');
+    await vic.locator('#messages .msg.mine .state', { hasText: 'uma is offline' }).waitFor();
+
+    await uma.getByLabel('Nickname').fill('uma');
+    await uma.getByRole('button', { name: 'Join chat' }).click();
+    await waitOnline(uma);
+    await until(async () => (await unreadOf(uma, '@ vic')) === 1, { what: 'the message waiting for uma' });
+    await webOpenConversation(uma, '@ vic');
+    await waitForBubble(uma, 'for when you are back 🌙', { from: 'vic' });
+  });
+
   it('loads older messages when scrolled to the top', { skip: NO_HISTORY }, async () => {
     const { page: pam } = await browser();
     await webLogin(pam, server.base + '/', 'pam');
