@@ -322,11 +322,18 @@ describe('the web client at desktop and phone width', () => {
     await zoe.keyboard.press('Enter');
     await waitForBubble(zoe, '私聊：你好 😀', { mine: true, acked: true });
 
+    // Every form control has a name for assistive technology.
+    const unnamed = await zoe.evaluate(() => [...document.querySelectorAll('input, textarea, button')]
+      .filter((c) => !(c.labels && c.labels.length) && !c.getAttribute('aria-label') && !c.textContent.trim())
+      .map((c) => c.outerHTML));
+    assert.deepEqual(unnamed, [], 'controls without a label');
+
     // Nothing is wider than the phone screen.
     const overflow = await zoe.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `page is ${overflow}px wider than the screen`);
 
     await until(async () => (await unreadOf(wei, '@ Zoë')) === 1, { what: 'the unread badge' });
+    assert.match(await wei.title(), /^\(1\) /, 'the unread count is in the title');
     await zoe.locator('#toggle-sidebar').click(); // a look at the drawer for the phone screenshot
     await until(() => sidebar.isVisible(), { what: 'the drawer to open' });
     await wei.screenshot({ path: screenshotPath('web-desktop.png') });
