@@ -2,9 +2,11 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import {
   startServer, launchBrowser, webLogin, webOpenDirect, webOpenConversation, webSend,
-  waitForBubble, waitOnline, unreadOf, until, screenshotPath, NO_HISTORY,
+  waitForBubble, waitOnline, unreadOf, until, screenshotPath, NO_HISTORY, repoRoot,
 } from './harness.mjs';
 
 /** The texts of the bubbles in the open conversation, top to bottom. */
@@ -33,6 +35,8 @@ describe('the web client', () => {
       const html = await res.text();
       assert.match(html, /<title>Chat<\/title>/, route);
       assert.doesNotMatch(html, /<(script|link|img)[^>]+(src|href)=["']?(https?:)?\/\//i, `${route} loads nothing from elsewhere`);
+      const source = readFileSync(path.join(repoRoot, 'web', 'index.html'), 'utf8');
+      assert.ok(html === source, 'the server serves web/index.html as it is now: the page is embedded at compile time, so rebuild the server (cargo build -p server) after changing it');
     }
   });
 
