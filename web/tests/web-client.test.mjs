@@ -408,6 +408,63 @@ describe('the web client across a server restart', () => {
   });
 });
 
+describe('the web client on a connection that dies silently', () => {
+  let server;
+  const browsers = [];
+  after(async () => {
+    await Promise.all(browsers.map((b) => b.close()));
+    if (server) await server.stop();
+  });
+
+  it('notices the silence, connects again and gets what it missed', { skip: NO_HISTORY }, async () => {
+    server = await startServer();
+    const a = await launchBrowser(); browsers.push(a);
+    const b = await launchBrowser(); browsers.push(b);
+    // Between wanda's page and the server: while `silent`, nothing from the server gets through,
+    // as when a network goes away without closing anything.
+    let silent = false;
+    await a.page.routeWebSocket(/\/ws/, (ws) => {
+      const upstream = ws.connectToServer();
+      ws.onMessage((message) => { if (!silent) upstream.send(message); });
+      upstream.onMessage((message) => { if (!silent) ws.send(message); });
+      ws.onClose((code, reason) => upstream.close({ code, reason }));
+      upstream.onClose((code, reason) => ws.close({ code, reason }));
+    });
+    await webLogin(a.page, server.base + '/?idle_ms=1000', 'wanda');
+    await webLogin(b.page, server.base + '/', 'xavi');
+    // A room with nothing in it yet: what comes while silent is all there will be.
+    for (const page of [a.page, b.page]) {
+      const join = page.getByLabel('Join or create a room');
+      await join.fill('quiet');
+      await join.press('Enter');
+    }
+    for (const page of [a.page, b.page]) await page.locator('#conv-sub', { hasText: '2 here' }).waitFor();
+    await webSend(b.page, 'heard before the silence');
+    await waitForBubble(a.page, 'heard before the silence', { from: 'xavi' });
+    const nothingYet = b.page.getByLabel('Join or create a room');
+    await nothingYet.fill('empty-so-far');
+    await nothingYet.press('Enter');
+    const c = a.page.getByLabel('Join or create a room');
+    await c.fill('empty-so-far');
+    await c.press('Enter');
+    await a.page.locator('#messages .empty').waitFor();
+    await b.page.locator('#conv-sub', { hasText: '2 here' }).waitFor();
+
+    silent = true;
+    await webSend(b.page, 'said into the silence, in a room that had nothing');
+    await webOpenConversation(b.page, '# quiet');
+    await webSend(b.page, 'said into the silence');
+    await a.page.locator('#conn-status[data-conn="reconnecting"]').waitFor();
+    silent = false;
+    await waitOnline(a.page);
+    await waitForBubble(a.page, 'said into the silence, in a room that had nothing', { from: 'xavi' });
+    await until(async () => (await unreadOf(a.page, '# quiet')) === 1, { what: 'the missed message in # quiet' });
+    await webOpenConversation(a.page, '# quiet');
+    await waitForBubble(a.page, 'said into the silence', { from: 'xavi' });
+    assert.deepEqual([...a.errors, ...b.errors], [], 'no script errors');
+  });
+});
+
 describe('the web client resuming after time away', () => {
   let server;
   const browsers = [];
