@@ -27,10 +27,15 @@ struct PerAddress {
 
 /// Holds one place of an address's count; gives it back on drop.
 #[derive(Debug)]
-struct AddressSlot {
+pub struct AddressSlot {
     table: Arc<PerAddress>,
     ip: IpAddr,
 }
+
+/// The place a connection holds in its address's count, if it counts. Every request carries
+/// it, so that a WebSocket keeps it after the HTTP exchange has ended.
+#[derive(Debug, Clone)]
+pub struct ConnectionSlot(#[allow(dead_code)] Option<Arc<AddressSlot>>);
 
 impl PerAddress {
     fn take(table: &Arc<Self>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
@@ -95,7 +100,7 @@ pub async fn accept_loop(
             None
         } else {
             match PerAddress::take(&per_address, addr.ip(), config.max_connections_per_ip) {
-                Some(slot) => Some(slot),
+                Some(slot) => Some(Arc::new(slot)),
                 None => {
                     tracing::info!(%addr, "refused: too many connections from this address");
                     tracker.spawn(refuse(tcp));
@@ -104,9 +109,9 @@ pub async fn accept_loop(
             }
         };
         let (router, config, token) = (router.clone(), config.clone(), token.clone());
+        let slot = ConnectionSlot(slot);
         tracker.spawn(async move {
-            serve_http(tcp, addr, router, &config, token).await;
-            drop(slot);
+            serve_http(tcp, addr, slot, router, &config, token).await;
         });
     }
 }
@@ -138,12 +143,14 @@ async fn refuse(mut tcp: TcpStream) {
 async fn serve_http(
     tcp: TcpStream,
     addr: SocketAddr,
+    slot: ConnectionSlot,
     router: Router,
     config: &Config,
     token: CancellationToken,
 ) {
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(addr));
+        request.extensions_mut().insert(slot.clone());
         router.clone().oneshot(request)
     });
     let mut builder = hyper::server::conn::http1::Builder::new();

@@ -167,6 +167,16 @@ pub async fn serve(
     }
     // Leaving the hub drops its handle on the outbox; the writer then finishes.
     sequencer.logout(peer.id).await;
+    if peer.close.reason().is_some() && !shutdown.is_cancelled() {
+        // The server closes: read on (discarding) until the peer answers the close frame the
+        // writer sends, so that unread data does not turn the close into a reset that would
+        // lose the close frame and its reason.
+        let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+        tokio::select! {
+            _ = tokio::time::timeout(config.close_timeout, drain) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
     drop(session);
     drop(peer);
     if let Err(err) = writer.await {

@@ -8,6 +8,7 @@
 //! | `/my_ws/{name}` | the seed single-chat page, logged in as `name` |
 //! | `GET /healthz` | `ok` |
 
+use crate::accept::ConnectionSlot;
 use crate::config::Config;
 use crate::connection::{self, Link, Session};
 use crate::native::NativeSession;
@@ -16,7 +17,7 @@ use crate::seed::{SeedGroupSession, SeedSingleSession};
 use crate::sequencer::Sequencer;
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -105,6 +106,7 @@ fn is_loopback_authority(authority: &str) -> bool {
 async fn native_only(
     ws: WebSocketUpgrade,
     headers: HeaderMap,
+    Extension(slot): Extension<ConnectionSlot>,
     State(app): State<AppState>,
 ) -> Response {
     if !offers_native(&headers) {
@@ -117,7 +119,7 @@ async fn native_only(
     if !origin_allowed(&headers, &app.config.allowed_origins) {
         return forbidden_origin(&headers);
     }
-    upgrade_native(ws, app).await
+    upgrade_native(ws, app, slot).await
 }
 
 fn forbidden_origin(headers: &HeaderMap) -> Response {
@@ -135,16 +137,17 @@ fn forbidden_origin(headers: &HeaderMap) -> Response {
 async fn group_or_native(
     ws: WebSocketUpgrade,
     headers: HeaderMap,
+    Extension(slot): Extension<ConnectionSlot>,
     State(app): State<AppState>,
 ) -> Response {
     if !origin_allowed(&headers, &app.config.allowed_origins) {
         return forbidden_origin(&headers);
     }
     if offers_native(&headers) {
-        return upgrade_native(ws, app).await;
+        return upgrade_native(ws, app, slot).await;
     }
     let max = app.config.max_text_bytes;
-    upgrade(ws, app, PeerKind::SeedGroup, move |peer| {
+    upgrade(ws, app, slot, PeerKind::SeedGroup, move |peer| {
         SeedGroupSession::new(peer, max)
     })
     .await
@@ -153,6 +156,7 @@ async fn group_or_native(
 async fn single(
     ws: WebSocketUpgrade,
     headers: HeaderMap,
+    Extension(slot): Extension<ConnectionSlot>,
     Path(name): Path<String>,
     State(app): State<AppState>,
 ) -> Response {
@@ -160,16 +164,16 @@ async fn single(
         return forbidden_origin(&headers);
     }
     let max = app.config.max_text_bytes;
-    upgrade(ws, app, PeerKind::SeedSingle, move |peer| {
+    upgrade(ws, app, slot, PeerKind::SeedSingle, move |peer| {
         SeedSingleSession::new(peer, name, max)
     })
     .await
 }
 
-async fn upgrade_native(ws: WebSocketUpgrade, app: AppState) -> Response {
+async fn upgrade_native(ws: WebSocketUpgrade, app: AppState, slot: ConnectionSlot) -> Response {
     let max = app.config.max_text_bytes;
     let ws = ws.protocols([protocol::SUBPROTOCOL]);
-    upgrade(ws, app, PeerKind::Native, move |peer| {
+    upgrade(ws, app, slot, PeerKind::Native, move |peer| {
         NativeSession::new(peer, max)
     })
     .await
@@ -182,6 +186,7 @@ async fn upgrade_native(ws: WebSocketUpgrade, app: AppState) -> Response {
 async fn upgrade<S: Session + 'static>(
     ws: WebSocketUpgrade,
     app: AppState,
+    slot: ConnectionSlot,
     kind: PeerKind,
     start: impl FnOnce(crate::peer::Peer) -> S + Send + 'static,
 ) -> Response {
@@ -226,7 +231,7 @@ async fn upgrade<S: Session + 'static>(
     .on_upgrade(move |socket| {
         tracker.track_future(async move {
             connection::serve(socket, link, session, sequencer, shutdown, config).await;
-            drop(permit);
+            drop((permit, slot));
         })
     })
 }
