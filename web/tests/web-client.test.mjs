@@ -273,6 +273,16 @@ describe('the web client', () => {
     const all = await bubbleTexts(quinn);
     assert.deepEqual(all, Array.from({ length: count }, (_, i) => `archived message ${i + 1}`), 'all, in order, once');
     assert.equal(await quinn.locator('#load-older').count(), 0, 'nothing older is offered');
+
+    // A new message while reading old ones does not move the view; a button offers it.
+    const scrollTop = await quinn.locator('#messages').evaluate((list) => list.scrollTop);
+    await webSend(pam, 'a new one while quinn reads');
+    await quinn.getByRole('button', { name: 'New messages ↓' }).waitFor();
+    assert.equal(await quinn.locator('#messages').evaluate((list) => list.scrollTop), scrollTop, 'the view stays');
+    await quinn.getByRole('button', { name: 'New messages ↓' }).click();
+    await quinn.locator('#messages .bubble', { hasText: 'a new one while quinn reads' }).waitFor();
+    assert.ok(await quinn.locator('#messages').evaluate((l) => l.scrollHeight - l.scrollTop - l.clientHeight < 2), 'scrolled to the end');
+    assert.match(await quinn.locator('#announcer').textContent(), /pam: a new one while quinn reads/, 'told to screen readers');
   });
 });
 
