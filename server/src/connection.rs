@@ -137,11 +137,12 @@ pub async fn serve(
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(frame)) => frame,
             Some(Err(err)) => {
-                if is_too_big(&err) {
-                    tracing::info!(error = %err, "closing a connection that sent an oversized message");
-                    peer.close.close(CloseReason::TooBig);
-                } else {
-                    tracing::debug!(error = %err, "connection read failed");
+                match close_reason_for(&err) {
+                    Some(reason) => {
+                        tracing::info!(error = %err, conn = peer.id, "closing a connection that broke the protocol");
+                        peer.close.close(reason);
+                    }
+                    None => tracing::debug!(error = %err, "connection read failed"),
                 }
                 break;
             }
@@ -184,15 +185,20 @@ pub async fn serve(
     }
 }
 
-fn is_too_big(err: &axum::Error) -> bool {
+/// The close to answer a read error with, when the peer broke a rule (rather than vanished).
+fn close_reason_for(err: &axum::Error) -> Option<CloseReason> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
-            return true;
+        match e.downcast_ref::<tungstenite::Error>() {
+            Some(tungstenite::Error::Capacity(_)) => return Some(CloseReason::TooBig),
+            Some(tungstenite::Error::Utf8(_)) => return Some(CloseReason::InvalidText),
+            Some(tungstenite::Error::Protocol(_)) => {
+                return Some(CloseReason::Policy("WebSocket protocol error"));
+            }
+            _ => source = e.source(),
         }
-        source = e.source();
     }
-    false
+    None
 }
 
 async fn write_loop(

@@ -24,6 +24,8 @@ pub enum CloseReason {
     TooSlow,
     /// The peer sent a message over the size limit.
     TooBig,
+    /// The peer sent a text frame that is not UTF-8.
+    InvalidText,
     /// The peer broke the protocol in a way that cannot be answered with an error frame.
     Policy(&'static str),
     /// The server is shutting down.
@@ -36,6 +38,7 @@ impl CloseReason {
         match self {
             Self::TooSlow | Self::Policy(_) => 1008,
             Self::TooBig => 1009,
+            Self::InvalidText => 1007,
             Self::ShuttingDown => 1001,
         }
     }
@@ -45,6 +48,7 @@ impl CloseReason {
         match self {
             Self::TooSlow => "too slow: the connection fell too far behind reading",
             Self::TooBig => "message too big",
+            Self::InvalidText => "text frame is not valid UTF-8",
             Self::Policy(why) => why,
             Self::ShuttingDown => "server shutting down",
         }
