@@ -6,6 +6,7 @@
 
 use crate::config::Config;
 use crate::hub::offer;
+use crate::metrics::Metrics;
 use crate::peer::{CloseReason, CloseSignal, Peer, PeerKind, next_conn_id};
 use crate::sequencer::{Op, Sequencer};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -13,6 +14,7 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -80,8 +82,11 @@ pub async fn serve(
     sequencer: Sequencer,
     shutdown: CancellationToken,
     config: Arc<Config>,
+    metrics: Arc<Metrics>,
 ) {
     let Link { peer, inbox } = link;
+    metrics.connections_total.fetch_add(1, Relaxed);
+    metrics.connections_open.fetch_add(1, Relaxed);
     let (sink, mut stream) = socket.split();
     // The writer ends when every outbox sender is gone (the session and the hub have let go of
     // this peer) or when the peer is closed; this function awaits it below.
@@ -147,9 +152,11 @@ pub async fn serve(
                 break;
             }
         };
+        metrics.frames_received.fetch_add(1, Relaxed);
         if let Some(limiter) = &limiter
             && limiter.check().is_err()
         {
+            metrics.rate_limited.fetch_add(1, Relaxed);
             refused_in_a_row += 1;
             if refused_in_a_row > config.rate_burst.max(1) {
                 tracing::info!(conn = peer.id, "closing a connection that kept flooding");
@@ -166,6 +173,11 @@ pub async fn serve(
             _ => session.on_binary(),
         };
     }
+    match peer.close.reason() {
+        Some(CloseReason::TooSlow) => metrics.slow_closes.fetch_add(1, Relaxed),
+        Some(CloseReason::ShuttingDown) | None => 0,
+        Some(_) => metrics.protocol_closes.fetch_add(1, Relaxed),
+    };
     // Leaving the hub drops its handle on the outbox; the writer then finishes.
     sequencer.logout(peer.id).await;
     if peer.close.reason().is_some() && !shutdown.is_cancelled() {
@@ -183,6 +195,7 @@ pub async fn serve(
     if let Err(err) = writer.await {
         tracing::error!(error = %err, "connection writer failed");
     }
+    metrics.connections_open.fetch_sub(1, Relaxed);
 }
 
 /// The close to answer a read error with, when the peer broke a rule (rather than vanished).

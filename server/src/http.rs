@@ -11,6 +11,7 @@
 use crate::accept::ConnectionSlot;
 use crate::config::Config;
 use crate::connection::{self, Link, Session};
+use crate::metrics::Metrics;
 use crate::native::NativeSession;
 use crate::peer::PeerKind;
 use crate::seed::{SeedGroupSession, SeedSingleSession};
@@ -33,6 +34,7 @@ const WEB_PAGE: &str = include_str!("../../web/index.html");
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub sequencer: Sequencer,
+    pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
     pub shutdown: CancellationToken,
     /// Every connection task, so that shutdown can wait for them.
@@ -47,10 +49,16 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(page))
         .route("/my_app", get(page))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .route("/ws", get(native_only))
         .route("/my_ws", get(group_or_native))
         .route("/my_ws/{name}", get(single))
         .with_state(state)
+}
+
+async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    let body = app.metrics.render(app.sequencer.queue_depth());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
 async fn page() -> Html<&'static str> {
@@ -221,7 +229,8 @@ async fn upgrade<S: Session + 'static>(
     {
         return (StatusCode::SERVICE_UNAVAILABLE, "server shutting down\n").into_response();
     }
-    let (tracker, shutdown, sequencer) = (app.tracker, app.shutdown, app.sequencer);
+    let (tracker, shutdown, sequencer, metrics) =
+        (app.tracker, app.shutdown, app.sequencer, app.metrics);
     let (id, failed) = (link.peer.id, sequencer.clone());
     ws.on_failed_upgrade(move |err| {
         tracing::debug!(error = %err, "websocket upgrade failed");
@@ -230,7 +239,7 @@ async fn upgrade<S: Session + 'static>(
     })
     .on_upgrade(move |socket| {
         tracker.track_future(async move {
-            connection::serve(socket, link, session, sequencer, shutdown, config).await;
+            connection::serve(socket, link, session, sequencer, shutdown, config, metrics).await;
             drop((permit, slot));
         })
     })

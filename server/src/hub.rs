@@ -7,12 +7,15 @@
 //! A broadcast is encoded once per audience (native JSON, seed group text) and the encoded bytes
 //! are shared by every recipient.
 
+use crate::metrics::Metrics;
 use crate::peer::{CloseReason, ConnId, Peer, PeerKind};
 use axum::extract::ws::{Message, Utf8Bytes};
 use protocol::{
     ChatMessage, ErrorCode, Limits, Nick, RoomInfo, RoomName, SeedChat, ServerFrame, Target,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use thiserror::Error;
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -114,6 +117,7 @@ struct Room {
 #[derive(Debug)]
 pub struct Hub {
     limits: Limits,
+    metrics: Arc<Metrics>,
     next_guest: u64,
     conns: HashMap<ConnId, Member>,
     /// Named users (native and seed single-chat) online, by nickname.
@@ -126,11 +130,16 @@ pub struct Hub {
 impl Hub {
     /// An empty hub that knows `known` users from earlier runs; `limits` are told to native
     /// clients at login.
-    pub fn new(limits: Limits, known: impl IntoIterator<Item = Nick>) -> Self {
+    pub fn new(
+        limits: Limits,
+        known: impl IntoIterator<Item = Nick>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let mut rooms = BTreeMap::new();
         rooms.insert(RoomName::lobby(), Room::default());
         Self {
             limits,
+            metrics,
             next_guest: 1,
             conns: HashMap::new(),
             online: HashMap::new(),
@@ -165,6 +174,7 @@ impl Hub {
         peer.logged_in
             .store(true, std::sync::atomic::Ordering::Relaxed);
         self.online.insert(nick.clone(), id);
+        self.metrics.users_online.fetch_add(1, Relaxed);
         self.known.insert(nick.clone());
         self.add(nick.clone(), peer);
         if kind == PeerKind::Native {
@@ -213,6 +223,7 @@ impl Hub {
         }
         if self.online.get(&nick) == Some(&id) {
             self.online.remove(&nick);
+            self.metrics.users_online.fetch_sub(1, Relaxed);
             self.to_natives_except(
                 id,
                 &ServerFrame::Presence {
@@ -380,7 +391,9 @@ impl Hub {
                     PeerKind::Native => native(&ServerFrame::Message(message.clone())),
                     PeerKind::SeedSingle | PeerKind::SeedGroup => seed(&seed_frame(message)),
                 };
-                offer(&member.peer, frame);
+                if offer(&member.peer, frame) == Offer::Queued {
+                    self.metrics.deliveries.fetch_add(1, Relaxed);
+                }
             }
         }
     }
@@ -395,6 +408,7 @@ impl Hub {
             .is_some_and(|m| m.peer.kind == PeerKind::SeedGroup);
         let mut as_native = None;
         let mut as_text = None;
+        let mut delivered = 0;
         for id in &members.members {
             if *id == from {
                 continue;
@@ -420,8 +434,11 @@ impl Hub {
                     .clone(),
                 PeerKind::SeedSingle => continue,
             };
-            offer(&member.peer, msg);
+            if offer(&member.peer, msg) == Offer::Queued {
+                delivered += 1;
+            }
         }
+        self.metrics.deliveries.fetch_add(delivered, Relaxed);
     }
 }
 

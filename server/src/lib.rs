@@ -10,12 +10,14 @@
 //! - `hub`: users, rooms, guests and routing.
 //! - `store`: SQLite message store, history, offline delivery, retention.
 //! - `peer`: the hub's handle on a connection.
+//! - `metrics`: counters served at `/metrics`.
 
 mod accept;
 pub mod config;
 mod connection;
 mod http;
 pub mod hub;
+pub mod metrics;
 mod native;
 pub mod peer;
 mod seed;
@@ -55,6 +57,7 @@ pub async fn run(
 #[derive(Debug)]
 pub struct Server {
     config: Config,
+    metrics: Arc<metrics::Metrics>,
     sequencer: sequencer::Sequencer,
     sequencer_thread: std::thread::JoinHandle<()>,
 }
@@ -64,16 +67,19 @@ impl Server {
     /// start) and starts the sequencer.
     pub fn open(config: Config) -> Result<Self, RunError> {
         let store = store::Store::open(&config.store)?;
+        let metrics = Arc::new(metrics::Metrics::default());
         let hub = hub::Hub::new(
             Limits {
                 max_text_bytes: config.max_text_bytes,
             },
             store.known_users()?,
+            metrics.clone(),
         );
         let (sequencer, sequencer_thread) =
-            sequencer::Sequencer::start(hub, store, config.retention)?;
+            sequencer::Sequencer::start(hub, store, config.retention, metrics.clone())?;
         Ok(Self {
             config,
+            metrics,
             sequencer,
             sequencer_thread,
         })
@@ -89,6 +95,7 @@ impl Server {
     ) -> Result<(), RunError> {
         let Self {
             config,
+            metrics,
             sequencer,
             sequencer_thread,
         } = self;
@@ -109,6 +116,7 @@ impl Server {
             });
         }
         let state = http::AppState {
+            metrics,
             sequencer,
             slots: Arc::new(Semaphore::new(config.max_connections)),
             config: Arc::new(config.clone()),

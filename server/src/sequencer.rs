@@ -7,12 +7,15 @@
 //! begins. Consecutive sends are stored in one transaction (group commit) and then delivered.
 
 use crate::hub::{self, Hub, HubError, Route, native, now_ms, offer};
+use crate::metrics::Metrics;
 use crate::peer::{ConnId, Peer, PeerKind};
 use crate::store::{NewMessage, Retention, Store, Stored, conversation};
 use protocol::{
     ChatMessage, Cursor, ErrorCode, MsgId, Nick, RoomName, SeedChat, ServerFrame, Target,
 };
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use tokio::sync::mpsc;
 
 /// Commands taken from the queue and handled before the next look at it; their sends share
@@ -78,12 +81,14 @@ impl Sequencer {
         hub: Hub,
         store: Store,
         retention: Retention,
+        metrics: Arc<Metrics>,
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let (queue, commands) = mpsc::channel(QUEUE);
         let mut worker = Worker {
             hub,
             store,
             retention,
+            metrics,
             sends: Vec::new(),
         };
         worker.prune();
@@ -105,6 +110,11 @@ impl Sequencer {
             .map_err(|_| Stopped)
     }
 
+    /// Requests waiting in the queue now.
+    pub fn queue_depth(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
     /// Tells the sequencer connection `id` is gone. Does nothing once the sequencer stopped.
     pub async fn logout(&self, id: ConnId) {
         let _ = self.queue.send(Command::Logout(id)).await;
@@ -121,6 +131,7 @@ impl Sequencer {
 pub struct Stopped;
 
 struct Worker {
+    metrics: Arc<Metrics>,
     hub: Hub,
     store: Store,
     retention: Retention,
@@ -419,7 +430,10 @@ impl Worker {
         }
         let sends = std::mem::take(&mut self.sends);
         let batch: Vec<NewMessage> = sends.iter().map(|s| s.message.clone()).collect();
-        let stored = match self.store.insert(&batch) {
+        let started = std::time::Instant::now();
+        let stored = self.store.insert(&batch);
+        self.metrics.store_commit(started.elapsed());
+        let stored = match stored {
             Ok(stored) => stored,
             Err(err) => {
                 tracing::error!(error = %err, count = sends.len(), "could not store messages");
@@ -433,6 +447,7 @@ impl Worker {
         for (send, stored) in sends.into_iter().zip(stored) {
             let (id, ts, offline) = match stored {
                 Stored::New(id) => {
+                    self.metrics.messages_stored.fetch_add(1, Relaxed);
                     let message = ChatMessage {
                         id,
                         ts: send.message.ts,
