@@ -41,36 +41,32 @@ async fn stalled_client(server: &TestServer, nick: &str) -> Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_client_that_never_reads_does_not_delay_delivery_to_100_others() {
     let config = server::Config {
-        outbox_frames: 16,
+        outbox_frames: 128,
         socket_send_buffer: Some(16 * 1024),
         rate_per_sec: 0,
         ..server::Config::default()
     };
     let server = TestServer::with_config(config).await;
     let mut stalled = stalled_client(&server, "stalled").await;
-    let mut readers = Vec::with_capacity(READERS);
+    // Every reader checks the sender's messages on its own task, in order, and reports each
+    // one. Each starts reading as soon as it is logged in, so the presence and join notices of
+    // the others' logins never pile up. The sender keeps at most WINDOW messages ahead of the
+    // slowest healthy reader, as a chat of people would: the healthy readers' outboxes never
+    // fill, the stalled one's does.
+    let (progress, mut reports) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let mut tasks = Vec::with_capacity(READERS);
     for i in 0..READERS {
-        readers.push(server.native(&format!("reader{i}")).await);
+        let mut reader = server.native(&format!("reader{i}")).await;
+        let progress = progress.clone();
+        tasks.push(tokio::spawn(async move {
+            for expected in 0..MESSAGES {
+                let m = reader.message().await;
+                assert_eq!(m.text[..8], format!("{expected:08}"), "in order, none lost");
+                let _ = progress.send(expected);
+            }
+        }));
     }
     let mut sender = server.native("sender").await;
-
-    // Every reader checks the sender's messages on its own task, in order, and reports each
-    // one. The sender keeps at most WINDOW messages ahead of the slowest healthy reader, as a
-    // chat of people would: the healthy readers' outboxes never fill, the stalled one's does.
-    let (progress, mut reports) = tokio::sync::mpsc::unbounded_channel::<usize>();
-    let tasks: Vec<_> = readers
-        .into_iter()
-        .map(|mut reader| {
-            let progress = progress.clone();
-            tokio::spawn(async move {
-                for expected in 0..MESSAGES {
-                    let m = reader.message().await;
-                    assert_eq!(m.text[..8], format!("{expected:08}"), "in order, none lost");
-                    let _ = progress.send(expected);
-                }
-            })
-        })
-        .collect();
     let filler = "x".repeat(TEXT_BYTES - 8);
     let mut delivered = vec![0usize; MESSAGES];
     let mut fully_delivered = 0;
