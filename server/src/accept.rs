@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -70,6 +71,7 @@ pub async fn accept_loop(
     listener: TcpListener,
     router: Router,
     config: Arc<Config>,
+    tls: Option<TlsAcceptor>,
     token: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -110,8 +112,17 @@ pub async fn accept_loop(
         };
         let (router, config, token) = (router.clone(), config.clone(), token.clone());
         let slot = ConnectionSlot(slot);
+        let tls = tls.clone();
         tracker.spawn(async move {
-            serve_http(tcp, addr, slot, router, &config, token).await;
+            let Some(tls) = tls else {
+                return serve_http(tcp, addr, slot, router, &config, token).await;
+            };
+            // The TLS handshake counts against the same deadline as the request headers.
+            match tokio::time::timeout(config.handshake_timeout, tls.accept(tcp)).await {
+                Ok(Ok(stream)) => serve_http(stream, addr, slot, router, &config, token).await,
+                Ok(Err(err)) => tracing::debug!(%addr, error = %err, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+            }
         });
     }
 }
@@ -140,14 +151,16 @@ async fn refuse(mut tcp: TcpStream) {
 /// One TCP connection's HTTP/1 exchange: requests until it closes, is upgraded to a WebSocket
 /// (which then lives on its own task), sends no headers within the handshake deadline, or the
 /// server shuts down.
-async fn serve_http(
-    tcp: TcpStream,
+async fn serve_http<Io>(
+    io: Io,
     addr: SocketAddr,
     slot: ConnectionSlot,
     router: Router,
     config: &Config,
     token: CancellationToken,
-) {
+) where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(addr));
         request.extensions_mut().insert(slot.clone());
@@ -158,7 +171,7 @@ async fn serve_http(
         .timer(TokioTimer::new())
         .header_read_timeout(config.handshake_timeout);
     let connection = builder
-        .serve_connection(TokioIo::new(tcp), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(connection);
     let result = tokio::select! {

@@ -1,6 +1,7 @@
 //! Runtime settings of a server, with the defaults `chat-server --help` documents.
 
 use crate::store::{Location, Retention};
+use crate::tls::TlsFiles;
 use std::time::Duration;
 
 /// Everything [`crate::run`] needs to know besides the listener. Build with
@@ -42,6 +43,8 @@ pub struct Config {
     /// kernel's autotuning on. A small buffer bounds the memory a stalled reader can pin in
     /// the kernel and makes it count as too slow sooner.
     pub socket_send_buffer: Option<usize>,
+    /// Serve `https://` and `wss://` with this certificate and key; plain HTTP when `None`.
+    pub tls: Option<TlsFiles>,
     /// Where messages are stored. The default, for tests and embedding, is in memory; the
     /// `chat-server` binary defaults to a data directory.
     pub store: Location,
@@ -71,6 +74,7 @@ impl Default for Config {
             rate_burst: 50,
             allowed_origins: Vec::new(),
             socket_send_buffer: None,
+            tls: None,
             store: Location::Memory,
             retention: Retention::default(),
             prune_every: Duration::from_secs(60),

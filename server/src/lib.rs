@@ -11,6 +11,7 @@
 //! - `store`: SQLite message store, history, offline delivery, retention.
 //! - `peer`: the hub's handle on a connection.
 //! - `metrics`: counters served at `/metrics`.
+//! - `tls`: rustls for `https://` and `wss://`.
 
 mod accept;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod peer;
 mod seed;
 mod sequencer;
 pub mod store;
+pub mod tls;
 
 pub use config::Config;
 pub use store::StoreError;
@@ -40,6 +42,8 @@ use tokio_util::task::TaskTracker;
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -54,18 +58,28 @@ pub async fn run(
 }
 
 /// A server whose store is open, ready to serve.
-#[derive(Debug)]
 pub struct Server {
     config: Config,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     metrics: Arc<metrics::Metrics>,
     sequencer: sequencer::Sequencer,
     sequencer_thread: std::thread::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.config)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Server {
     /// Opens the message store (a damaged or unusable one is an error here, never an empty
     /// start) and starts the sequencer.
     pub fn open(config: Config) -> Result<Self, RunError> {
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let store = store::Store::open(&config.store)?;
         let metrics = Arc::new(metrics::Metrics::default());
         let hub = hub::Hub::new(
@@ -79,6 +93,7 @@ impl Server {
             sequencer::Sequencer::start(hub, store, config.retention, metrics.clone())?;
         Ok(Self {
             config,
+            tls,
             metrics,
             sequencer,
             sequencer_thread,
@@ -95,6 +110,7 @@ impl Server {
     ) -> Result<(), RunError> {
         let Self {
             config,
+            tls,
             metrics,
             sequencer,
             sequencer_thread,
@@ -128,6 +144,7 @@ impl Server {
             listener,
             http::router(state),
             config.clone(),
+            tls,
             token.clone(),
             tracker.clone(),
         ));

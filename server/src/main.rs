@@ -44,6 +44,14 @@ struct Args {
     #[arg(long, value_name = "DAYS")]
     retain_days: Option<u64>,
 
+    /// Serve https:// and wss:// with this certificate chain (PEM). Needs --tls-key.
+    #[arg(long, env = "CHAT_TLS_CERT", requires = "tls_key", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "CHAT_TLS_KEY", requires = "tls_cert", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+
     /// Largest WebSocket message accepted, in bytes; a larger one closes the connection (1009).
     #[arg(long, default_value_t = Config::default().max_frame_bytes)]
     max_frame_bytes: usize,
@@ -155,7 +163,13 @@ async fn serve() -> anyhow::Result<()> {
             .retain_days
             .map(|d| Duration::from_secs(d * 24 * 60 * 60)),
     };
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(server::tls::TlsFiles { cert, key }),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let config = Config {
+        tls,
         store,
         retention,
         max_frame_bytes: args.max_frame_bytes,
@@ -181,7 +195,7 @@ async fn serve() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
-    tracing::info!(%local, "chat server listening: web page at http://{local}/");
+    tracing::info!(%local, "chat server listening: web page at {scheme}://{local}/");
     server.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

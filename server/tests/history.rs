@@ -426,7 +426,15 @@ impl Binary {
     async fn start(dir: &std::path::Path) -> Self {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .args(["--port", "0", "--log", "info", "--rate-limit", "0", "--data-dir"])
+            .args([
+                "--port",
+                "0",
+                "--log",
+                "info",
+                "--rate-limit",
+                "0",
+                "--data-dir",
+            ])
             .arg(dir)
             .stderr(std::process::Stdio::piped())
             .spawn()

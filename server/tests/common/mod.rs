@@ -139,10 +139,10 @@ impl Drop for TestServer {
     }
 }
 
-/// A WebSocket client.
+/// A WebSocket client, over plain TCP unless `S` says otherwise.
 #[derive(Debug)]
-pub struct Client {
-    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+pub struct Client<S = MaybeTlsStream<TcpStream>> {
+    pub ws: WebSocketStream<S>,
 }
 
 /// What a client read.
@@ -154,7 +154,7 @@ pub enum Read {
     Ended,
 }
 
-impl Client {
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Client<S> {
     pub async fn send_text(&mut self, text: &str) {
         self.ws
             .send(Message::text(text))
