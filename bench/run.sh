@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the benchmarks of BENCHMARKS.md: each case RUNS times (default 3), each run against a
 # fresh release chat-server on a free loopback port, stopped by its PID afterwards. Prints one
-# JSON line per run: {"case": ..., "run": i, "server_args": ..., "report": <chat-bench line>}.
+# JSON line per run: {"case", "run", "load" (1-minute load average after the run),
+# "server_args", "report": <chat-bench's JSON line>}.
 #
 #   bash bench/run.sh [CASE_PATTERN] > results.jsonl
 #   python3 bench/summarize.py results.jsonl      # medians, as a Markdown table
@@ -36,7 +37,7 @@ case_() {
     shift 2
     [[ $name =~ $pattern ]] || return 0
     for run in $(seq "$runs"); do
-        local port pid line
+        local port pid line load
         port=$(free_port)
         rm -rf "$data/db" && mkdir -p "$data/db"
         # shellcheck disable=SC2086 # server_args is a word list
@@ -52,7 +53,8 @@ case_() {
             --no-progress | tail -n 1) || line='null'
         kill "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
-        echo "{\"case\":\"$name\",\"run\":$run,\"server_args\":\"$server_args\",\"report\":$line}"
+        load=$(cut -d ' ' -f 1 /proc/loadavg)
+        echo "{\"case\":\"$name\",\"run\":$run,\"load\":$load,\"server_args\":\"$server_args\",\"report\":$line}"
     done
 }
 
