@@ -297,7 +297,8 @@ fn a_reconnect_resumes_each_conversation_after_its_last_message() {
                     target: Target::User(nick("bob")),
                     after: 9
                 },
-            ]
+            ],
+            password: None,
         }],
         "a direct chat without messages has nothing to resume"
     );

@@ -26,6 +26,14 @@ pub enum ErrorCode {
     NickTaken,
     /// The room name breaks the naming rules.
     InvalidRoom,
+    /// The nickname is registered: log in with its password.
+    PasswordRequired,
+    /// The password does not match the registered nickname.
+    WrongPassword,
+    /// The nickname is registered already.
+    AlreadyRegistered,
+    /// The password is too short or too long.
+    WeakPassword,
     /// A frame other than `login` came before login.
     NotLoggedIn,
     /// A second `login` on a connection that is logged in.
@@ -61,6 +69,10 @@ impl ErrorCode {
             Self::ReservedNick => "reserved_nick",
             Self::NickTaken => "nick_taken",
             Self::InvalidRoom => "invalid_room",
+            Self::PasswordRequired => "password_required",
+            Self::WrongPassword => "wrong_password",
+            Self::AlreadyRegistered => "already_registered",
+            Self::WeakPassword => "weak_password",
             Self::NotLoggedIn => "not_logged_in",
             Self::AlreadyLoggedIn => "already_logged_in",
             Self::UserOffline => "user_offline",
@@ -96,6 +108,10 @@ mod tests {
             ErrorCode::ReservedNick,
             ErrorCode::NickTaken,
             ErrorCode::InvalidRoom,
+            ErrorCode::PasswordRequired,
+            ErrorCode::WrongPassword,
+            ErrorCode::AlreadyRegistered,
+            ErrorCode::WeakPassword,
             ErrorCode::NotLoggedIn,
             ErrorCode::AlreadyLoggedIn,
             ErrorCode::UserOffline,

@@ -37,11 +37,20 @@ pub enum ClientFrame {
     /// `resume` lists, for a client that was connected before, the last message id it has of
     /// each conversation; the server answers each with a `history` frame of exactly what came
     /// after it (and rejoins the rooms listed).
+    ///
+    /// `password` is needed for a registered nickname (see `register`); a registered user may
+    /// be logged in from several places at once, and every session gets their messages.
     Login {
         nick: String,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         resume: Vec<Cursor>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
     },
+    /// Register the nickname this connection is logged in under, with a password (8 to 128
+    /// characters). From then on logging in under it needs the password, and neither guests
+    /// nor seed pages can take it. Answered by `registered` or an error.
+    Register { password: String },
     /// A message to a room or a user. `client_id` is the client's own id for it (at most 64
     /// bytes): the `ack` and any `error` about this message carry it back.
     Send {
@@ -151,6 +160,8 @@ pub enum ServerFrame {
         messages: Vec<ChatMessage>,
         has_more: bool,
     },
+    /// The nickname is registered: logging in under it needs the password from now on.
+    Registered { nick: Nick },
     /// A named user came online or went offline.
     Presence { nick: Nick, online: bool },
     /// Who is online (`room` absent) or in `room`.
@@ -199,6 +210,7 @@ impl ClientFrame {
         Self::Login {
             nick: nick.into(),
             resume: Vec::new(),
+            password: None,
         }
     }
 

@@ -120,8 +120,9 @@ pub struct Hub {
     metrics: Arc<Metrics>,
     next_guest: u64,
     conns: HashMap<ConnId, Member>,
-    /// Named users (native and seed single-chat) online, by nickname.
-    online: HashMap<Nick, ConnId>,
+    /// Named users (native and seed single-chat) online, by nickname, with every session of
+    /// each (more than one only for registered users who logged in with their password).
+    online: HashMap<Nick, Vec<ConnId>>,
     /// Everyone who has ever logged in, for telling "offline" from "unknown".
     known: HashSet<Nick>,
     rooms: BTreeMap<RoomName, Room>,
@@ -159,22 +160,26 @@ impl Hub {
     }
 
     /// Logs in a named user. A native user joins the lobby and is sent `welcome` before any
-    /// other frame; everyone else hears of them by `presence` and `joined`.
-    pub fn login(&mut self, nick: Nick, peer: Peer) -> Result<(), HubError> {
+    /// other frame; everyone else hears of them by `presence` (on their first session) and
+    /// `joined`. `another_session` lets an authenticated user in beside their other sessions.
+    pub fn login(&mut self, nick: Nick, peer: Peer, another_session: bool) -> Result<(), HubError> {
         if self.conns.contains_key(&peer.id) {
             return Err(HubError::AlreadyLoggedIn);
         }
         if nick.is_reserved() {
             return Err(HubError::Reserved(nick));
         }
-        if self.online.contains_key(&nick) {
+        let first_session = !self.online.contains_key(&nick);
+        if !first_session && !another_session {
             return Err(HubError::NickTaken(nick));
         }
         let (id, kind) = (peer.id, peer.kind);
         peer.logged_in
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        self.online.insert(nick.clone(), id);
-        self.metrics.users_online.fetch_add(1, Relaxed);
+        self.online.entry(nick.clone()).or_default().push(id);
+        if first_session {
+            self.metrics.users_online.fetch_add(1, Relaxed);
+        }
         self.known.insert(nick.clone());
         self.add(nick.clone(), peer);
         if kind == PeerKind::Native {
@@ -186,7 +191,9 @@ impl Hub {
             };
             offer(&self.conns[&id].peer, native(&welcome));
         }
-        self.to_natives_except(id, &ServerFrame::Presence { nick, online: true });
+        if first_session {
+            self.to_natives_except(id, &ServerFrame::Presence { nick, online: true });
+        }
         if kind == PeerKind::Native {
             self.join(id, RoomName::lobby());
         }
@@ -221,16 +228,19 @@ impl Hub {
         for room in member.rooms.clone() {
             self.leave_room(id, &room);
         }
-        if self.online.get(&nick) == Some(&id) {
-            self.online.remove(&nick);
-            self.metrics.users_online.fetch_sub(1, Relaxed);
-            self.to_natives_except(
-                id,
-                &ServerFrame::Presence {
+        if let Some(sessions) = self.online.get_mut(&nick)
+            && let Some(at) = sessions.iter().position(|s| *s == id)
+        {
+            sessions.remove(at);
+            if sessions.is_empty() {
+                self.online.remove(&nick);
+                self.metrics.users_online.fetch_sub(1, Relaxed);
+                let gone = ServerFrame::Presence {
                     nick,
                     online: false,
-                },
-            );
+                };
+                self.to_natives_except(id, &gone);
+            }
         }
         self.conns.remove(&id);
     }
@@ -380,20 +390,38 @@ impl Hub {
         match &message.target {
             Target::Room(room) => self.deliver_to_room(from, room, message),
             Target::User(to) => {
-                let Some(&id) = self.online.get(to) else {
-                    return;
-                };
-                if id == from {
-                    return; // a note to oneself: the ack is the delivery
+                // Every session of the recipient, and the sender's other sessions, so that
+                // each of their screens shows the conversation whole.
+                let sender_sessions = self
+                    .online
+                    .get(&message.from)
+                    .filter(|_| message.from != *to);
+                let sessions = self
+                    .online
+                    .get(to)
+                    .into_iter()
+                    .chain(sender_sessions)
+                    .flatten()
+                    .filter(|id| **id != from);
+                let (mut as_native, mut as_seed) = (None, None);
+                let mut delivered = 0;
+                for id in sessions {
+                    let Some(member) = self.conns.get(id) else {
+                        continue;
+                    };
+                    let frame = match member.peer.kind {
+                        PeerKind::Native => as_native
+                            .get_or_insert_with(|| native(&ServerFrame::Message(message.clone())))
+                            .clone(),
+                        PeerKind::SeedSingle | PeerKind::SeedGroup => as_seed
+                            .get_or_insert_with(|| seed(&seed_frame(message)))
+                            .clone(),
+                    };
+                    if offer(&member.peer, frame) == Offer::Queued {
+                        delivered += 1;
+                    }
                 }
-                let member = &self.conns[&id];
-                let frame = match member.peer.kind {
-                    PeerKind::Native => native(&ServerFrame::Message(message.clone())),
-                    PeerKind::SeedSingle | PeerKind::SeedGroup => seed(&seed_frame(message)),
-                };
-                if offer(&member.peer, frame) == Offer::Queued {
-                    self.metrics.deliveries.fetch_add(1, Relaxed);
-                }
+                self.metrics.deliveries.fetch_add(delivered, Relaxed);
             }
         }
     }

@@ -14,6 +14,7 @@
 //! - `tls`: rustls for `https://` and `wss://`.
 
 mod accept;
+mod auth;
 pub mod config;
 mod connection;
 mod http;
@@ -82,6 +83,7 @@ impl Server {
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let store = store::Store::open(&config.store)?;
         let metrics = Arc::new(metrics::Metrics::default());
+        let registered = store.registered_users()?.into_iter().collect();
         let hub = hub::Hub::new(
             Limits {
                 max_text_bytes: config.max_text_bytes,
@@ -90,7 +92,7 @@ impl Server {
             metrics.clone(),
         );
         let (sequencer, sequencer_thread) =
-            sequencer::Sequencer::start(hub, store, config.retention, metrics.clone())?;
+            sequencer::Sequencer::start(hub, store, config.retention, metrics.clone(), registered)?;
         Ok(Self {
             config,
             tls,

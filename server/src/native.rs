@@ -50,7 +50,16 @@ impl Session for NativeSession {
             }
         };
         Some(match frame {
-            ClientFrame::Login { nick, resume } => Op::Login { nick, resume },
+            ClientFrame::Login {
+                nick,
+                resume,
+                password,
+            } => Op::Login {
+                nick,
+                resume,
+                password,
+            },
+            ClientFrame::Register { password } => Op::Register { password },
             ClientFrame::Send {
                 client_id,
                 target,

@@ -40,6 +40,7 @@ impl Session for SeedSingleSession {
         Some(Op::Login {
             nick: self.name.clone(),
             resume: Vec::new(),
+            password: None,
         })
     }
 

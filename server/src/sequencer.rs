@@ -36,6 +36,19 @@ enum Command {
     Peer { peer: Peer, op: Op },
     /// The connection is gone.
     Logout(ConnId),
+    /// A password check finished (on the blocking pool).
+    Verified {
+        peer: Peer,
+        nick: Nick,
+        resume: Vec<Cursor>,
+        ok: bool,
+    },
+    /// A password hash for `register` is ready.
+    Hashed {
+        peer: Peer,
+        nick: Nick,
+        hash: Result<String, String>,
+    },
     /// Apply retention now.
     Prune,
 }
@@ -43,10 +56,16 @@ enum Command {
 /// The requests, as decoded from any of the protocols.
 #[derive(Debug)]
 pub enum Op {
-    /// Log in under a name (native or seed single-chat), resuming conversations.
+    /// Log in under a name (native or seed single-chat), resuming conversations; a
+    /// registered name needs its password.
     Login {
         nick: String,
         resume: Vec<Cursor>,
+        password: Option<String>,
+    },
+    /// Register the logged-in name with a password.
+    Register {
+        password: String,
     },
     /// Enter the lobby as the next guest (seed group page).
     Guest,
@@ -76,15 +95,21 @@ pub struct Sequencer {
 }
 
 impl Sequencer {
-    /// Starts the sequencer thread. It prunes by `retention` at start and every `prune_every`.
+    /// Starts the sequencer thread, knowing the `registered` nicknames and their password
+    /// hashes. It prunes by `retention` at start. Call it within a Tokio runtime: password
+    /// hashing runs on that runtime's blocking pool.
     pub fn start(
         hub: Hub,
         store: Store,
         retention: Retention,
         metrics: Arc<Metrics>,
+        registered: std::collections::HashMap<Nick, String>,
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let (queue, commands) = mpsc::channel(QUEUE);
         let mut worker = Worker {
+            runtime: tokio::runtime::Handle::current(),
+            results: queue.downgrade(),
+            registered,
             hub,
             store,
             retention,
@@ -131,6 +156,13 @@ impl Sequencer {
 pub struct Stopped;
 
 struct Worker {
+    /// Runs password hashing off this thread.
+    runtime: tokio::runtime::Handle,
+    /// Where the blocking pool sends its results; weak, so the queue still closes when every
+    /// connection is gone.
+    results: mpsc::WeakSender<Command>,
+    /// Registered nicknames and their password hashes.
+    registered: std::collections::HashMap<Nick, String>,
     metrics: Arc<Metrics>,
     hub: Hub,
     store: Store,
@@ -171,6 +203,24 @@ impl Worker {
                 self.flush_sends();
                 return self.prune();
             }
+            Command::Verified {
+                peer,
+                nick,
+                resume,
+                ok,
+            } => {
+                self.flush_sends();
+                if !ok {
+                    tracing::info!(nick = %nick, conn = peer.id, "wrong password");
+                    let why = format!("wrong password for {nick}");
+                    return fail(&peer, ErrorCode::WrongPassword, &why, None);
+                }
+                return self.complete_login(peer, nick, resume, true);
+            }
+            Command::Hashed { peer, nick, hash } => {
+                self.flush_sends();
+                return self.complete_register(&peer, nick, hash);
+            }
             Command::Logout(id) => {
                 self.flush_sends();
                 if let Some(nick) = self.hub.nick_of(id) {
@@ -191,7 +241,12 @@ impl Worker {
         self.flush_sends();
         match op {
             Op::Send { .. } => unreachable!("handled above"),
-            Op::Login { nick, resume } => self.login(peer, &nick, resume),
+            Op::Login {
+                nick,
+                resume,
+                password,
+            } => self.login(peer, &nick, resume, password),
+            Op::Register { password } => self.register(peer, password),
             Op::Guest => {
                 let nick = self.hub.login_guest(peer.clone());
                 tracing::info!(nick = %nick, conn = peer.id, "seed group page joined");
@@ -231,13 +286,45 @@ impl Worker {
         }
     }
 
-    fn login(&mut self, peer: Peer, raw: &str, resume: Vec<Cursor>) {
+    fn login(&mut self, peer: Peer, raw: &str, resume: Vec<Cursor>, password: Option<String>) {
         let nick = match Nick::parse(raw) {
             Ok(nick) => nick,
             Err(err) => return refuse_login(&peer, raw, ErrorCode::InvalidNick, &err.to_string()),
         };
-        if let Err(err) = self.hub.login(nick.clone(), peer.clone()) {
-            return refuse_login(&peer, raw, err.code(), &err.to_string());
+        if self.hub.nick_of(peer.id).is_some() {
+            let err = HubError::AlreadyLoggedIn;
+            return fail(&peer, err.code(), &err.to_string(), None);
+        }
+        let Some(hash) = self.registered.get(&nick).cloned() else {
+            return self.complete_login(peer, nick, resume, false);
+        };
+        let Some(password) = password.filter(|_| peer.kind == PeerKind::Native) else {
+            let why = match peer.kind {
+                PeerKind::Native => format!("{nick} is registered: log in with its password"),
+                _ => format!(
+                    "{nick} is registered; its owner logs in with a password from the chat client"
+                ),
+            };
+            return refuse_login(&peer, raw, ErrorCode::PasswordRequired, &why);
+        };
+        let results = self.results.clone();
+        self.runtime.spawn_blocking(move || {
+            let ok = crate::auth::verify(&password, &hash);
+            if let Some(queue) = results.upgrade() {
+                let _ = queue.blocking_send(Command::Verified {
+                    peer,
+                    nick,
+                    resume,
+                    ok,
+                });
+            }
+        });
+    }
+
+    fn complete_login(&mut self, peer: Peer, nick: Nick, resume: Vec<Cursor>, authenticated: bool) {
+        let raw = nick.to_string();
+        if let Err(err) = self.hub.login(nick.clone(), peer.clone(), authenticated) {
+            return refuse_login(&peer, &raw, err.code(), &err.to_string());
         }
         tracing::info!(nick = %nick, conn = peer.id, kind = ?peer.kind, "logged in");
         if let Err(err) = self.store.add_user(&nick, now_ms()) {
@@ -328,6 +415,52 @@ impl Worker {
             )?;
         }
         Ok(())
+    }
+
+    fn register(&mut self, peer: Peer, password: String) {
+        let Some(nick) = self.hub.nick_of(peer.id).cloned() else {
+            let err = HubError::NotLoggedIn;
+            return fail(&peer, err.code(), &err.to_string(), None);
+        };
+        if self.registered.contains_key(&nick) {
+            let why = format!("{nick} is registered already");
+            return fail(&peer, ErrorCode::AlreadyRegistered, &why, None);
+        }
+        if let Some(why) = crate::auth::weakness(&password) {
+            return fail(&peer, ErrorCode::WeakPassword, &why, None);
+        }
+        let results = self.results.clone();
+        self.runtime.spawn_blocking(move || {
+            let hash = crate::auth::hash(&password);
+            if let Some(queue) = results.upgrade() {
+                let _ = queue.blocking_send(Command::Hashed { peer, nick, hash });
+            }
+        });
+    }
+
+    fn complete_register(&mut self, peer: &Peer, nick: Nick, hash: Result<String, String>) {
+        let stored = hash.and_then(|hash| {
+            self.store
+                .set_password(&nick, &hash)
+                .map(|()| hash)
+                .map_err(|e| e.to_string())
+        });
+        match stored {
+            Ok(hash) => {
+                tracing::info!(nick = %nick, "nickname registered");
+                self.registered.insert(nick.clone(), hash);
+                offer(peer, native(&ServerFrame::Registered { nick }));
+            }
+            Err(err) => {
+                tracing::error!(error = %err, nick = %nick, "could not register a nickname");
+                fail(
+                    peer,
+                    ErrorCode::Internal,
+                    "could not register the nickname; try again",
+                    None,
+                );
+            }
+        }
     }
 
     fn send_history(

@@ -158,6 +158,30 @@ impl Store {
         &self.path
     }
 
+    /// Registered nicknames with their password hashes (PHC strings).
+    pub fn registered_users(&self) -> Result<Vec<(Nick, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT nick, password FROM users WHERE password IS NOT NULL")?;
+        let users = stmt
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?
+            .filter_map(|r| r.ok())
+            .filter_map(|(nick, hash)| Nick::parse(&nick).ok().map(|n| (n, hash)))
+            .collect();
+        Ok(users)
+    }
+
+    /// Registers `nick` with a password hash.
+    pub fn set_password(&mut self, nick: &Nick, hash: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE users SET password = ?2 WHERE nick = ?1",
+            params![nick.as_str(), hash],
+        )?;
+        Ok(())
+    }
+
     fn check_and_migrate(&self) -> Result<(), StoreError> {
         let corrupt = |detail: String| StoreError::Corrupt {
             path: self.path.clone(),
@@ -179,6 +203,16 @@ impl Store {
         self.conn
             .execute_batch(SCHEMA)
             .map_err(|e| corrupt(e.to_string()))?;
+        // Added after the first release of the schema.
+        let has_password: bool = self.conn.query_row(
+            "SELECT count(*) FROM pragma_table_info('users') WHERE name = 'password'",
+            [],
+            |row| row.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !has_password {
+            self.conn
+                .execute_batch("ALTER TABLE users ADD COLUMN password TEXT")?;
+        }
         Ok(())
     }
 

@@ -44,6 +44,7 @@ async fn login_resuming(server: &TestServer, nick: &str, resume: Vec<Cursor>) ->
         .send(&ClientFrame::Login {
             nick: nick.into(),
             resume,
+            password: None,
         })
         .await;
     assert!(matches!(client.frame().await, ServerFrame::Welcome { .. }));

@@ -47,6 +47,7 @@ pub(super) fn log_in(app: &mut App, nick: &Nick, cmds: &mut Vec<Cmd>) {
     cmds.push(Cmd::Send(ClientFrame::Login {
         nick: nick.to_string(),
         resume: history::resume_cursors(app),
+        password: None,
     }));
 }
 
@@ -150,7 +151,8 @@ fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
             message,
             client_id,
         } => error(app, code, message, client_id, cmds),
-        ServerFrame::Unknown => {}
+        // Registering a nickname is not offered by this client yet.
+        ServerFrame::Registered { .. } | ServerFrame::Unknown => {}
     }
 }
 
