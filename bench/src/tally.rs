@@ -56,6 +56,10 @@ pub struct Tally {
     pub last_at: Option<Instant>,
     /// How the server ended the connection, if it did: `"1008 too slow: …"` or `"ended"`.
     pub closed: Option<String>,
+    /// Errors the server sent (native `error` frames, seed notices from `system`).
+    pub errors: u64,
+    /// The first of them.
+    pub first_error: Option<String>,
 }
 
 impl Tally {
@@ -69,6 +73,8 @@ impl Tally {
             latency: latency_histogram(),
             last_at: None,
             closed: None,
+            errors: 0,
+            first_error: None,
         }
     }
 
@@ -98,7 +104,25 @@ impl Tally {
         self.duplicates += other.duplicates;
         let _ = self.latency.add(&other.latency);
         self.last_at = self.last_at.max(other.last_at);
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&other.first_error);
+        }
     }
+
+    /// Counts `frame` when it is an error from the server.
+    pub fn check_error(&mut self, frame: &str) {
+        if is_error(frame) {
+            self.errors += 1;
+            self.first_error.get_or_insert_with(|| frame.to_owned());
+        }
+    }
+}
+
+/// Whether a frame is an error from the server: a native `error` frame, or a seed single-chat
+/// notice from `system` (the seed's way of saying a message was not delivered).
+pub fn is_error(frame: &str) -> bool {
+    frame.contains(r#""type":"error""#) || frame.contains(r#""from_user":"system""#)
 }
 
 /// How a close frame reads in a report.
@@ -133,6 +157,7 @@ where
         match next {
             Some(Ok(Message::Text(text))) => {
                 let Some(stamp) = payload::find(text.as_str()) else {
+                    tally.check_error(text.as_str());
                     continue;
                 };
                 let Some(slot) = slot_of(stamp) else { continue };
@@ -187,6 +212,17 @@ mod tests {
         let mut all = Tally::new(0);
         all.merge(&tally);
         assert_eq!(all.distinct, 2);
+    }
+
+    #[test]
+    fn server_errors_are_counted_and_the_first_kept() {
+        let mut tally = Tally::new(1);
+        tally.check_error(r#"{"type":"ack","client_id":"1","id":2,"ts":3}"#);
+        let limited = r#"{"type":"error","code":"rate_limited","message":"slow down"}"#;
+        tally.check_error(limited);
+        tally.check_error(r#"{"message":"bob is not online","from_user":"system","to_user":"a"}"#);
+        assert_eq!(tally.errors, 2);
+        assert_eq!(tally.first_error.as_deref(), Some(limited));
     }
 
     #[test]

@@ -7,10 +7,11 @@ use crate::Common;
 use crate::client::{self, Control, Proto, Ws};
 use crate::payload::{self, Stamp};
 use crate::report::{Report, latency_histogram, ratio, round3};
+use crate::tally::is_error;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -47,6 +48,23 @@ impl Side {
         match proto {
             Proto::Native => client::to_user(&self.peer, seq, text),
             Proto::Seed => client::seed_single(&self.me, &self.peer, text),
+        }
+    }
+}
+
+/// Errors the server sent to either side of any pair.
+#[derive(Debug, Default)]
+struct Errors {
+    count: AtomicU64,
+    first: Mutex<Option<String>>,
+}
+
+impl Errors {
+    fn check(&self, frame: &str) {
+        if is_error(frame) {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+            first.get_or_insert_with(|| frame.to_owned());
         }
     }
 }
@@ -105,6 +123,7 @@ pub async fn run(args: &DirectArgs, run: Run) -> anyhow::Result<Report> {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let forwards = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(Errors::default());
     let stop = CancellationToken::new();
     let bar = run.bar("direct", 2 * p as u64 * k as u64, {
         let forwards = forwards.clone();
@@ -133,6 +152,7 @@ pub async fn run(args: &DirectArgs, run: Run) -> anyhow::Result<Report> {
             k,
             args.size,
             forwards.clone(),
+            errors.clone(),
             stop.clone(),
         )));
         initiators.push(tokio::spawn(initiate(
@@ -142,6 +162,7 @@ pub async fn run(args: &DirectArgs, run: Run) -> anyhow::Result<Report> {
             k,
             args.size,
             forwards.clone(),
+            errors.clone(),
             run.deadline,
             reply_timeout,
         )));
@@ -189,7 +210,20 @@ pub async fn run(args: &DirectArgs, run: Run) -> anyhow::Result<Report> {
         .maybe("server_cpu_ms", cpu.map(|us| us / 1000), "ms")
         .maybe("server_cpu_us_per_forward", ratio(cpu, forwarded), "µs")
         .maybe("server_rss_mib", mib(rss), "MiB")
-        .maybe("server_peak_rss_mib", mib(peak), "MiB");
+        .maybe("server_peak_rss_mib", mib(peak), "MiB")
+        .result(
+            "server_errors",
+            errors.count.load(Ordering::Relaxed),
+            "frames",
+        );
+    let first_error = errors
+        .first
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    if let Some(error) = first_error {
+        report.result("first_server_error", error, "");
+    }
     Ok(report)
 }
 
@@ -202,6 +236,7 @@ async fn initiate(
     k: u32,
     size: usize,
     forwards: Arc<AtomicU64>,
+    errors: Arc<Errors>,
     deadline: Instant,
     reply_timeout: Duration,
 ) -> (PairResult, Side) {
@@ -228,6 +263,7 @@ async fn initiate(
             };
             let Message::Text(frame) = next else { continue };
             let Some(got) = payload::find(frame.as_str()) else {
+                errors.check(frame.as_str());
                 continue;
             };
             if got.sender == pair && got.seq == seq {
@@ -253,6 +289,7 @@ async fn respond(
     k: u32,
     size: usize,
     forwards: Arc<AtomicU64>,
+    errors: Arc<Errors>,
     stop: CancellationToken,
 ) -> Side {
     let mut answered = 0;
@@ -267,6 +304,7 @@ async fn respond(
             _ => break,
         };
         let Some(stamp) = payload::find(frame.as_str()) else {
+            errors.check(frame.as_str());
             continue;
         };
         forwards.fetch_add(1, Ordering::Relaxed);

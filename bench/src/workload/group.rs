@@ -263,8 +263,12 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
         .maybe("server_cpu_us_per_delivery", ratio(cpu, delivered), "µs")
         .maybe("server_rss_mib", mib(rss), "MiB")
         .maybe("server_peak_rss_mib", mib(peak), "MiB");
+    report.result("server_errors", all.errors, "frames");
     if let Some(first) = disconnected.first() {
         report.result("first_disconnect", first.clone(), "");
+    }
+    if let Some(error) = all.first_error {
+        report.result("first_server_error", error, "");
     }
     Ok(report)
 }

@@ -182,7 +182,9 @@ pub async fn run(args: &StallArgs, run: Run) -> anyhow::Result<Report> {
             disconnected.push(why);
         }
     }
-    let _ = sender_reader.await;
+    if let Ok((sender_tally, _)) = sender_reader.await {
+        all.merge(&sender_tally);
+    }
 
     let delivered = all.distinct;
     let mut report = Report::new("stall", run.proto.name());
@@ -207,8 +209,12 @@ pub async fn run(args: &StallArgs, run: Run) -> anyhow::Result<Report> {
         .maybe("server_cpu_us_per_delivery", ratio(cpu, delivered), "µs")
         .maybe("server_rss_mib", mib(rss), "MiB")
         .maybe("server_peak_rss_mib", mib(peak), "MiB");
+    report.result("server_errors", all.errors, "frames");
     if let Some(first) = disconnected.first() {
         report.result("first_disconnect", first.clone(), "");
+    }
+    if let Some(error) = all.first_error {
+        report.result("first_server_error", error, "");
     }
     Ok(report)
 }
