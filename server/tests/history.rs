@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Client, DEADLINE, TestServer, to_room, to_user};
+use common::{Binary, Client, DEADLINE, TestServer, to_room, to_user};
 use protocol::{ChatMessage, ClientFrame, Cursor, MsgId, SeedChat, ServerFrame, Target};
 use server::Config;
 use server::store::{Location, Retention};
@@ -343,7 +343,7 @@ async fn every_acknowledged_message_survives_sigkill() {
     use std::collections::BTreeMap;
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut first = Binary::start(dir.path()).await;
+    let mut first = Binary::start(&["--data-dir", dir.path().to_str().expect("utf-8 path")]).await;
     let server = first.as_test_server();
     let client = server.native("writer").await;
     let (mut sink, mut stream) = client.ws.split();
@@ -380,7 +380,7 @@ async fn every_acknowledged_message_survives_sigkill() {
     let _ = sender.await;
     assert!(acked.len() >= TOTAL / 4, "acked {}", acked.len());
 
-    let second = Binary::start(dir.path()).await;
+    let second = Binary::start(&["--data-dir", dir.path().to_str().expect("utf-8 path")]).await;
     let server = second.as_test_server();
     let mut reader = server.native("reader").await;
     let mut stored: Vec<ChatMessage> = Vec::new();
@@ -415,69 +415,4 @@ async fn every_acknowledged_message_survives_sigkill() {
         acked.len(),
         stored.len()
     );
-}
-
-/// A `chat-server` process on a free port with its store in `dir`.
-struct Binary {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Binary {
-    async fn start(dir: &std::path::Path) -> Self {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .args([
-                "--port",
-                "0",
-                "--log",
-                "info",
-                "--rate-limit",
-                "0",
-                "--data-dir",
-            ])
-            .arg(dir)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start chat-server");
-        let stderr = child.stderr.take().expect("stderr");
-        // The server logs its address once it listens; read lines until then.
-        let addr = tokio::task::spawn_blocking(move || {
-            let mut lines = std::io::BufReader::new(stderr).lines();
-            let addr = lines
-                .by_ref()
-                .map_while(Result::ok)
-                .find_map(|line| {
-                    line.split("local=")
-                        .nth(1)
-                        .and_then(|a| a.split_whitespace().next().map(str::to_owned))
-                })
-                .expect("the server logs its address");
-            // Keep draining so the server never blocks on a full pipe.
-            std::thread::spawn(move || lines.for_each(drop));
-            addr
-        });
-        let addr = tokio::time::timeout(DEADLINE, addr)
-            .await
-            .expect("the server starts in time")
-            .expect("reader")
-            .parse()
-            .expect("an address");
-        Self { child, addr }
-    }
-
-    fn as_test_server(&self) -> TestServer {
-        TestServer::at(self.addr)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }

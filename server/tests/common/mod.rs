@@ -264,3 +264,76 @@ pub fn to_user(client_id: &str, nick: &str, text: &str) -> ClientFrame {
         text: text.into(),
     }
 }
+
+/// A `chat-server` process of this build on a free loopback port, with the rate limit off;
+/// killed (SIGKILL) on drop.
+#[derive(Debug)]
+pub struct Binary {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl Binary {
+    /// Starts the server with `args` added to the command line.
+    pub async fn start(args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["--port", "0", "--log", "info", "--rate-limit", "0"])
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start chat-server");
+        let stderr = child.stderr.take().expect("stderr");
+        // The server logs its address once it listens; read lines until then.
+        let addr = tokio::task::spawn_blocking(move || {
+            let mut lines = std::io::BufReader::new(stderr).lines();
+            let addr = lines
+                .by_ref()
+                .map_while(Result::ok)
+                .find_map(|line| {
+                    line.split("local=")
+                        .nth(1)
+                        .and_then(|a| a.split_whitespace().next().map(str::to_owned))
+                })
+                .expect("the server logs its address");
+            // Keep draining so the server never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            addr
+        });
+        let addr = tokio::time::timeout(DEADLINE, addr)
+            .await
+            .expect("the server starts in time")
+            .expect("reader")
+            .parse()
+            .expect("an address");
+        Self { child, addr }
+    }
+
+    /// A handle for connecting clients to it.
+    pub fn as_test_server(&self) -> TestServer {
+        TestServer::at(self.addr)
+    }
+
+    /// The server's resident memory now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
