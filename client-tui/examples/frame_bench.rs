@@ -31,6 +31,9 @@ fn message(id: u64, from: &str, text: String) -> Msg {
         from: nick(from),
         target: Target::Room(RoomName::lobby()),
         text,
+        reply_to: None,
+        edited: None,
+        deleted: false,
     })))
 }
 

@@ -19,7 +19,8 @@ fn msg_sends_a_direct_message_without_leaving_the_conversation() {
         [ClientFrame::Send {
             client_id: "c-1".into(),
             target: Target::User(nick("bob")),
-            text: "psst, over here".into()
+            text: "psst, over here".into(),
+            reply_to: None,
         }]
     );
     assert_eq!(app.active_conv().key, ConvKey::Room(RoomName::lobby()));

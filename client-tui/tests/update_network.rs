@@ -42,7 +42,8 @@ fn a_message_is_sent_with_a_client_id_and_marked_sent_by_its_ack() {
         [ClientFrame::Send {
             client_id: "c-1".into(),
             target: Target::Room(RoomName::lobby()),
-            text: "hello".into()
+            text: "hello".into(),
+            reply_to: None,
         }]
     );
     assert_eq!(own_delivery(&app, 0), [("hello".into(), Delivery::Pending)]);
@@ -261,6 +262,9 @@ fn stored(id: u64, from: &str, target: Target, text: &str) -> ChatMessage {
         from: nick(from),
         target,
         text: text.into(),
+        reply_to: None,
+        edited: None,
+        deleted: false,
     }
 }
 

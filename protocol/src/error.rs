@@ -44,6 +44,10 @@ pub enum ErrorCode {
     UnknownUser,
     /// The sender is not a member of the room it wrote to.
     NotInRoom,
+    /// No message has that id.
+    NoSuchMessage,
+    /// Only the sender of a message may edit or delete it.
+    NotYours,
     /// The client sends faster than it may.
     RateLimited,
     /// The connection fell too far behind and is being closed.
@@ -78,6 +82,8 @@ impl ErrorCode {
             Self::UserOffline => "user_offline",
             Self::UnknownUser => "unknown_user",
             Self::NotInRoom => "not_in_room",
+            Self::NoSuchMessage => "no_such_message",
+            Self::NotYours => "not_yours",
             Self::RateLimited => "rate_limited",
             Self::TooSlow => "too_slow",
             Self::ShuttingDown => "shutting_down",
@@ -117,6 +123,8 @@ mod tests {
             ErrorCode::UserOffline,
             ErrorCode::UnknownUser,
             ErrorCode::NotInRoom,
+            ErrorCode::NoSuchMessage,
+            ErrorCode::NotYours,
             ErrorCode::RateLimited,
             ErrorCode::TooSlow,
             ErrorCode::ShuttingDown,

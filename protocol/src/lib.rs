@@ -13,7 +13,9 @@ pub mod seed;
 
 pub use error::ErrorCode;
 pub use names::{NameError, Nick, RoomName};
-pub use native::{ChatMessage, ClientFrame, Cursor, Limits, MsgId, RoomInfo, ServerFrame, Target};
+pub use native::{
+    ChatMessage, ClientFrame, Cursor, Limits, MsgId, Quote, RoomInfo, ServerFrame, Target,
+};
 pub use seed::SeedChat;
 
 /// The WebSocket subprotocol that selects the native protocol.

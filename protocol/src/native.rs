@@ -53,11 +53,37 @@ pub enum ClientFrame {
     Register { password: String },
     /// A message to a room or a user. `client_id` is the client's own id for it (at most 64
     /// bytes): the `ack` and any `error` about this message carry it back.
+    /// `reply_to` names an earlier message of the same conversation that this one answers.
     Send {
         client_id: String,
         #[serde(flatten)]
         target: Target,
         text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<MsgId>,
+    },
+    /// Change the text of one's own message. Everyone in the conversation gets `edited`.
+    Edit { id: MsgId, text: String },
+    /// Delete one's own message; it stays as a tombstone. Everyone gets `deleted`.
+    Delete { id: MsgId },
+    /// Mark a conversation read up to message `up_to`. The user's sessions get `unread`.
+    Read {
+        #[serde(flatten)]
+        target: Target,
+        up_to: MsgId,
+    },
+    /// The user is typing in a conversation. Never stored; the server passes on at most one
+    /// every few seconds per conversation, and it expires by itself.
+    Typing {
+        #[serde(flatten)]
+        target: Target,
+    },
+    /// Search the messages of every conversation the user can read (rooms they are in, their
+    /// direct chats). Any script, Chinese included. Answered by `search_results`, newest first.
+    Search {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
     },
     /// Ask for stored messages of a room the user is in, or of the direct chat with a user.
     /// With `before`, the newest `limit` messages older than that id; with `after`, the oldest
@@ -94,6 +120,15 @@ pub struct Cursor {
     pub after: MsgId,
 }
 
+/// A short quote of the message a reply answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    pub id: MsgId,
+    pub from: Nick,
+    /// The start of its text (at most 100 characters; empty when it was deleted).
+    pub text: String,
+}
+
 /// A chat message as the server delivers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
@@ -106,7 +141,33 @@ pub struct ChatMessage {
     /// The room, or the recipient of a direct message.
     #[serde(flatten)]
     pub target: Target,
+    /// Empty when the message was deleted.
     pub text: String,
+    /// The message this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Quote>,
+    /// When its sender last edited it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited: Option<i64>,
+    /// Deleted by its sender: a tombstone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl ChatMessage {
+    /// A plain message: no reply, never edited or deleted.
+    pub fn new(id: MsgId, ts: i64, from: Nick, target: Target, text: impl Into<String>) -> Self {
+        Self {
+            id,
+            ts,
+            from,
+            target,
+            text: text.into(),
+            reply_to: None,
+            edited: None,
+            deleted: false,
+        }
+    }
 }
 
 /// The limits a server applies, told at login so clients can check before sending.
@@ -160,6 +221,41 @@ pub enum ServerFrame {
         messages: Vec<ChatMessage>,
         has_more: bool,
     },
+    /// A message of a conversation the user is in was edited by its sender.
+    Edited {
+        id: MsgId,
+        #[serde(flatten)]
+        target: Target,
+        text: String,
+        ts: i64,
+    },
+    /// A message was deleted by its sender.
+    Deleted {
+        id: MsgId,
+        #[serde(flatten)]
+        target: Target,
+    },
+    /// How many messages of a conversation the user has not read (sent at login and when a
+    /// read marker moves, to every session of the user).
+    Unread {
+        #[serde(flatten)]
+        target: Target,
+        count: u64,
+        /// The last message the user has read.
+        last_read: MsgId,
+    },
+    /// `nick` is typing in the conversation; show it for `for_ms` unless renewed.
+    Typing {
+        #[serde(flatten)]
+        target: Target,
+        nick: Nick,
+        for_ms: u64,
+    },
+    /// Messages matching a search, newest first.
+    SearchResults {
+        text: String,
+        results: Vec<ChatMessage>,
+    },
     /// The nickname is registered: logging in under it needs the password from now on.
     Registered { nick: Nick },
     /// A named user came online or went offline.
@@ -205,6 +301,16 @@ impl ServerFrame {
 }
 
 impl ClientFrame {
+    /// A `send` that replies to nothing.
+    pub fn send(client_id: impl Into<String>, target: Target, text: impl Into<String>) -> Self {
+        Self::Send {
+            client_id: client_id.into(),
+            target,
+            text: text.into(),
+            reply_to: None,
+        }
+    }
+
     /// A `login` with no conversations to resume.
     pub fn login(nick: impl Into<String>) -> Self {
         Self::Login {
@@ -235,6 +341,7 @@ mod tests {
             client_id: "c1".into(),
             target: Target::User(nick("bob")),
             text: "hi".into(),
+            reply_to: None,
         };
         assert_eq!(
             serde_json::to_value(&send).expect("serializes"),
@@ -248,7 +355,8 @@ mod tests {
             ClientFrame::Send {
                 client_id: "c1".into(),
                 target: Target::Room(RoomName::lobby()),
-                text: "x".into()
+                text: "x".into(),
+                reply_to: None,
             }
         );
     }
@@ -275,6 +383,9 @@ mod tests {
             from: nick("张伟"),
             target: Target::Room(RoomName::lobby()),
             text: "你好 👋".into(),
+            reply_to: None,
+            edited: None,
+            deleted: false,
         });
         let text = frame.to_json();
         assert_eq!(

@@ -47,14 +47,14 @@ proptest! {
 
     #[test]
     fn sends_round_trip(client_id in "[ -~]{0,64}", target in target(), text in "\\PC{0,200}") {
-        let frame = ClientFrame::Send { client_id, target, text };
+        let frame = ClientFrame::Send { client_id, target, text, reply_to: None, };
         let back: ClientFrame = serde_json::from_str(&frame.to_json()).expect("round trip");
         prop_assert_eq!(back, frame);
     }
 
     #[test]
     fn messages_round_trip(id in any::<u64>(), ts in any::<i64>(), from in nick(), target in target(), text in "\\PC{0,200}") {
-        let frame = ServerFrame::Message(ChatMessage { id, ts, from, target, text });
+        let frame = ServerFrame::Message(ChatMessage { id, ts, from, target, text, reply_to: None, edited: None, deleted: false, });
         let back: ServerFrame = serde_json::from_str(&frame.to_json()).expect("round trip");
         prop_assert_eq!(back, frame);
     }

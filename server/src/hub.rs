@@ -159,6 +159,69 @@ impl Hub {
         self.conns.get(&id).is_some_and(|m| m.rooms.contains(room))
     }
 
+    /// The rooms connection `id` is in.
+    pub fn rooms_of(&self, id: ConnId) -> Vec<RoomName> {
+        self.conns
+            .get(&id)
+            .map(|m| m.rooms.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Sends `frame` about a message of `author` in the conversation `target` to everyone who
+    /// sees that conversation on a native client: the room's members, or both people of a
+    /// direct chat in all their sessions.
+    pub fn notify(&self, target: &Target, author: &Nick, frame: &ServerFrame) {
+        match target {
+            Target::Room(room) => self.to_room_natives(room, frame),
+            Target::User(to) => {
+                self.to_sessions(to, frame);
+                if to != author {
+                    self.to_sessions(author, frame);
+                }
+            }
+        }
+    }
+
+    /// Sends `frame` to every native session of `nick`.
+    pub fn to_sessions(&self, nick: &Nick, frame: &ServerFrame) {
+        let mut encoded = None;
+        for id in self.online.get(nick).into_iter().flatten() {
+            if let Some(member) = self.conns.get(id)
+                && member.peer.kind == PeerKind::Native
+            {
+                let msg = encoded.get_or_insert_with(|| native(frame));
+                offer(&member.peer, msg.clone());
+            }
+        }
+    }
+
+    /// Passes on that `nick` (on connection `from`) is typing: to the room's other native
+    /// members, or to the recipient's native sessions.
+    pub fn typing(&self, from: ConnId, nick: &Nick, target: &Target, for_ms: u64) {
+        let frame = ServerFrame::Typing {
+            target: target.clone(),
+            nick: nick.clone(),
+            for_ms,
+        };
+        match target {
+            Target::Room(room) => {
+                let Some(members) = self.rooms.get(room) else {
+                    return;
+                };
+                let mut encoded = None;
+                for id in members.members.iter().filter(|id| **id != from) {
+                    if let Some(member) = self.conns.get(id)
+                        && member.peer.kind == PeerKind::Native
+                    {
+                        let msg = encoded.get_or_insert_with(|| native(&frame));
+                        offer(&member.peer, msg.clone());
+                    }
+                }
+            }
+            Target::User(to) => self.to_sessions(to, &frame),
+        }
+    }
+
     /// Logs in a named user. A native user joins the lobby and is sent `welcome` before any
     /// other frame; everyone else hears of them by `presence` (on their first session) and
     /// `joined`. `another_session` lets an authenticated user in beside their other sessions.

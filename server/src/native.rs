@@ -10,6 +10,9 @@ use protocol::{ClientFrame, ErrorCode, ServerFrame};
 /// The longest client id accepted with a `send`, in bytes.
 pub const MAX_CLIENT_ID_BYTES: usize = 64;
 
+/// The longest search text, in characters.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
 /// One native client's connection.
 #[derive(Debug)]
 pub struct NativeSession {
@@ -64,6 +67,7 @@ impl Session for NativeSession {
                 client_id,
                 target,
                 text,
+                reply_to,
             } => {
                 if client_id.len() > MAX_CLIENT_ID_BYTES {
                     let message = format!("client_id is longer than {MAX_CLIENT_ID_BYTES} bytes");
@@ -91,7 +95,33 @@ impl Session for NativeSession {
                     client_id: Some(client_id),
                     target,
                     text,
+                    reply_to,
                 }
+            }
+            ClientFrame::Edit { id, text } => {
+                if text.trim().is_empty() {
+                    let why = "the new text is empty; delete the message instead";
+                    self.fail(ErrorCode::EmptyMessage, why, None);
+                    return None;
+                }
+                if text.len() > self.max_text_bytes {
+                    let why = format!("the new text is over {} bytes", self.max_text_bytes);
+                    self.fail(ErrorCode::TooLarge, why, None);
+                    return None;
+                }
+                Op::Edit { id, text }
+            }
+            ClientFrame::Delete { id } => Op::Delete { id },
+            ClientFrame::Read { target, up_to } => Op::Read { target, up_to },
+            ClientFrame::Typing { target } => Op::Typing { target },
+            ClientFrame::Search { text, limit } => {
+                let text = text.trim().to_owned();
+                if text.is_empty() || text.chars().count() > MAX_SEARCH_CHARS {
+                    let why = format!("search for 1 to {MAX_SEARCH_CHARS} characters");
+                    self.fail(ErrorCode::BadFrame, why, None);
+                    return None;
+                }
+                Op::Search { text, limit }
             }
             ClientFrame::History {
                 target,

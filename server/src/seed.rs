@@ -66,6 +66,7 @@ impl Session for SeedSingleSession {
                         client_id: None,
                         target: Target::User(to),
                         text: chat.message,
+                        reply_to: None,
                     });
                 }
                 Err(_) => format!(
@@ -129,6 +130,7 @@ impl Session for SeedGroupSession {
             client_id: None,
             target: Target::Room(RoomName::lobby()),
             text: text.to_string(),
+            reply_to: None,
         })
     }
 

@@ -26,6 +26,12 @@ const MAX_BATCH: usize = 256;
 /// their peers, which slows a flood at its source.
 const QUEUE: usize = 4096;
 
+/// A typing notice is passed on at most this often per conversation and connection.
+const TYPING_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// How long clients show a typing notice unless it is renewed.
+const TYPING_SHOWN: std::time::Duration = std::time::Duration::from_secs(6);
+
 /// Messages of history sent for one conversation at login, or by default for a request.
 const DEFAULT_PAGE: u32 = 50;
 
@@ -74,6 +80,25 @@ pub enum Op {
         client_id: Option<String>,
         target: Target,
         text: String,
+        reply_to: Option<MsgId>,
+    },
+    Edit {
+        id: MsgId,
+        text: String,
+    },
+    Delete {
+        id: MsgId,
+    },
+    Read {
+        target: Target,
+        up_to: MsgId,
+    },
+    Typing {
+        target: Target,
+    },
+    Search {
+        text: String,
+        limit: Option<u32>,
     },
     History {
         target: Target,
@@ -115,6 +140,7 @@ impl Sequencer {
             retention,
             metrics,
             sends: Vec::new(),
+            typing_sent: std::collections::HashMap::new(),
         };
         worker.prune();
         let thread = std::thread::Builder::new()
@@ -169,10 +195,14 @@ struct Worker {
     retention: Retention,
     /// Sends decided and waiting to be stored together.
     sends: Vec<PendingSend>,
+    /// When each connection last passed on typing in each conversation.
+    typing_sent: std::collections::HashMap<(ConnId, String), std::time::Instant>,
 }
 
 struct PendingSend {
     peer: Peer,
+    /// The message this one replies to, as its recipients see it quoted.
+    quote: Option<protocol::Quote>,
     client_id: Option<String>,
     offline: bool,
     message: NewMessage,
@@ -233,14 +263,23 @@ impl Worker {
             client_id,
             target,
             text,
+            reply_to,
         } = op
         {
-            return self.queue_send(peer, client_id, target, text);
+            return self.queue_send(peer, client_id, target, text, reply_to);
+        }
+        if let Op::Typing { target } = op {
+            // Ephemeral, and unaffected by queued sends.
+            return self.typing(&peer, target);
         }
         // Anything else may depend on what the queued sends change: store them first.
         self.flush_sends();
         match op {
-            Op::Send { .. } => unreachable!("handled above"),
+            Op::Send { .. } | Op::Typing { .. } => unreachable!("handled above"),
+            Op::Edit { id, text } => self.change(&peer, id, Some(text)),
+            Op::Delete { id } => self.change(&peer, id, None),
+            Op::Read { target, up_to } => self.read(&peer, target, up_to),
+            Op::Search { text, limit } => self.search(&peer, text, limit),
             Op::Login {
                 nick,
                 resume,
@@ -330,7 +369,10 @@ impl Worker {
         if let Err(err) = self.store.add_user(&nick, now_ms()) {
             tracing::error!(error = %err, "could not record a user");
         }
-        if let Err(err) = self.catch_up(&peer, &nick, resume) {
+        let caught_up = self
+            .catch_up(&peer, &nick, resume)
+            .and_then(|()| self.unread_counts(&peer, &nick));
+        if let Err(err) = caught_up {
             tracing::error!(error = %err, nick = %nick, "could not send stored messages at login");
             fail(
                 &peer,
@@ -519,7 +561,14 @@ impl Worker {
         }
     }
 
-    fn queue_send(&mut self, peer: Peer, client_id: Option<String>, target: Target, text: String) {
+    fn queue_send(
+        &mut self,
+        peer: Peer,
+        client_id: Option<String>,
+        target: Target,
+        text: String,
+        reply_to: Option<MsgId>,
+    ) {
         let route = self.hub.route(peer.id, &target);
         let (from, route) = match (self.hub.nick_of(peer.id), route) {
             (Some(from), Ok(route)) => (from.clone(), route),
@@ -533,6 +582,21 @@ impl Worker {
             }
             (None, Ok(_)) => unreachable!("a route needs a logged-in sender"),
         };
+        let quote = match reply_to {
+            None => None,
+            Some(id) => match self.quote(&from, &target, id) {
+                Ok(quote) => Some(quote),
+                Err(why) => {
+                    return fail_to(
+                        &peer,
+                        from.as_str(),
+                        ErrorCode::NoSuchMessage,
+                        &why,
+                        client_id,
+                    );
+                }
+            },
+        };
         let (offline, delivered_to) = match route {
             Route::Room => (false, None),
             Route::Online(to) => (false, Some(to)),
@@ -542,17 +606,217 @@ impl Worker {
             peer,
             client_id,
             offline,
+            quote,
             message: NewMessage {
                 from,
                 target,
                 text,
                 client_id: None,
+                reply_to,
                 ts: now_ms(),
                 delivered_to,
             },
         });
         if let Some(last) = self.sends.last_mut() {
             last.message.client_id.clone_from(&last.client_id);
+        }
+    }
+
+    /// The quote of message `id`, which a message from `from` to `target` replies to: it must
+    /// be stored (sends queued with it are stored first) and of the same conversation.
+    fn quote(
+        &mut self,
+        from: &Nick,
+        target: &Target,
+        id: MsgId,
+    ) -> Result<protocol::Quote, String> {
+        self.flush_sends();
+        let conv = conversation(from, target);
+        match self.store.message(id) {
+            Ok(Some((of, m))) if of == conv => Ok(protocol::Quote {
+                id,
+                from: m.from,
+                text: m.text.chars().take(100).collect(),
+            }),
+            Ok(_) => Err(format!(
+                "message {id} is not in this conversation; nothing was sent"
+            )),
+            Err(err) => {
+                tracing::error!(error = %err, "could not read a replied-to message");
+                Err("could not read the message replied to; try again".to_owned())
+            }
+        }
+    }
+
+    /// Edits (`text` is `Some`) or deletes one of the user's own messages, and tells everyone
+    /// who sees its conversation.
+    fn change(&mut self, peer: &Peer, id: MsgId, text: Option<String>) {
+        let Some(nick) = self.hub.nick_of(peer.id).cloned() else {
+            let err = HubError::NotLoggedIn;
+            return fail(peer, err.code(), &err.to_string(), None);
+        };
+        let found = match self.store.message(id) {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::error!(error = %err, "could not read a message to change");
+                return fail(
+                    peer,
+                    ErrorCode::Internal,
+                    "could not read the message; try again",
+                    None,
+                );
+            }
+        };
+        let Some((_, message)) = found.filter(|(_, m)| !m.deleted) else {
+            return fail(
+                peer,
+                ErrorCode::NoSuchMessage,
+                &format!("there is no message {id}"),
+                None,
+            );
+        };
+        if message.from != nick {
+            let why = "only its sender can change a message";
+            return fail(peer, ErrorCode::NotYours, why, None);
+        }
+        let ts = now_ms();
+        let (result, frame) = match text {
+            Some(text) => (
+                self.store.edit(id, &text, ts),
+                ServerFrame::Edited {
+                    id,
+                    target: message.target.clone(),
+                    text,
+                    ts,
+                },
+            ),
+            None => (
+                self.store.delete(id),
+                ServerFrame::Deleted {
+                    id,
+                    target: message.target.clone(),
+                },
+            ),
+        };
+        if let Err(err) = result {
+            tracing::error!(error = %err, "could not change a message");
+            return fail(
+                peer,
+                ErrorCode::Internal,
+                "could not change the message; try again",
+                None,
+            );
+        }
+        self.hub.notify(&message.target, &nick, &frame);
+    }
+
+    /// Moves the user's read marker and tells all their sessions the new unread count.
+    fn read(&mut self, peer: &Peer, target: Target, up_to: MsgId) {
+        let Some(nick) = self.hub.nick_of(peer.id).cloned() else {
+            let err = HubError::NotLoggedIn;
+            return fail(peer, err.code(), &err.to_string(), None);
+        };
+        let conv = conversation(&nick, &target);
+        let counted = self
+            .store
+            .mark_read(&nick, &conv, up_to)
+            .and_then(|_| self.store.unread(&nick, &conv));
+        match counted {
+            Ok((count, last_read)) => {
+                let frame = ServerFrame::Unread {
+                    target,
+                    count,
+                    last_read,
+                };
+                self.hub.to_sessions(&nick, &frame);
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "could not move a read marker");
+                fail(
+                    peer,
+                    ErrorCode::Internal,
+                    "could not mark it read; try again",
+                    None,
+                );
+            }
+        }
+    }
+
+    /// Sends a new login the unread count of each of its conversations that has any.
+    fn unread_counts(&mut self, peer: &Peer, nick: &Nick) -> Result<(), crate::store::StoreError> {
+        let rooms = self.hub.rooms_of(peer.id).into_iter().map(Target::Room);
+        let directs = self
+            .store
+            .direct_partners(nick)?
+            .into_iter()
+            .map(Target::User);
+        for target in rooms.chain(directs) {
+            let (count, last_read) = self.store.unread(nick, &conversation(nick, &target))?;
+            if count > 0 {
+                let frame = ServerFrame::Unread {
+                    target,
+                    count,
+                    last_read,
+                };
+                offer(peer, native(&frame));
+            }
+        }
+        Ok(())
+    }
+
+    /// Passes a typing notice on, at most one per conversation every `TYPING_EVERY` per
+    /// connection; the others are dropped.
+    fn typing(&mut self, peer: &Peer, target: Target) {
+        let Some(nick) = self.hub.nick_of(peer.id).cloned() else {
+            return;
+        };
+        if !matches!(
+            self.hub.route(peer.id, &target),
+            Ok(Route::Room | Route::Online(_))
+        ) {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let key = (peer.id, conversation(&nick, &target));
+        if self
+            .typing_sent
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < TYPING_EVERY)
+        {
+            return;
+        }
+        // Forget old entries now and then, so the map stays small.
+        if self.typing_sent.len() > 10_000 {
+            self.typing_sent
+                .retain(|_, at| now.duration_since(*at) < TYPING_EVERY);
+        }
+        self.typing_sent.insert(key, now);
+        let for_ms = u64::try_from(TYPING_SHOWN.as_millis()).unwrap_or(u64::MAX);
+        self.hub.typing(peer.id, &nick, &target, for_ms);
+    }
+
+    fn search(&mut self, peer: &Peer, text: String, limit: Option<u32>) {
+        let Some(nick) = self.hub.nick_of(peer.id).cloned() else {
+            let err = HubError::NotLoggedIn;
+            return fail(peer, err.code(), &err.to_string(), None);
+        };
+        let rooms = self.hub.rooms_of(peer.id);
+        match self
+            .store
+            .search(&nick, &rooms, &text, limit.unwrap_or(DEFAULT_PAGE))
+        {
+            Ok(results) => {
+                offer(peer, native(&ServerFrame::SearchResults { text, results }));
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "search failed");
+                fail(
+                    peer,
+                    ErrorCode::Internal,
+                    "the search failed; try again",
+                    None,
+                );
+            }
         }
     }
 
@@ -587,6 +851,9 @@ impl Worker {
                         from: send.message.from.clone(),
                         target: send.message.target.clone(),
                         text: send.message.text.clone(),
+                        reply_to: send.quote.clone(),
+                        edited: None,
+                        deleted: false,
                     };
                     self.hub.deliver(send.peer.id, &message);
                     (id, message.ts, send.offline)

@@ -6,7 +6,7 @@
 //! server being killed; a power cut may lose the last moments. Only the sequencer thread
 //! touches the store, so it needs no locking of its own.
 
-use protocol::{ChatMessage, MsgId, Nick, RoomName, Target};
+use protocol::{ChatMessage, MsgId, Nick, Quote, RoomName, Target};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -83,6 +83,7 @@ pub struct NewMessage {
     pub target: Target,
     pub text: String,
     pub client_id: Option<String>,
+    pub reply_to: Option<MsgId>,
     pub ts: i64,
     /// Set for a direct message whose recipient is online: it counts as delivered.
     pub delivered_to: Option<Nick>,
@@ -103,6 +104,48 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
 }
+
+/// The columns `collect` reads, with the quoted message of a reply.
+const SELECT_MESSAGES: &str = "SELECT m.id, m.ts, m.sender, m.room, m.recipient, m.text,
+    m.edited_ts, m.deleted, q.id, q.sender, substr(q.text, 1, 100), q.deleted
+    FROM messages m LEFT JOIN messages q ON q.id = m.reply_to";
+
+/// Columns and tables added after the first schema, applied when missing.
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "SELECT count(*) FROM pragma_table_info('users') WHERE name = 'password'",
+        "ALTER TABLE users ADD COLUMN password TEXT",
+    ),
+    (
+        "SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'reply_to'",
+        "ALTER TABLE messages ADD COLUMN reply_to INTEGER;
+      ALTER TABLE messages ADD COLUMN edited_ts INTEGER;
+      ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;",
+    ),
+    (
+        "SELECT count(*) FROM sqlite_master WHERE name = 'messages_fts'",
+        // Full-text search over any script: the trigram tokenizer finds Chinese text too.
+        "CREATE VIRTUAL TABLE messages_fts USING fts5(
+          text, content = 'messages', content_rowid = 'id', tokenize = 'trigram');
+      CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+          INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
+      END;
+      CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+          INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+      END;
+      CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages BEGIN
+          INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+          INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
+      END;
+      INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');",
+    ),
+    (
+        "SELECT count(*) FROM sqlite_master WHERE name = 'reads'",
+        "CREATE TABLE reads (
+          nick TEXT NOT NULL, conv TEXT NOT NULL, last_read INTEGER NOT NULL,
+          PRIMARY KEY (nick, conv))",
+    ),
+];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -182,6 +225,136 @@ impl Store {
         Ok(())
     }
 
+    /// One stored message, with the key of its conversation.
+    pub fn message(&self, id: MsgId) -> Result<Option<(String, ChatMessage)>, StoreError> {
+        let conv: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT conv FROM messages WHERE id = ?1",
+                params![id as i64],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(conv) = conv else { return Ok(None) };
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{SELECT_MESSAGES} WHERE m.id = ?1"))?;
+        let found = collect(stmt.query(params![id as i64])?)?.into_iter().next();
+        Ok(found.map(|m| (conv, m)))
+    }
+
+    /// Replaces the text of message `id`, marking it edited at `ts`.
+    pub fn edit(&mut self, id: MsgId, text: &str, ts: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE messages SET text = ?2, edited_ts = ?3 WHERE id = ?1",
+            params![id as i64, text, ts],
+        )?;
+        Ok(())
+    }
+
+    /// Turns message `id` into a tombstone: no text, marked deleted.
+    pub fn delete(&mut self, id: MsgId) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE messages SET text = '', deleted = 1 WHERE id = ?1",
+            params![id as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Moves `nick`'s read marker of `conv` forward to `up_to` (never back); returns it.
+    pub fn mark_read(
+        &mut self,
+        nick: &Nick,
+        conv: &str,
+        up_to: MsgId,
+    ) -> Result<MsgId, StoreError> {
+        self.conn.execute(
+            "INSERT INTO reads (nick, conv, last_read) VALUES (?1, ?2, ?3)
+             ON CONFLICT (nick, conv) DO UPDATE SET last_read = max(last_read, excluded.last_read)",
+            params![nick.as_str(), conv, up_to as i64],
+        )?;
+        self.last_read(nick, conv)
+    }
+
+    fn last_read(&self, nick: &Nick, conv: &str) -> Result<MsgId, StoreError> {
+        let last: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT last_read FROM reads WHERE nick = ?1 AND conv = ?2",
+                params![nick.as_str(), conv],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(last.unwrap_or(0) as MsgId)
+    }
+
+    /// How many messages of `conv` from others `nick` has not read, and their read marker.
+    pub fn unread(&self, nick: &Nick, conv: &str) -> Result<(u64, MsgId), StoreError> {
+        let last = self.last_read(nick, conv)?;
+        let count: i64 = self.conn.query_row(
+            "SELECT count(*) FROM messages WHERE conv = ?1 AND id > ?2 AND sender <> ?3 AND deleted = 0",
+            params![conv, last as i64, nick.as_str()],
+            |row| row.get(0),
+        )?;
+        Ok((count as u64, last))
+    }
+
+    /// The people `nick` has direct chats with.
+    pub fn direct_partners(&self, nick: &Nick) -> Result<Vec<Nick>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT CASE WHEN sender = ?1 THEN recipient ELSE sender END
+             FROM messages WHERE room IS NULL AND (sender = ?1 OR recipient = ?1)",
+        )?;
+        let partners = stmt
+            .query_map(params![nick.as_str()], |row| row.get::<_, String>(0))?
+            .filter_map(|n| n.ok().and_then(|n| Nick::parse(&n).ok()))
+            .collect();
+        Ok(partners)
+    }
+
+    /// Messages containing `text` (any script, case-insensitive for Latin letters) in `rooms`
+    /// or in `nick`'s direct chats, newest first. Deleted messages are not found.
+    pub fn search(
+        &self,
+        nick: &Nick,
+        rooms: &[RoomName],
+        text: &str,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let rooms: Vec<String> = rooms.iter().map(|r| format!("#{r}")).collect();
+        let rooms = serde_json::to_string(&rooms).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })?;
+        let readable = "(m.conv IN (SELECT value FROM json_each(?1))
+                         OR (m.room IS NULL AND (m.sender = ?2 OR m.recipient = ?2)))
+                        AND m.deleted = 0";
+        let limit = i64::from(limit.clamp(1, MAX_PAGE));
+        // The trigram index answers queries of three characters or more; shorter ones (a
+        // two-character Chinese word) are matched by scanning.
+        let found = if text.chars().count() >= 3 {
+            let phrase = format!("\"{}\"", text.replace('"', "\"\""));
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "{SELECT_MESSAGES} JOIN messages_fts f ON f.rowid = m.id
+                 WHERE messages_fts MATCH ?3 AND {readable} ORDER BY m.id DESC LIMIT ?4"
+            ))?;
+            collect(stmt.query(params![rooms, nick.as_str(), phrase, limit])?)?
+        } else {
+            let pattern = format!(
+                "%{}%",
+                text.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "{SELECT_MESSAGES} WHERE m.text LIKE ?3 ESCAPE '\\' AND {readable}
+                 ORDER BY m.id DESC LIMIT ?4"
+            ))?;
+            collect(stmt.query(params![rooms, nick.as_str(), pattern, limit])?)?
+        };
+        Ok(found)
+    }
+
     fn check_and_migrate(&self) -> Result<(), StoreError> {
         let corrupt = |detail: String| StoreError::Corrupt {
             path: self.path.clone(),
@@ -203,15 +376,11 @@ impl Store {
         self.conn
             .execute_batch(SCHEMA)
             .map_err(|e| corrupt(e.to_string()))?;
-        // Added after the first release of the schema.
-        let has_password: bool = self.conn.query_row(
-            "SELECT count(*) FROM pragma_table_info('users') WHERE name = 'password'",
-            [],
-            |row| row.get::<_, i64>(0).map(|n| n > 0),
-        )?;
-        if !has_password {
-            self.conn
-                .execute_batch("ALTER TABLE users ADD COLUMN password TEXT")?;
+        for (present, apply) in MIGRATIONS {
+            let done: i64 = self.conn.query_row(present, [], |row| row.get(0))?;
+            if done == 0 {
+                self.conn.execute_batch(apply)?;
+            }
         }
         Ok(())
     }
@@ -245,8 +414,8 @@ impl Store {
                 "SELECT id, ts FROM messages WHERE sender = ?1 AND client_id = ?2",
             )?;
             let mut insert = tx.prepare_cached(
-                "INSERT INTO messages (conv, ts, sender, room, recipient, text, client_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO messages (conv, ts, sender, room, recipient, text, client_id, reply_to)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             let mut seen =
                 tx.prepare_cached("UPDATE users SET dm_seen = max(dm_seen, ?2) WHERE nick = ?1")?;
@@ -277,6 +446,7 @@ impl Store {
                     recipient,
                     m.text,
                     m.client_id,
+                    m.reply_to.map(|id| id as i64),
                 ])?;
                 let id = tx.last_insert_rowid();
                 if let Some(to) = &m.delivered_to {
@@ -302,17 +472,15 @@ impl Store {
         let limit = limit.clamp(1, MAX_PAGE);
         let fetch = i64::from(limit) + 1;
         let mut rows = if let Some(after) = after {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT id, ts, sender, room, recipient, text FROM messages
-                 WHERE conv = ?1 AND id > ?2 ORDER BY id ASC LIMIT ?3",
-            )?;
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "{SELECT_MESSAGES} WHERE m.conv = ?1 AND m.id > ?2 ORDER BY m.id ASC LIMIT ?3"
+            ))?;
             collect(stmt.query(params![conv, after as i64, fetch])?)?
         } else {
             let before = before.map_or(i64::MAX, |b| b as i64);
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT id, ts, sender, room, recipient, text FROM messages
-                 WHERE conv = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
-            )?;
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "{SELECT_MESSAGES} WHERE m.conv = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
+            ))?;
             let mut rows = collect(stmt.query(params![conv, before, fetch])?)?;
             rows.reverse();
             rows
@@ -330,11 +498,10 @@ impl Store {
 
     /// Direct messages to `nick` newer than the last one delivered to them, oldest first.
     pub fn undelivered(&self, nick: &Nick) -> Result<Vec<ChatMessage>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT m.id, m.ts, m.sender, m.room, m.recipient, m.text
-             FROM messages m JOIN users u ON u.nick = m.recipient
-             WHERE m.recipient = ?1 AND m.id > u.dm_seen ORDER BY m.id ASC",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{SELECT_MESSAGES} JOIN users u ON u.nick = m.recipient
+                 WHERE m.recipient = ?1 AND m.id > u.dm_seen ORDER BY m.id ASC"
+        ))?;
         collect(stmt.query(params![nick.as_str()])?)
     }
 
@@ -398,12 +565,29 @@ fn collect(mut rows: rusqlite::Rows<'_>) -> Result<Vec<ChatMessage>, StoreError>
             tracing::warn!(id, "skipping a stored message with invalid names");
             continue;
         };
+        let quoted: Option<i64> = row.get(8)?;
+        let reply_to = match quoted {
+            Some(qid) => {
+                let qfrom: String = row.get(9)?;
+                let deleted: bool = row.get(11)?;
+                let text: String = if deleted { String::new() } else { row.get(10)? };
+                Nick::parse(&qfrom).ok().map(|from| Quote {
+                    id: qid as MsgId,
+                    from,
+                    text,
+                })
+            }
+            None => None,
+        };
         out.push(ChatMessage {
             id: id as MsgId,
             ts: row.get(1)?,
             from,
             target,
             text: row.get(5)?,
+            reply_to,
+            edited: row.get(6)?,
+            deleted: row.get(7)?,
         });
     }
     Ok(out)
@@ -423,6 +607,7 @@ mod tests {
             target: Target::Room(RoomName::lobby()),
             text: text.into(),
             client_id: None,
+            reply_to: None,
             ts,
             delivered_to: None,
         }

@@ -152,7 +152,15 @@ fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
             client_id,
         } => error(app, code, message, client_id, cmds),
         // Registering a nickname is not offered by this client yet.
-        ServerFrame::Registered { .. } | ServerFrame::Unknown => {}
+        // Not shown by this client yet: registering, edits, deletions, server-side unread
+        // counts, typing and search.
+        ServerFrame::Registered { .. }
+        | ServerFrame::Edited { .. }
+        | ServerFrame::Deleted { .. }
+        | ServerFrame::Unread { .. }
+        | ServerFrame::Typing { .. }
+        | ServerFrame::SearchResults { .. }
+        | ServerFrame::Unknown => {}
     }
 }
 

@@ -211,6 +211,7 @@ pub(crate) fn send_frame(outgoing: &Outgoing) -> ClientFrame {
         client_id: outgoing.client_id.clone(),
         target: outgoing.target.clone(),
         text: outgoing.text.clone(),
+        reply_to: None,
     }
 }
 

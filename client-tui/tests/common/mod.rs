@@ -95,6 +95,9 @@ pub fn room_message(id: u64, from: &str, room_name: &str, text: &str) -> ServerF
         from: nick(from),
         target: Target::Room(room(room_name)),
         text: text.into(),
+        reply_to: None,
+        edited: None,
+        deleted: false,
     })
 }
 
@@ -106,6 +109,9 @@ pub fn direct_message(id: u64, from: &str, to: &str, text: &str) -> ServerFrame 
         from: nick(from),
         target: Target::User(nick(to)),
         text: text.into(),
+        reply_to: None,
+        edited: None,
+        deleted: false,
     })
 }
 

@@ -253,6 +253,7 @@ pub fn to_room(client_id: &str, room: &str, text: &str) -> ClientFrame {
         client_id: client_id.into(),
         target: protocol::Target::Room(room.parse().expect("room name")),
         text: text.into(),
+        reply_to: None,
     }
 }
 
@@ -262,6 +263,7 @@ pub fn to_user(client_id: &str, nick: &str, text: &str) -> ClientFrame {
         client_id: client_id.into(),
         target: protocol::Target::User(nick.parse().expect("nick")),
         text: text.into(),
+        reply_to: None,
     }
 }
 

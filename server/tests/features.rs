@@ -1,0 +1,340 @@
+//! Read markers and unread counts, edit and delete, replies, search and typing.
+
+mod common;
+
+use common::{Client, TestServer, to_room, to_user};
+use protocol::{ClientFrame, ErrorCode, MsgId, ServerFrame, Target};
+
+const PASSWORD: &str = "correct horse battery";
+
+fn lobby() -> Target {
+    Target::Room("lobby".parse().expect("room"))
+}
+
+fn user(nick: &str) -> Target {
+    Target::User(nick.parse().expect("nick"))
+}
+
+async fn ack_id(client: &mut Client) -> MsgId {
+    match client.reply().await {
+        ServerFrame::Ack { id, .. } => id,
+        other => panic!("expected an ack, got {other:?}"),
+    }
+}
+
+async fn unread(client: &mut Client) -> (Target, u64, MsgId) {
+    match client
+        .frame_where(|f| matches!(f, ServerFrame::Unread { .. }))
+        .await
+    {
+        ServerFrame::Unread {
+            target,
+            count,
+            last_read,
+        } => (target, count, last_read),
+        _ => unreachable!(),
+    }
+}
+
+async fn history(client: &mut Client, target: Target) -> Vec<protocol::ChatMessage> {
+    client
+        .send(&ClientFrame::History {
+            target,
+            before: None,
+            after: None,
+            limit: None,
+        })
+        .await;
+    match client
+        .frame_where(|f| matches!(f, ServerFrame::History { .. }))
+        .await
+    {
+        ServerFrame::History { messages, .. } => messages,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn unread_counts_come_at_login_and_a_read_marker_clears_them_in_every_session() {
+    let server = TestServer::start().await;
+    let mut bob = server.native("bob").await;
+    let mut alice = server.native("alice").await;
+    alice
+        .send(&ClientFrame::Register {
+            password: PASSWORD.into(),
+        })
+        .await;
+    alice
+        .frame_where(|f| matches!(f, ServerFrame::Registered { .. }))
+        .await;
+    drop(alice);
+    bob.frame_where(|f| matches!(f, ServerFrame::Presence { online: false, .. }))
+        .await;
+    let mut last = 0;
+    for i in 0..4 {
+        bob.send(&to_user(&format!("d{i}"), "alice", &format!("dm {i}")))
+            .await;
+        last = ack_id(&mut bob).await;
+    }
+
+    // Two sessions of alice, each told of the 4 unread direct messages from bob.
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let mut s = server.native_unlogged().await;
+        s.send(&ClientFrame::Login {
+            nick: "alice".into(),
+            resume: Vec::new(),
+            password: Some(PASSWORD.into()),
+        })
+        .await;
+        assert_eq!(unread(&mut s).await, (user("bob"), 4, 0));
+        sessions.push(s);
+    }
+    // Reading in the first clears the count in both.
+    sessions[0]
+        .send(&ClientFrame::Read {
+            target: user("bob"),
+            up_to: last,
+        })
+        .await;
+    for s in &mut sessions {
+        assert_eq!(unread(s).await, (user("bob"), 0, last));
+    }
+}
+
+#[tokio::test]
+async fn an_edit_and_a_delete_reach_every_member_and_show_in_history() {
+    let server = TestServer::start().await;
+    let mut alice = server.native("alice").await;
+    let mut bob = server.native("bob").await;
+    let mut carol = server.native("carol").await;
+    alice.send(&to_room("1", "lobby", "helo")).await;
+    let id = ack_id(&mut alice).await;
+    alice.send(&to_room("2", "lobby", "oops")).await;
+    let oops = ack_id(&mut alice).await;
+
+    // Only the sender may change a message.
+    bob.send(&ClientFrame::Edit {
+        id,
+        text: "hijacked".into(),
+    })
+    .await;
+    match bob
+        .frame_where(|f| matches!(f, ServerFrame::Error { .. }))
+        .await
+    {
+        ServerFrame::Error { code, .. } => assert_eq!(code, ErrorCode::NotYours),
+        _ => unreachable!(),
+    }
+
+    alice
+        .send(&ClientFrame::Edit {
+            id,
+            text: "hello".into(),
+        })
+        .await;
+    alice.send(&ClientFrame::Delete { id: oops }).await;
+    for member in [&mut alice, &mut bob, &mut carol] {
+        match member
+            .frame_where(|f| matches!(f, ServerFrame::Edited { .. }))
+            .await
+        {
+            ServerFrame::Edited {
+                id: got,
+                target,
+                text,
+                ..
+            } => {
+                assert_eq!((got, target, text.as_str()), (id, lobby(), "hello"));
+            }
+            _ => unreachable!(),
+        }
+        match member
+            .frame_where(|f| matches!(f, ServerFrame::Deleted { .. }))
+            .await
+        {
+            ServerFrame::Deleted { id: got, .. } => assert_eq!(got, oops),
+            _ => unreachable!(),
+        }
+    }
+    let stored = history(&mut carol, lobby()).await;
+    let edited = stored.iter().find(|m| m.id == id).expect("kept");
+    assert_eq!(edited.text, "hello");
+    assert!(edited.edited.is_some());
+    let tomb = stored
+        .iter()
+        .find(|m| m.id == oops)
+        .expect("a tombstone stays");
+    assert!(tomb.deleted);
+    assert_eq!(tomb.text, "");
+    // A deleted message cannot be edited back.
+    alice
+        .send(&ClientFrame::Edit {
+            id: oops,
+            text: "back".into(),
+        })
+        .await;
+    match alice
+        .frame_where(|f| matches!(f, ServerFrame::Error { .. }))
+        .await
+    {
+        ServerFrame::Error { code, .. } => assert_eq!(code, ErrorCode::NoSuchMessage),
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn a_reply_carries_a_quote_of_what_it_answers() {
+    let server = TestServer::start().await;
+    let mut alice = server.native("alice").await;
+    let mut bob = server.native("bob").await;
+    alice.send(&to_room("q", "lobby", "who wants lunch?")).await;
+    let question = ack_id(&mut alice).await;
+    bob.message().await;
+    bob.send(&ClientFrame::Send {
+        client_id: "r".into(),
+        target: lobby(),
+        text: "me!".into(),
+        reply_to: Some(question),
+    })
+    .await;
+    ack_id(&mut bob).await;
+    let reply = alice.message().await;
+    let quote = reply.reply_to.expect("a quote");
+    assert_eq!(
+        (quote.id, quote.from.as_str(), quote.text.as_str()),
+        (question, "alice", "who wants lunch?")
+    );
+    let stored = history(&mut alice, lobby()).await;
+    assert_eq!(
+        stored
+            .last()
+            .and_then(|m| m.reply_to.as_ref())
+            .map(|q| q.id),
+        Some(question)
+    );
+
+    // A reply must answer a message of its own conversation.
+    bob.send(&ClientFrame::Send {
+        client_id: "x".into(),
+        target: user("alice"),
+        text: "elsewhere".into(),
+        reply_to: Some(question),
+    })
+    .await;
+    match bob.reply().await {
+        ServerFrame::Error {
+            code, client_id, ..
+        } => {
+            assert_eq!(
+                (code, client_id.as_deref()),
+                (ErrorCode::NoSuchMessage, Some("x"))
+            );
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+async fn search(client: &mut Client, text: &str) -> Vec<String> {
+    client
+        .send(&ClientFrame::Search {
+            text: text.into(),
+            limit: None,
+        })
+        .await;
+    match client
+        .frame_where(|f| matches!(f, ServerFrame::SearchResults { .. }))
+        .await
+    {
+        ServerFrame::SearchResults { results, .. } => results.into_iter().map(|m| m.text).collect(),
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn search_finds_english_and_chinese_only_where_the_user_may_read() {
+    let server = TestServer::start().await;
+    let mut alice = server.native("alice").await;
+    let mut bob = server.native("bob").await;
+    let mut carol = server.native("carol").await;
+    alice
+        .send(&to_room("1", "lobby", "The Quarterly report is ready"))
+        .await;
+    ack_id(&mut alice).await;
+    alice
+        .send(&to_room("2", "lobby", "明天我们去北京开会"))
+        .await;
+    ack_id(&mut alice).await;
+    // A direct chat carol is not part of.
+    alice
+        .send(&to_user("3", "bob", "secret quarterly numbers"))
+        .await;
+    ack_id(&mut alice).await;
+    // A room carol is not in.
+    bob.send(&ClientFrame::Join {
+        room: "private".parse().expect("room"),
+    })
+    .await;
+    bob.send(&to_room("4", "private", "quarterly plans in private"))
+        .await;
+    ack_id(&mut bob).await;
+
+    assert_eq!(
+        search(&mut carol, "quarterly").await,
+        ["The Quarterly report is ready"]
+    );
+    assert_eq!(search(&mut carol, "北京开会").await, ["明天我们去北京开会"]);
+    assert_eq!(
+        search(&mut carol, "北京").await,
+        ["明天我们去北京开会"],
+        "two characters"
+    );
+    assert_eq!(
+        search(&mut bob, "quarterly").await,
+        [
+            "quarterly plans in private",
+            "secret quarterly numbers",
+            "The Quarterly report is ready"
+        ]
+    );
+    assert!(search(&mut carol, "nothing like this").await.is_empty());
+}
+
+#[tokio::test]
+async fn typing_reaches_the_other_member_once_every_few_seconds_and_expires() {
+    let server = TestServer::start().await;
+    let mut alice = server.native("alice").await;
+    let mut bob = server.native("bob").await;
+    for _ in 0..3 {
+        alice
+            .send(&ClientFrame::Typing {
+                target: user("bob"),
+            })
+            .await;
+    }
+    alice.send(&to_user("1", "bob", "done typing")).await;
+    match bob
+        .frame_where(|f| matches!(f, ServerFrame::Typing { .. } | ServerFrame::Message(_)))
+        .await
+    {
+        ServerFrame::Typing {
+            target,
+            nick,
+            for_ms,
+        } => {
+            assert_eq!((target, nick.as_str()), (user("bob"), "alice"));
+            assert!(for_ms > 0, "it expires by itself");
+        }
+        other => panic!("expected typing first, got {other:?}"),
+    }
+    // The repeats within the interval were dropped: next comes the message.
+    let next = bob
+        .frame_where(|f| matches!(f, ServerFrame::Typing { .. } | ServerFrame::Message(_)))
+        .await;
+    assert!(
+        matches!(&next, ServerFrame::Message(m) if m.text == "done typing"),
+        "{next:?}"
+    );
+    // Typing is never stored.
+    assert_eq!(history(&mut bob, user("alice")).await.len(), 1);
+}
