@@ -33,6 +33,14 @@ pub enum Screen {
     Chat,
 }
 
+/// Which box of the login screen takes the keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginField {
+    Nick,
+    /// Only needed for a registered nickname.
+    Password,
+}
+
 /// A window over everything else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlay {
@@ -201,6 +209,13 @@ pub struct App {
     pub input: LineEditor,
     /// The nickname box of the login screen.
     pub login_input: LineEditor,
+    /// The password box of the login screen (shown masked).
+    pub login_password: LineEditor,
+    pub login_field: LoginField,
+    /// The password of a registered nickname, sent with every login (also after a reconnect).
+    pub password: Option<String>,
+    /// The password of a `register` not yet answered; it becomes `password` once registered.
+    pub pending_password: Option<String>,
     pub completion: Option<Completion>,
     /// Whether the online-user list is shown beside the messages.
     pub show_users: bool,
@@ -250,6 +265,10 @@ impl App {
             outbox: Vec::new(),
             input: LineEditor::new(),
             login_input: LineEditor::new(),
+            login_password: LineEditor::new(),
+            login_field: LoginField::Nick,
+            password: None,
+            pending_password: None,
             completion: None,
             show_users: false,
             size: (80, 24),

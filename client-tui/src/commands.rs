@@ -15,6 +15,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("/who", "", "who is in this room (or online)"),
     ("/rooms", "", "list the rooms"),
     ("/users", "", "show or hide the online list"),
+    (
+        "/register",
+        "<password>",
+        "protect your nickname with a password",
+    ),
     ("/help", "", "show the keys and commands"),
     ("/quit", "", "leave chat-tui"),
 ];
@@ -37,8 +42,17 @@ pub enum Command {
     Who,
     Rooms,
     Users,
+    /// Register the nickname with a password.
+    Register(String),
     Help,
     Quit,
+}
+
+/// Whether a submitted text holds a secret (a password), so it is kept out of the history.
+pub fn is_secret(text: &str) -> bool {
+    text.trim_start()
+        .strip_prefix("/register")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
 }
 
 /// Reads one submitted text. Text not starting with `/` is a message; `//` escapes a slash.
@@ -88,6 +102,8 @@ pub fn parse_command(text: &str) -> Result<Command, String> {
         "who" | "names" => Ok(Command::Who),
         "rooms" | "list" => Ok(Command::Rooms),
         "users" => Ok(Command::Users),
+        "register" if args.trim().is_empty() => Err("/register needs a password".into()),
+        "register" => Ok(Command::Register(args.trim().to_owned())),
         "help" | "h" | "?" => Ok(Command::Help),
         "quit" | "exit" => Ok(Command::Quit),
         _ => Err(format!("unknown command /{name}; /help lists them")),
@@ -156,6 +172,17 @@ mod tests {
         );
         assert_eq!(parse_command("/part"), Ok(Command::Part(None)));
         assert!(parse_command("/join").is_err());
+    }
+
+    #[test]
+    fn register_takes_the_password_and_is_kept_secret() {
+        assert_eq!(
+            parse_command("/register  correct horse "),
+            Ok(Command::Register("correct horse".into()))
+        );
+        assert!(parse_command("/register").is_err());
+        assert!(is_secret("/register pw") && is_secret(" /register"));
+        assert!(!is_secret("/registered") && !is_secret("hi /register x"));
     }
 
     #[test]

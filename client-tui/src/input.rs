@@ -70,6 +70,11 @@ impl LineEditor {
         text
     }
 
+    /// Drops the newest history entry (a text that must not be recalled, like a password).
+    pub fn forget_last(&mut self) {
+        self.history.pop();
+    }
+
     /// Inserts text at the cursor (a typed character or a paste). `\r\n` and `\r` become `\n`.
     pub fn insert(&mut self, text: &str) {
         let text = if text.contains('\r') {

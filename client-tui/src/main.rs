@@ -26,6 +26,10 @@ struct Cli {
     /// The chat server (the `/ws` path is added when none is given).
     #[arg(long, env = "CHAT_SERVER", default_value = "ws://127.0.0.1:9527")]
     server: String,
+    /// The password of a registered nickname (better given in the environment, where other
+    /// users cannot read it from the process list).
+    #[arg(long, env = "CHAT_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
     /// Line mode for scripts and screen readers: read lines from stdin, print messages.
     #[arg(long)]
     plain: bool,
@@ -44,6 +48,10 @@ fn main() -> anyhow::Result<()> {
     };
     let mut app = App::new(cli.server.clone(), nick, prefix);
     app.utc_offset = utc_offset;
+    app.password = cli.password.clone().filter(|p| !p.is_empty());
+    if let Some(password) = &app.password {
+        app.login_password.set(password);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

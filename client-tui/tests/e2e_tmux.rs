@@ -259,3 +259,26 @@ fn a_terminated_client_restores_the_terminal() {
     assert!(killed.success());
     assert_restored(&tmux, "0");
 }
+
+#[test]
+fn a_registered_nickname_asks_for_its_password() {
+    let scratch = Scratch::new("register");
+    let server = Server::start(&scratch, free_port());
+    let first = Tmux::start(&scratch, "first", &client_command("gwen", &server));
+    first.wait_for_text("logged in as gwen");
+    first.type_line("/register correct horse battery");
+    first.wait_for_text("gwen is registered");
+    first.type_line("/quit");
+
+    let second = Tmux::start(&scratch, "second", &client_command("gwen", &server));
+    // The server refuses the login without the password; the login screen says why and
+    // puts the cursor in the password box.
+    let screen = second.wait_for_text("password:");
+    assert!(!screen.contains("logged in as"), "{screen}");
+    second.type_line("correct horse battery");
+    let screen = second.wait_for_text("logged in as gwen");
+    assert!(
+        !screen.contains("correct horse"),
+        "the password is not shown:\n{screen}"
+    );
+}

@@ -543,3 +543,71 @@ fn an_empty_room_resumes_from_the_start_only_when_history_is_shown() {
         "--plain does not replay a room's past"
     );
 }
+
+#[test]
+fn a_registered_nickname_logs_in_with_its_password_and_a_wrong_one_is_asked_again() {
+    let mut app = new_app("alice");
+    app.password = Some("correct horse".into());
+    let cmds = net(&mut app, NetEvent::Connected);
+    assert!(matches!(
+        &sent(&cmds)[..],
+        [ClientFrame::Login { password: Some(p), .. }] if p == "correct horse"
+    ));
+    frame(
+        &mut app,
+        ServerFrame::Error {
+            code: ErrorCode::WrongPassword,
+            message: "wrong password for alice".into(),
+            client_id: None,
+        },
+    );
+    assert_eq!(
+        app.screen,
+        Screen::Login {
+            error: Some("wrong password for alice".into())
+        }
+    );
+    assert_eq!(app.login_field, client_tui::app::LoginField::Password);
+    assert_eq!(app.login_input.text(), "alice");
+    type_text(&mut app, "battery staple");
+    let cmds = key(&mut app, KeyCode::Enter);
+    assert!(matches!(
+        &sent(&cmds)[..],
+        [ClientFrame::Login { nick, password: Some(p), .. }]
+            if nick == "alice" && p == "battery staple"
+    ));
+}
+
+#[test]
+fn register_protects_the_nickname_and_the_password_is_used_after_a_reconnect() {
+    let mut app = online_app("alice", &[]);
+    let cmds = enter_line(&mut app, "/register correct horse battery");
+    assert_eq!(
+        sent(&cmds),
+        [ClientFrame::Register {
+            password: "correct horse battery".into()
+        }]
+    );
+    key(&mut app, KeyCode::Up);
+    assert_eq!(
+        app.input.text(),
+        "",
+        "a password is not kept in the input history"
+    );
+    frame(
+        &mut app,
+        ServerFrame::Registered {
+            nick: nick("alice"),
+        },
+    );
+    assert_eq!(
+        notices(&app, 0).last().map(String::as_str),
+        Some("alice is registered: logging in under it needs the password")
+    );
+    disconnect(&mut app);
+    let cmds = net(&mut app, NetEvent::Connected);
+    assert!(matches!(
+        &sent(&cmds)[..],
+        [ClientFrame::Login { password: Some(p), .. }] if p == "correct horse battery"
+    ));
+}

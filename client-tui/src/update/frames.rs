@@ -1,7 +1,7 @@
 //! Connection events and server frames.
 
 use super::{close_conv, conv_of, history, notice, own_line_mut, receive, send_frame};
-use crate::app::{App, ChatLine, ConnState, ConvKey, Delivery, Screen};
+use crate::app::{App, ChatLine, ConnState, ConvKey, Delivery, LoginField, Screen};
 use crate::msg::{Cmd, NetEvent};
 use protocol::{ClientFrame, ErrorCode, Nick, RoomName, ServerFrame};
 
@@ -47,7 +47,7 @@ pub(super) fn log_in(app: &mut App, nick: &Nick, cmds: &mut Vec<Cmd>) {
     cmds.push(Cmd::Send(ClientFrame::Login {
         nick: nick.to_string(),
         resume: history::resume_cursors(app),
-        password: None,
+        password: app.password.clone(),
     }));
 }
 
@@ -151,11 +151,15 @@ fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
             message,
             client_id,
         } => error(app, code, message, client_id, cmds),
-        // Registering a nickname is not offered by this client yet.
-        // Not shown by this client yet: registering, edits, deletions, server-side unread
-        // counts, typing and search.
-        ServerFrame::Registered { .. }
-        | ServerFrame::Edited { .. }
+        ServerFrame::Registered { nick } => {
+            app.awaiting_replies = app.awaiting_replies.saturating_sub(1);
+            app.password = app.pending_password.take();
+            let text = format!("{nick} is registered: logging in under it needs the password");
+            notice(app, app.active, &text, cmds);
+        }
+        // Not shown by this client yet: edits, deletions, server-side unread counts, typing
+        // and search.
+        ServerFrame::Edited { .. }
         | ServerFrame::Deleted { .. }
         | ServerFrame::Unread { .. }
         | ServerFrame::Typing { .. }
@@ -300,10 +304,18 @@ fn error(
         code,
         ErrorCode::InvalidNick | ErrorCode::ReservedNick | ErrorCode::NickTaken
     );
-    if refused_nick && app.conn == ConnState::LoggingIn {
+    let refused_password = matches!(code, ErrorCode::PasswordRequired | ErrorCode::WrongPassword);
+    if (refused_nick || refused_password) && app.conn == ConnState::LoggingIn {
         if let Some(nick) = app.nick.take() {
             app.login_input.set(nick.as_str());
         }
+        app.password = None;
+        app.login_field = if refused_password {
+            app.login_password.set("");
+            LoginField::Password
+        } else {
+            LoginField::Nick
+        };
         app.conn = ConnState::Connected;
         app.screen = Screen::Login {
             error: Some(message.clone()),
@@ -315,6 +327,9 @@ fn error(
         return;
     }
     app.awaiting_replies = app.awaiting_replies.saturating_sub(1);
+    if matches!(code, ErrorCode::AlreadyRegistered | ErrorCode::WeakPassword) {
+        app.pending_password = None;
+    }
     if matches!(code, ErrorCode::InvalidRoom | ErrorCode::NotInRoom) {
         app.switch_to_room = None;
     }

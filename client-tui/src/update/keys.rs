@@ -1,7 +1,7 @@
 //! Keys, paste and mouse.
 
 use super::{frames::log_in, submit};
-use crate::app::{App, Completion, ConnState, Overlay, Screen};
+use crate::app::{App, Completion, ConnState, LoginField, Overlay, Screen};
 use crate::commands::completions;
 use crate::msg::Cmd;
 use crate::view;
@@ -39,6 +39,9 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent, cmds: &mut Vec<Cmd>) {
         KeyCode::Char('j') if ctrl => app.input.insert("\n"),
         KeyCode::Enter => {
             let text = app.input.take();
+            if crate::commands::is_secret(&text) {
+                app.input.forget_last();
+            }
             submit(app, &text, cmds);
         }
         KeyCode::Tab => complete(app, true),
@@ -76,16 +79,32 @@ fn login_key(app: &mut App, key: KeyEvent, cmds: &mut Vec<Cmd>) {
                 Ok(nick) => {
                     app.screen = Screen::Login { error: None };
                     app.nick = Some(nick.clone());
+                    let password = app.login_password.text().to_owned();
+                    app.password = (!password.is_empty()).then_some(password);
                     if app.conn == ConnState::Connected {
                         log_in(app, &nick, cmds);
                     }
                 }
             }
         }
-        KeyCode::Esc => app.login_input.set(""),
-        KeyCode::Up | KeyCode::Down | KeyCode::Tab => {}
+        KeyCode::Up | KeyCode::Down | KeyCode::Tab | KeyCode::BackTab => {
+            app.login_field = match app.login_field {
+                LoginField::Nick => LoginField::Password,
+                LoginField::Password => LoginField::Nick,
+            };
+        }
         KeyCode::Char('j') if key.modifiers.contains(KeyModifiers::CONTROL) => {}
-        _ => edit(&mut app.login_input, key),
+        _ => {
+            let field = match app.login_field {
+                LoginField::Nick => &mut app.login_input,
+                LoginField::Password => &mut app.login_password,
+            };
+            if key.code == KeyCode::Esc {
+                field.set("");
+            } else {
+                edit(field, key);
+            }
+        }
     }
 }
 
@@ -120,7 +139,13 @@ fn edit(input: &mut crate::input::LineEditor, key: KeyEvent) {
 
 pub(super) fn on_paste(app: &mut App, text: &str) {
     match app.screen {
-        Screen::Login { .. } => app.login_input.insert(text.lines().next().unwrap_or("")),
+        Screen::Login { .. } => {
+            let line = text.lines().next().unwrap_or("");
+            match app.login_field {
+                LoginField::Nick => app.login_input.insert(line),
+                LoginField::Password => app.login_password.insert(line),
+            }
+        }
         Screen::Chat => app.input.insert(text),
     }
 }

@@ -101,6 +101,12 @@ fn submit(app: &mut App, text: &str, cmds: &mut Vec<Cmd>) {
         }
         Command::Rooms => request(app, ClientFrame::Rooms, cmds),
         Command::Users => app.show_users = !app.show_users,
+        Command::Register(password) => {
+            if app.is_online() {
+                app.pending_password = Some(password.clone());
+            }
+            request(app, ClientFrame::Register { password }, cmds);
+        }
         Command::Help => {
             app.overlay = Overlay::Help;
             for (name, args, what) in COMMANDS {

@@ -1,6 +1,6 @@
 //! The help overlay (every key and command) and the login screen.
 
-use crate::app::App;
+use crate::app::{App, LoginField};
 use crate::commands::COMMANDS;
 use crate::sanitize::sanitize_line;
 use ratatui::buffer::Buffer;
@@ -97,12 +97,36 @@ pub fn draw_login(app: &App, error: Option<&str>, area: Rect, buf: &mut Buffer) 
     let (rows, (_, col)) = app.login_input.layout(field_width.max(2));
     let shown = rows.last().cloned().unwrap_or_default();
     line(3, field_x, &shown, field_width, Style::new());
+    line(
+        4,
+        x,
+        "password: ",
+        room,
+        Style::new().add_modifier(Modifier::BOLD),
+    );
+    let typed = app.login_password.text().chars().count();
+    let masked = if typed == 0 && app.login_field == LoginField::Nick {
+        "(only for a registered nickname)".to_owned()
+    } else {
+        "•".repeat(typed)
+    };
+    let mask_style = if typed == 0 { dim } else { Style::new() };
+    line(4, field_x, &masked, field_width, mask_style);
     if let Some(error) = error {
         let style = Style::new().fg(Color::LightRed);
         line(5, x, &sanitize_line(error), room, style);
     } else if app.nick.is_some() {
         line(5, x, "logging in…", room, dim);
     }
-    line(6, x, "Enter: log in · Ctrl+C: quit", room, dim);
-    Position::new(field_x + col as u16, inner.y + 3)
+    line(
+        6,
+        x,
+        "Enter: log in · Tab: next box · Ctrl+C: quit",
+        room,
+        dim,
+    );
+    match app.login_field {
+        LoginField::Nick => Position::new(field_x + col as u16, inner.y + 3),
+        LoginField::Password => Position::new(field_x + typed.min(field_width) as u16, inner.y + 4),
+    }
 }
