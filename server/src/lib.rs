@@ -64,7 +64,8 @@ pub struct Server {
     tls: Option<tokio_rustls::TlsAcceptor>,
     metrics: Arc<metrics::Metrics>,
     sequencer: sequencer::Sequencer,
-    sequencer_thread: std::thread::JoinHandle<()>,
+    /// Resolves once the sequencer has stopped.
+    sequencer_done: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl std::fmt::Debug for Server {
@@ -91,14 +92,14 @@ impl Server {
             store.known_users()?,
             metrics.clone(),
         );
-        let (sequencer, sequencer_thread) =
+        let (sequencer, sequencer_done) =
             sequencer::Sequencer::start(hub, store, config.retention, metrics.clone(), registered)?;
         Ok(Self {
             config,
             tls,
             metrics,
             sequencer,
-            sequencer_thread,
+            sequencer_done,
         })
     }
 
@@ -115,7 +116,7 @@ impl Server {
             tls,
             metrics,
             sequencer,
-            sequencer_thread,
+            sequencer_done,
         } = self;
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -169,9 +170,10 @@ impl Server {
         }
         // Every handle on the sequencer is gone with the connections and the router; it stores
         // what is still queued and stops.
-        let joined = tokio::task::spawn_blocking(move || sequencer_thread.join()).await;
-        if !matches!(joined, Ok(Ok(()))) {
-            tracing::error!("the sequencer thread failed");
+        match tokio::time::timeout(config.shutdown_timeout, sequencer_done).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => tracing::error!("the sequencer thread failed"),
+            Err(_) => tracing::warn!("the store is still busy; stopping without waiting for it"),
         }
         Ok(())
     }

@@ -129,7 +129,7 @@ impl Sequencer {
         retention: Retention,
         metrics: Arc<Metrics>,
         registered: std::collections::HashMap<Nick, String>,
-    ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+    ) -> std::io::Result<(Self, tokio::sync::oneshot::Receiver<()>)> {
         let (queue, commands) = mpsc::channel(QUEUE);
         let mut worker = Worker {
             runtime: tokio::runtime::Handle::current(),
@@ -143,10 +143,16 @@ impl Sequencer {
             typing_sent: std::collections::HashMap::new(),
         };
         worker.prune();
-        let thread = std::thread::Builder::new()
+        // Resolves when the thread has stored what was queued and stopped (or panicked: the
+        // sender is dropped either way).
+        let (stopped, done) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
             .name("sequencer".into())
-            .spawn(move || worker.run(commands))?;
-        Ok((Self { queue }, thread))
+            .spawn(move || {
+                worker.run(commands);
+                let _ = stopped.send(());
+            })?;
+        Ok((Self { queue }, done))
     }
 
     /// Queues a command, waiting while the queue is full. Fails only when the sequencer has

@@ -118,7 +118,12 @@ async fn a_client_that_answers_no_pings_is_closed_and_one_that_reads_is_kept() {
     // `alive` reads (tungstenite answers each ping with a pong as it reads), until the server
     // says `deaf`, who read nothing and so sent no pongs, is gone.
     let (mut pings, mut deaf_gone) = (0, false);
+    let started = std::time::Instant::now();
     while !(deaf_gone && pings >= 3) {
+        assert!(
+            started.elapsed() < 3 * DEADLINE,
+            "deaf was never closed ({pings} pings)"
+        );
         let next = tokio::time::timeout(DEADLINE, alive.ws.next())
             .await
             .expect("frames");

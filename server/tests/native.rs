@@ -472,3 +472,23 @@ async fn shutdown_closes_every_connection_with_a_reason() {
         assert_eq!(close.reason.as_str(), "server shutting down");
     }
 }
+
+#[tokio::test]
+async fn sigterm_closes_every_connection_with_a_reason_and_exits_cleanly() {
+    let binary = common::Binary::start(&["--ephemeral"]).await;
+    let server = binary.as_test_server();
+    let mut alice = server.native("alice").await;
+    let mut page = server.seed_group().await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &binary.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    for client in [&mut alice, &mut page] {
+        let close = client.closed().await.expect("a close frame");
+        assert_eq!(u16::from(close.code), 1001);
+        assert_eq!(close.reason.as_str(), "server shutting down");
+    }
+    let exit = binary.exit().await;
+    assert!(exit.success(), "{exit:?}");
+}

@@ -237,7 +237,13 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Client<S> {
 
     /// Reads until the server closes; returns the close frame, if one came.
     pub async fn closed(&mut self) -> Option<CloseFrame> {
+        let started = std::time::Instant::now();
         loop {
+            // Frames that keep coming (pings, say) must not keep a test waiting forever.
+            assert!(
+                started.elapsed() < 3 * DEADLINE,
+                "the server never closed the connection"
+            );
             match self.read().await {
                 Read::Text(_) => continue,
                 Read::Close(frame) => return frame,
@@ -271,7 +277,8 @@ pub fn to_user(client_id: &str, nick: &str, text: &str) -> ClientFrame {
 /// killed (SIGKILL) on drop.
 #[derive(Debug)]
 pub struct Binary {
-    child: std::process::Child,
+    /// `None` once handed to `exit`.
+    child: Option<std::process::Child>,
     pub addr: SocketAddr,
 }
 
@@ -308,7 +315,10 @@ impl Binary {
             .expect("reader")
             .parse()
             .expect("an address");
-        Self { child, addr }
+        Self {
+            child: Some(child),
+            addr,
+        }
     }
 
     /// A handle for connecting clients to it.
@@ -318,7 +328,7 @@ impl Binary {
 
     /// The server's resident memory now, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .expect("the server's /proc status");
         status
             .lines()
@@ -327,10 +337,28 @@ impl Binary {
             .expect("VmRSS")
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, std::process::Child::id)
+    }
+
+    /// Waits for the server to exit by itself, up to the deadline.
+    pub async fn exit(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let waited = tokio::task::spawn_blocking(move || child.wait());
+        tokio::time::timeout(DEADLINE, waited)
+            .await
+            .expect("the server exits in time")
+            .expect("wait task")
+            .expect("wait for the server")
+    }
+
     /// Kills the server at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
