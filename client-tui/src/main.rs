@@ -30,6 +30,10 @@ struct Cli {
     /// users cannot read it from the process list).
     #[arg(long, env = "CHAT_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// A PEM file of the certificate(s) to trust for a `wss://` server: its CA, or its
+    /// self-signed certificate (no system certificates are loaded).
+    #[arg(long, env = "CHAT_CA", value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
     /// Line mode for scripts and screen readers: read lines from stdin, print messages.
     #[arg(long)]
     plain: bool,
@@ -40,6 +44,13 @@ fn main() -> anyhow::Result<()> {
     // Read before any thread starts: the local offset cannot be read safely afterwards.
     let utc_offset = time::UtcOffset::current_local_offset().map_or(0, |o| o.whole_seconds());
     let url = net::endpoint_url(&cli.server);
+    let endpoint = match net::Endpoint::new(url, cli.ca.as_deref()) {
+        Ok(endpoint) => endpoint,
+        Err(problem) => {
+            eprintln!("chat-tui: {problem}");
+            std::process::exit(2);
+        }
+    };
     let prefix = client_prefix();
     let (nick, refused) = match cli.name.as_deref().map(Nick::parse) {
         None => (None, None),
@@ -62,7 +73,7 @@ fn main() -> anyhow::Result<()> {
             eprintln!("chat-tui: {why}");
             std::process::exit(2);
         }
-        let code = runtime.block_on(plain::run(app, url))?;
+        let code = runtime.block_on(plain::run(app, endpoint))?;
         std::process::exit(code);
     }
     app.load_history = true;
@@ -74,7 +85,7 @@ fn main() -> anyhow::Result<()> {
             app.login_input.set(name);
         }
     }
-    runtime.block_on(run_tui(app, url))
+    runtime.block_on(run_tui(app, endpoint))
 }
 
 /// A prefix for client message ids that differs between runs: the time and the process id.
@@ -89,13 +100,18 @@ fn client_prefix() -> String {
 /// frame and typing stays responsive.
 const EVENTS_PER_FRAME: usize = 512;
 
-async fn run_tui(mut app: App, url: String) -> anyhow::Result<()> {
+async fn run_tui(mut app: App, endpoint: net::Endpoint) -> anyhow::Result<()> {
     // Frames to the network task; it writes them to the socket as they come.
     let (to_net, from_app) = mpsc::channel(256);
     // Events from the network task; it waits (and so reads no further) when the app is behind.
     let (to_app, mut from_net) = mpsc::channel(1024);
     // Ends when the app drops its channel ends (below) or is aborted on the way out.
-    let net = tokio::spawn(net::run(url, net::NetConfig::default(), to_app, from_app));
+    let net = tokio::spawn(net::run(
+        endpoint,
+        net::NetConfig::default(),
+        to_app,
+        from_app,
+    ));
     let (mut terminal, _guard) = terminal::enter()?;
     let size = terminal.size()?;
     app.size = (size.width, size.height);

@@ -7,7 +7,12 @@
 use crate::msg::NetEvent;
 use futures_util::{SinkExt, StreamExt};
 use protocol::{ClientFrame, ServerFrame};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -19,6 +24,79 @@ const BACKOFF_BASE_MS: u64 = 250;
 const BACKOFF_MAX_MS: u64 = 8_000;
 /// How long opening a connection may take before it counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where to connect, and for `wss://` the TLS settings (trusting only the CA given with `--ca`).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The WebSocket URL (`ws://` or `wss://`, with its path).
+    pub url: String,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// Why an [`Endpoint`] cannot be used; worded for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointError(pub String);
+
+impl std::fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EndpointError {}
+
+impl Endpoint {
+    /// The endpoint for `url`. A `wss://` URL needs `ca`, a PEM file of the certificate(s) to
+    /// trust (a CA, or the server's self-signed certificate): this client loads no system roots.
+    pub fn new(url: String, ca: Option<&Path>) -> Result<Self, EndpointError> {
+        let secure = url.starts_with("wss://");
+        let tls = match (secure, ca) {
+            (false, _) => None,
+            (true, None) => {
+                return Err(EndpointError(format!(
+                    "{url} needs the certificate to trust: give it with --ca FILE (or CHAT_CA); \
+                     this client loads no system certificates"
+                )));
+            }
+            (true, Some(ca)) => Some(tls_config(ca)?),
+        };
+        Ok(Self { url, tls })
+    }
+}
+
+impl From<String> for Endpoint {
+    /// A `ws://` endpoint (a `wss://` URL without a CA fails at every connect, with the reason).
+    fn from(url: String) -> Self {
+        Self { url, tls: None }
+    }
+}
+
+/// A TLS client configuration (rustls with ring) trusting exactly the certificates in `ca`.
+fn tls_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, EndpointError> {
+    let shown = ca.display();
+    let certs = CertificateDer::pem_file_iter(ca)
+        .map_err(|e| EndpointError(format!("--ca {shown}: {e}")))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| EndpointError(format!("--ca {shown}: {e}")))?;
+    if certs.is_empty() {
+        return Err(EndpointError(format!(
+            "--ca {shown}: no PEM certificate in the file"
+        )));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| EndpointError(format!("--ca {shown}: {e}")))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| EndpointError(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// How the network task behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NetConfig {
@@ -85,18 +163,19 @@ impl Jitter {
 /// `Connected` it throws away frames queued for an earlier connection, so nothing reaches the
 /// server before the app's `login`.
 pub async fn run(
-    url: String,
+    endpoint: impl Into<Endpoint>,
     config: NetConfig,
     to_app: mpsc::Sender<NetEvent>,
     mut from_app: mpsc::Receiver<ClientFrame>,
 ) {
+    let endpoint = endpoint.into();
     let mut jitter = Jitter::new();
     let mut attempt: u32 = 0;
     loop {
         if to_app.send(NetEvent::Connecting { attempt }).await.is_err() {
             return;
         }
-        let reason = match connect(&url).await {
+        let reason = match connect(&endpoint).await {
             Ok(ws) => {
                 while from_app.try_recv().is_ok() {}
                 if to_app.send(NetEvent::Connected).await.is_err() {
@@ -131,20 +210,60 @@ pub async fn run(
     }
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// The byte stream under the WebSocket: plain TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-async fn connect(url: &str) -> Result<Ws, String> {
-    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+type Ws = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
+
+async fn connect(endpoint: &Endpoint) -> Result<Ws, String> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, open(endpoint)).await {
+        Ok(result) => result,
+        Err(_) => Err("timed out connecting".into()),
+    }
+}
+
+/// TCP, then TLS for `wss://`, then the WebSocket handshake with the `chat.v1` subprotocol.
+async fn open(endpoint: &Endpoint) -> Result<Ws, String> {
+    let mut request = endpoint
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
     request.headers_mut().insert(
         "Sec-WebSocket-Protocol",
         HeaderValue::from_static(protocol::SUBPROTOCOL),
     );
-    match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
-        Ok(Ok((ws, _response))) => Ok(ws),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("timed out connecting".into()),
-    }
+    let uri = request.uri();
+    let secure = uri.scheme_str() == Some("wss");
+    let host = uri
+        .host()
+        .ok_or("the server URL has no host")?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    let stream: Box<dyn Io> = match (secure, &endpoint.tls) {
+        (false, _) => Box::new(tcp),
+        (true, None) => return Err("wss:// needs --ca FILE (or CHAT_CA)".into()),
+        (true, Some(config)) => {
+            let name = ServerName::try_from(host).map_err(|e| e.to_string())?;
+            let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
+            let tls = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS: {e}"))?;
+            Box::new(tls)
+        }
+    };
+    let (ws, _response) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ws)
 }
 
 /// Moves frames both ways until the connection ends (`Some(reason)`) or the app is gone (`None`).
@@ -226,5 +345,20 @@ mod tests {
         assert_eq!(endpoint_url("ws://h:1/"), "ws://h:1/ws");
         assert_eq!(endpoint_url("localhost:9527"), "ws://localhost:9527/ws");
         assert_eq!(endpoint_url("ws://h:1/my_ws"), "ws://h:1/my_ws");
+        assert_eq!(endpoint_url("wss://h:1"), "wss://h:1/ws");
+    }
+
+    #[test]
+    fn wss_without_a_ca_is_refused_with_a_message_naming_ca() {
+        let err = Endpoint::new("wss://chat.example.org/ws".into(), None).expect_err("no CA");
+        assert!(err.0.contains("--ca FILE"), "{err}");
+        assert!(Endpoint::new("ws://h:1/ws".into(), None).is_ok());
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_file_is_refused() {
+        let missing = Path::new("/nonexistent/ca.pem");
+        let err = Endpoint::new("wss://h:1/ws".into(), Some(missing)).expect_err("missing");
+        assert!(err.0.starts_with("--ca /nonexistent/ca.pem"), "{err}");
     }
 }

@@ -18,12 +18,17 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs the line mode; returns the process exit code (0 when everything was sent, 1 when
 /// messages were left unsent, 2 when the nickname was refused).
-pub async fn run(mut app: App, url: String) -> anyhow::Result<i32> {
+pub async fn run(mut app: App, endpoint: net::Endpoint) -> anyhow::Result<i32> {
     // Frames to the network task: it sends them as fast as the socket takes them.
     let (to_net, from_app) = mpsc::channel(256);
     // Events from the network task; it waits when the app is behind.
     let (to_app, mut from_net) = mpsc::channel(1024);
-    let net = tokio::spawn(net::run(url, net::NetConfig::default(), to_app, from_app));
+    let net = tokio::spawn(net::run(
+        endpoint,
+        net::NetConfig::default(),
+        to_app,
+        from_app,
+    ));
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut input_open = true;
     let deadline = tokio::time::sleep(Duration::MAX / 4);

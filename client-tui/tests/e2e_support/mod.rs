@@ -68,12 +68,24 @@ pub struct Server {
 
 impl Server {
     pub fn start(scratch: &Scratch, port: u16) -> Self {
+        Self::start_with(scratch, port, &[])
+    }
+
+    /// A server serving `wss://` with the certificate and key in these PEM files.
+    pub fn start_tls(scratch: &Scratch, port: u16, cert: &Path, key: &Path) -> Self {
+        let cert = cert.to_str().expect("a UTF-8 temp path");
+        let key = key.to_str().expect("a UTF-8 temp path");
+        Self::start_with(scratch, port, &["--tls-cert", cert, "--tls-key", key])
+    }
+
+    fn start_with(scratch: &Scratch, port: u16, extra: &[&str]) -> Self {
         let log = scratch.0.join(format!(
             "server-{}.log",
             Instant::now().elapsed().as_nanos()
         ));
         let child = Command::new(server_bin())
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(extra)
             // The message store of this test alone, kept across a restart of the server.
             .env("CHAT_DATA_DIR", scratch.0.join("data"))
             .stdin(Stdio::null())
