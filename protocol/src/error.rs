@@ -44,6 +44,8 @@ pub enum ErrorCode {
     UnknownUser,
     /// The sender is not a member of the room it wrote to.
     NotInRoom,
+    /// The user is in as many rooms as a connection may be.
+    TooManyRooms,
     /// No message has that id.
     NoSuchMessage,
     /// Only the sender of a message may edit or delete it.
@@ -82,6 +84,7 @@ impl ErrorCode {
             Self::UserOffline => "user_offline",
             Self::UnknownUser => "unknown_user",
             Self::NotInRoom => "not_in_room",
+            Self::TooManyRooms => "too_many_rooms",
             Self::NoSuchMessage => "no_such_message",
             Self::NotYours => "not_yours",
             Self::RateLimited => "rate_limited",
@@ -123,6 +126,7 @@ mod tests {
             ErrorCode::UserOffline,
             ErrorCode::UnknownUser,
             ErrorCode::NotInRoom,
+            ErrorCode::TooManyRooms,
             ErrorCode::NoSuchMessage,
             ErrorCode::NotYours,
             ErrorCode::RateLimited,

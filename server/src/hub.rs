@@ -30,6 +30,8 @@ pub enum HubError {
     UnknownUser(Nick),
     #[error("you are not in room {0}")]
     NotInRoom(RoomName),
+    #[error("you are in {max} rooms already; leave one first", max = MAX_ROOMS_PER_CONNECTION)]
+    TooManyRooms,
     #[error("this connection is logged in already")]
     AlreadyLoggedIn,
     #[error(r#"log in first: {{"type":"login","nick":"<your name>"}}"#)]
@@ -45,10 +47,14 @@ impl HubError {
             Self::UnknownUser(_) => ErrorCode::UnknownUser,
             Self::NotInRoom(_) => ErrorCode::NotInRoom,
             Self::AlreadyLoggedIn => ErrorCode::AlreadyLoggedIn,
+            Self::TooManyRooms => ErrorCode::TooManyRooms,
             Self::NotLoggedIn => ErrorCode::NotLoggedIn,
         }
     }
 }
+
+/// The most rooms one connection may be in.
+pub const MAX_ROOMS_PER_CONNECTION: usize = 100;
 
 /// Where a message would go, decided before it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,6 +324,16 @@ impl Hub {
             Target::User(to) if self.known.contains(to) => Ok(Route::Offline(to.clone())),
             Target::User(to) => Err(HubError::UnknownUser(to.clone())),
         }
+    }
+
+    /// Puts connection `id` in `room`, creating the room, unless it is in too many already.
+    pub fn try_join(&mut self, id: ConnId, room: RoomName) -> Result<(), HubError> {
+        let member = self.conns.get(&id).ok_or(HubError::NotLoggedIn)?;
+        if !member.rooms.contains(&room) && member.rooms.len() >= MAX_ROOMS_PER_CONNECTION {
+            return Err(HubError::TooManyRooms);
+        }
+        self.join(id, room);
+        Ok(())
     }
 
     /// Puts connection `id` in `room`, creating the room; tells the members and sends a native

@@ -302,10 +302,7 @@ impl Worker {
                 after,
                 limit,
             } => self.history(&peer, target, before, after, limit),
-            Op::Join(room) => self.when_logged_in(&peer, |hub| {
-                hub.join(peer.id, room);
-                Ok(())
-            }),
+            Op::Join(room) => self.when_logged_in(&peer, |hub| hub.try_join(peer.id, room)),
             Op::Leave(room) => self.when_logged_in(&peer, |hub| hub.leave(peer.id, &room)),
             Op::Rooms => self.when_logged_in(&peer, |hub| {
                 let rooms = hub.rooms(peer.id);

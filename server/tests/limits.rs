@@ -247,3 +247,44 @@ async fn connections_from_one_address_are_capped() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_connection_may_be_in_a_hundred_rooms_at_most() {
+    let config = Config {
+        rate_per_sec: 0,
+        ..Config::default()
+    };
+    let server = TestServer::with_config(config).await;
+    let mut alice = server.native("alice").await;
+    // The lobby and 99 more.
+    for i in 1..100 {
+        alice
+            .send(&ClientFrame::Join {
+                room: format!("room{i}").parse().expect("room"),
+            })
+            .await;
+    }
+    alice
+        .send(&ClientFrame::Join {
+            room: "one-too-many".parse().expect("room"),
+        })
+        .await;
+    match alice
+        .frame_where(|f| matches!(f, ServerFrame::Error { .. }))
+        .await
+    {
+        ServerFrame::Error { code, message, .. } => {
+            assert_eq!(code, ErrorCode::TooManyRooms);
+            assert!(message.contains("100 rooms"), "{message}");
+        }
+        _ => unreachable!(),
+    }
+    alice.send(&ClientFrame::Rooms).await;
+    match alice
+        .frame_where(|f| matches!(f, ServerFrame::Rooms { .. }))
+        .await
+    {
+        ServerFrame::Rooms { rooms } => assert_eq!(rooms.iter().filter(|r| r.joined).count(), 100),
+        _ => unreachable!(),
+    }
+}
