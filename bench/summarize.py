@@ -12,10 +12,11 @@ from collections import OrderedDict
 # Figures shown per workload, in order.
 COLUMNS = {
     "group": ["deliveries_per_s", "latency_p50_ms", "latency_p99_ms", "latency_max_ms",
-              "lost", "disconnected", "server_cpu_us_per_delivery", "server_peak_rss_mib"],
+              "lost", "disconnected", "server_errors", "server_cpu_us_per_delivery",
+              "server_peak_rss_mib"],
     "direct": ["round_trips_per_s", "rtt_p50_ms", "rtt_p99_ms", "rtt_max_ms", "lost",
-               "server_cpu_us_per_forward", "server_peak_rss_mib"],
-    "idle": ["connected", "answering", "connects_per_s", "server_rss_per_connection_kib",
+               "server_errors", "server_cpu_us_per_forward", "server_peak_rss_mib"],
+    "idle": ["connected", "answering", "lost", "connects_per_s", "server_rss_per_connection_kib",
              "server_rss_held_mib", "server_cpu_us_per_connect"],
     "stall": ["lost", "disconnected_readers", "stalled_received", "stalled_outcome",
               "latency_p99_ms", "server_peak_rss_mib", "server_cpu_us_per_delivery"],
@@ -51,11 +52,13 @@ def main(path):
     for workload, entries in by_workload.items():
         cols = COLUMNS[workload]
         print(f"\n### {workload}\n")
-        print("| case | runs | " + " | ".join(cols) + " |")
-        print("|---|---|" + "---|" * len(cols))
+        print("| case | runs | load | " + " | ".join(cols) + " |")
+        print("|---|---|---|" + "---|" * len(cols))
         for name, rows, reports in entries:
             cells = [str(median([r["results"].get(c) for r in reports])) for c in cols]
-            print(f"| {name} | {len(reports)} | " + " | ".join(cells) + " |")
+            loads = [r["load"] for r in rows if "load" in r]
+            load = f"{min(loads)}–{max(loads)}" if loads else "-"
+            print(f"| {name} | {len(reports)} | {load} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

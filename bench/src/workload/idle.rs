@@ -89,13 +89,21 @@ pub async fn run(args: &IdleArgs, run: Run) -> anyhow::Result<Report> {
                         return Ok(None);
                     }
                     let nick = format!("{}-i{i}", run.prefix);
-                    let ws = match run.proto {
-                        Proto::Native => run.dialer.native(&nick).await,
-                        Proto::Seed => {
-                            run.dialer
-                                .open(&format!("/my_ws/{nick}"), false, None)
-                                .await
+                    let connect = async {
+                        match run.proto {
+                            Proto::Native => run.dialer.native(&nick).await,
+                            Proto::Seed => {
+                                run.dialer
+                                    .open(&format!("/my_ws/{nick}"), false, None)
+                                    .await
+                            }
                         }
+                    };
+                    // A server that stops accepting (out of descriptors, say) leaves handshakes
+                    // pending; they fail at the same time as new attempts stop.
+                    let ws = match tokio::time::timeout_at(connect_until, connect).await {
+                        Ok(ws) => ws,
+                        Err(_) => Err(anyhow::anyhow!("no handshake before --max-secs")),
                     };
                     match ws {
                         Ok(ws) => {
