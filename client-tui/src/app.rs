@@ -2,7 +2,7 @@
 
 use crate::input::LineEditor;
 use crate::view::wrap::WrapCache;
-use protocol::{Limits, MsgId, Nick, RoomName, Target};
+use protocol::{ChatMessage, Limits, MsgId, Nick, Quote, RoomName, Target};
 use std::fmt;
 
 /// The connection as the user sees it.
@@ -47,6 +47,30 @@ pub enum Overlay {
     None,
     /// The list of every key and command.
     Help,
+    /// The answer to `/search` or `/mentions` ([`App::search`]).
+    Search,
+}
+
+/// The results of a search, shown over the chat; Enter opens the chosen one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchView {
+    /// What was searched for.
+    pub text: String,
+    /// Newest first, as the server sends them; `None` until the answer comes.
+    pub results: Option<Vec<ChatMessage>>,
+    /// Index of the highlighted result.
+    pub selected: usize,
+}
+
+/// What the message box is writing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compose {
+    /// A new message.
+    New,
+    /// A reply to this message (sent with `reply_to`).
+    Reply(Quote),
+    /// A new text for this own message (sent as `edit`).
+    Edit(MsgId),
 }
 
 /// Which conversation: a room, or a direct chat with one person.
@@ -99,6 +123,57 @@ pub struct ChatLine {
     pub delivery: Delivery,
     /// The client id an own message was sent with.
     pub client_id: Option<String>,
+    /// The message this one answers, quoted.
+    pub reply_to: Option<Quote>,
+    /// Edited by its sender since it was sent.
+    pub edited: bool,
+    /// Deleted by its sender: shown as a tombstone.
+    pub deleted: bool,
+}
+
+impl ChatLine {
+    /// The line of a message from the server; `own` when this user sent it.
+    pub fn from_message(m: ChatMessage, own: bool) -> Self {
+        Self {
+            own,
+            from: m.from,
+            text: m.text,
+            ts: Some(m.ts),
+            id: Some(m.id),
+            delivery: Delivery::Sent,
+            client_id: None,
+            reply_to: m.reply_to,
+            edited: m.edited.is_some(),
+            deleted: m.deleted,
+        }
+    }
+
+    /// Whether `nick` is mentioned as `@nick` (ignoring case).
+    pub fn mentions(&self, nick: &str) -> bool {
+        !nick.is_empty()
+            && mention_spans(&self.text)
+                .any(|(start, end)| self.text[start + 1..end].eq_ignore_ascii_case(nick))
+    }
+}
+
+/// The byte ranges of the `@name` mentions in `text` (the `@` included): an `@` not preceded by
+/// a letter or digit, followed by name characters (letters, digits, `_`, `-`, `.`).
+pub fn mention_spans(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let is_name = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.');
+    text.match_indices('@').filter_map(move |(at, _)| {
+        if text[..at]
+            .chars()
+            .next_back()
+            .is_some_and(char::is_alphanumeric)
+        {
+            return None;
+        }
+        let rest = &text[at + 1..];
+        let len = rest.find(|c: char| !is_name(c)).unwrap_or(rest.len());
+        // A trailing dot ends a sentence, not a name.
+        let len = rest[..len].trim_end_matches('.').len();
+        (len > 0).then_some((at, at + 1 + len))
+    })
 }
 
 /// What a conversation shows, in order.
@@ -152,6 +227,10 @@ pub struct Conversation {
     pub loading_older: bool,
     /// The server said there are no older messages.
     pub oldest_reached: bool,
+    /// Who is typing here, with the seconds (ticks) left to show it.
+    pub typing: Vec<(Nick, u64)>,
+    /// The last message read here, as told to (or by) the server.
+    pub last_read: MsgId,
 }
 
 impl Conversation {
@@ -166,6 +245,8 @@ impl Conversation {
             members: Vec::new(),
             loading_older: false,
             oldest_reached: false,
+            typing: Vec::new(),
+            last_read: 0,
         }
     }
 }
@@ -176,6 +257,8 @@ pub struct Outgoing {
     pub client_id: String,
     pub target: Target,
     pub text: String,
+    /// The message this one answers.
+    pub reply_to: Option<MsgId>,
 }
 
 /// The state of Tab completion while Tab is pressed repeatedly.
@@ -240,6 +323,26 @@ pub struct App {
     pub asked_who: usize,
     /// How many times the server welcomed us (more than one means we reconnected).
     pub sessions: u32,
+    /// The full-screen client: mark conversations read when viewed, keep the terminal title,
+    /// ring the bell (`--plain` does none of these).
+    pub full_screen: bool,
+    /// Also ask the terminal for a desktop notification (OSC 777/9) on a mention or a direct
+    /// message out of view.
+    pub notify: bool,
+    /// The message chosen with Ctrl+Up/Down in the conversation shown (for reply, edit, delete).
+    pub selected: Option<MsgId>,
+    /// What the message box is writing: a new message, a reply, an edit.
+    pub compose: Compose,
+    /// The last `/search` or `/mentions` and its results.
+    pub search: Option<SearchView>,
+    /// After choosing a search result: the message to scroll to once it is loaded.
+    pub jump_to: Option<(ConvKey, MsgId)>,
+    /// Seconds since start (counted by `Tick`), for typing notices.
+    pub ticks: u64,
+    /// Where and when (tick) `typing` was last sent.
+    pub typing_sent: Option<(ConvKey, u64)>,
+    /// The terminal title last set.
+    pub title: String,
     /// A prefix that makes client ids unique across runs of the client.
     client_prefix: String,
     next_client_seq: u64,
@@ -281,6 +384,15 @@ impl App {
             awaiting_replies: 0,
             asked_who: 0,
             sessions: 0,
+            full_screen: false,
+            notify: false,
+            selected: None,
+            compose: Compose::New,
+            search: None,
+            jump_to: None,
+            ticks: 0,
+            typing_sent: None,
+            title: String::new(),
             client_prefix,
             next_client_seq: 0,
         }
@@ -324,6 +436,10 @@ impl App {
     /// Shows conversation `index`, clearing its unread count.
     pub fn switch_to(&mut self, index: usize) {
         if index < self.convs.len() {
+            if self.active != index {
+                self.selected = None;
+                self.compose = Compose::New;
+            }
             self.active = index;
             self.convs[index].unread = 0;
             self.completion = None;
@@ -341,8 +457,40 @@ impl App {
         self.conn == ConnState::Online
     }
 
+    /// The message `id` of conversation `index`, if loaded.
+    pub fn line(&self, index: usize, id: MsgId) -> Option<&ChatLine> {
+        self.convs[index]
+            .entries
+            .iter()
+            .rev()
+            .find_map(|e| match &e.kind {
+                EntryKind::Message(l) if l.id == Some(id) => Some(l),
+                _ => None,
+            })
+    }
+
+    /// The message `id` of conversation `index`, mutably.
+    pub fn line_mut(&mut self, index: usize, id: MsgId) -> Option<&mut Entry> {
+        self.convs[index]
+            .entries
+            .iter_mut()
+            .rev()
+            .find(|e| matches!(&e.kind, EntryKind::Message(l) if l.id == Some(id)))
+    }
+
     /// The own nickname, or an empty string before login.
     pub fn nick_str(&self) -> &str {
         self.nick.as_ref().map_or("", Nick::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_are_at_names_not_mail_addresses() {
+        let spans: Vec<_> = mention_spans("hi @bob, mail a@b.c or @张伟. @").collect();
+        assert_eq!(spans, [(3, 7), (23, 30)]);
     }
 }

@@ -6,21 +6,18 @@ use protocol::{Nick, RoomName};
 pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("/msg", "<nick> <text>", "send a direct message"),
     ("/query", "<nick> [text]", "open a direct chat"),
-    ("/join", "<room>", "join (or create) a room and show it"),
-    (
-        "/part",
-        "[room]",
-        "leave the room, or close the direct chat",
-    ),
-    ("/who", "", "who is in this room (or online)"),
+    ("/join", "<room>", "join (or create) a room"),
+    ("/part", "[room]", "leave room / close chat"),
+    ("/reply", "[text]", "answer the selection"),
+    ("/edit", "[text]", "change your message"),
+    ("/delete", "", "delete your message"),
+    ("/search", "<text>", "find messages, open one"),
+    ("/mentions", "", "messages mentioning you"),
+    ("/who", "", "who is here (or online)"),
     ("/rooms", "", "list the rooms"),
-    ("/users", "", "show or hide the online list"),
-    (
-        "/register",
-        "<password>",
-        "protect your nickname with a password",
-    ),
-    ("/help", "", "show the keys and commands"),
+    ("/users", "", "show / hide online list"),
+    ("/register", "<password>", "protect your nickname"),
+    ("/help", "", "keys and commands"),
     ("/quit", "", "leave chat-tui"),
 ];
 
@@ -44,6 +41,14 @@ pub enum Command {
     Users,
     /// Register the nickname with a password.
     Register(String),
+    /// Answer the selected message; with a text, send the reply at once.
+    Reply(Option<String>),
+    /// Change the selected (or last) own message; with a text, send the change at once.
+    Edit(Option<String>),
+    /// Delete the selected own message.
+    Delete,
+    Search(String),
+    Mentions,
     Help,
     Quit,
 }
@@ -104,10 +109,23 @@ pub fn parse_command(text: &str) -> Result<Command, String> {
         "users" => Ok(Command::Users),
         "register" if args.trim().is_empty() => Err("/register needs a password".into()),
         "register" => Ok(Command::Register(args.trim().to_owned())),
+        "reply" | "r" => Ok(Command::Reply(optional(args))),
+        "edit" | "e" => Ok(Command::Edit(optional(args))),
+        "delete" | "del" => Ok(Command::Delete),
+        "search" | "s" | "find" if args.trim().is_empty() => {
+            Err("/search needs a text to look for".into())
+        }
+        "search" | "s" | "find" => Ok(Command::Search(args.trim().to_owned())),
+        "mentions" => Ok(Command::Mentions),
         "help" | "h" | "?" => Ok(Command::Help),
         "quit" | "exit" => Ok(Command::Quit),
         _ => Err(format!("unknown command /{name}; /help lists them")),
     }
+}
+
+/// `Some(text)` when `args` holds more than whitespace.
+fn optional(args: &str) -> Option<String> {
+    (!args.trim().is_empty()).then(|| args.to_owned())
 }
 
 /// Candidates for completing `word`: commands when the line starts with it and it begins with
@@ -183,6 +201,23 @@ mod tests {
         assert!(parse_command("/register").is_err());
         assert!(is_secret("/register pw") && is_secret(" /register"));
         assert!(!is_secret("/registered") && !is_secret("hi /register x"));
+    }
+
+    #[test]
+    fn reply_edit_delete_search_take_their_arguments() {
+        assert_eq!(parse_command("/reply"), Ok(Command::Reply(None)));
+        assert_eq!(
+            parse_command("/reply me too"),
+            Ok(Command::Reply(Some("me too".into())))
+        );
+        assert_eq!(parse_command("/edit"), Ok(Command::Edit(None)));
+        assert_eq!(parse_command("/delete"), Ok(Command::Delete));
+        assert_eq!(
+            parse_command("/search 北京 开会"),
+            Ok(Command::Search("北京 开会".into()))
+        );
+        assert!(parse_command("/search ").is_err());
+        assert_eq!(parse_command("/mentions"), Ok(Command::Mentions));
     }
 
     #[test]

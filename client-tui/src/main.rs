@@ -34,6 +34,10 @@ struct Cli {
     /// self-signed certificate (no system certificates are loaded).
     #[arg(long, env = "CHAT_CA", value_name = "FILE")]
     ca: Option<std::path::PathBuf>,
+    /// Also ask the terminal for a desktop notification (OSC 777 and OSC 9) on a mention or a
+    /// direct message out of view; off by default (the bell rings either way).
+    #[arg(long, env = "CHAT_NOTIFY")]
+    notify: bool,
     /// Line mode for scripts and screen readers: read lines from stdin, print messages.
     #[arg(long)]
     plain: bool,
@@ -77,6 +81,8 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(code);
     }
     app.load_history = true;
+    app.full_screen = true;
+    app.notify = cli.notify;
     if let Some(problem) = refused {
         app.screen = Screen::Login {
             error: Some(problem),
@@ -147,6 +153,9 @@ async fn run_tui(mut app: App, endpoint: net::Endpoint) -> anyhow::Result<()> {
                         let _ = to_net.send(frame).await;
                     }
                     Cmd::Print(_) => {}
+                    Cmd::Bell => terminal::bell(),
+                    Cmd::Notify { title, body } => terminal::notify(&title, &body),
+                    Cmd::SetTitle(title) => terminal::set_title(&title),
                     Cmd::Quit => break 'run,
                 }
             }

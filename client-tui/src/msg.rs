@@ -58,6 +58,12 @@ pub enum Cmd {
     Send(ClientFrame),
     /// A line for `--plain` output (the full-screen client ignores it).
     Print(String),
+    /// Ring the terminal bell (a mention or a direct message out of view).
+    Bell,
+    /// Ask the terminal for a desktop notification (OSC 777 and OSC 9); text is sanitized.
+    Notify { title: String, body: String },
+    /// Set the terminal title (OSC 2); the text is sanitized.
+    SetTitle(String),
     /// Leave the client.
     Quit,
 }

@@ -63,6 +63,7 @@ pub async fn run(mut app: App, endpoint: net::Endpoint) -> anyhow::Result<i32> {
                     }
                 }
                 Cmd::Quit => break 'run 0,
+                Cmd::Bell | Cmd::Notify { .. } | Cmd::SetTitle(_) => {}
             }
         }
         if matches!(app.screen, Screen::Login { error: Some(_) }) {

@@ -6,6 +6,7 @@ use crossterm::event::{
 };
 use crossterm::execute;
 use ratatui::DefaultTerminal;
+use std::io::Write;
 use std::sync::Once;
 
 /// Restores the terminal when dropped.
@@ -42,4 +43,38 @@ impl Drop for TerminalGuard {
     fn drop(&mut self) {
         restore();
     }
+}
+
+/// Rings the terminal bell.
+pub fn bell() {
+    let mut out = std::io::stdout();
+    let _ = out.write_all(b"\x07").and_then(|()| out.flush());
+}
+
+/// Text for inside an OSC sequence: no control characters (so it cannot end the sequence
+/// early or start another), no `;` (the field separator), at most 200 characters.
+pub fn osc_text(text: &str) -> String {
+    crate::sanitize::sanitize_line(text)
+        .replace(';', ",")
+        .chars()
+        .take(200)
+        .collect()
+}
+
+/// Sets the terminal title (OSC 2).
+pub fn set_title(title: &str) {
+    let mut out = std::io::stdout();
+    let _ = write!(out, "\x1b]2;{}\x07", osc_text(title)).and_then(|()| out.flush());
+}
+
+/// Asks the terminal for a desktop notification: OSC 777 (urxvt, foot, kitty, …) and OSC 9
+/// (iTerm2, Windows Terminal, …); terminals that know neither ignore both.
+pub fn notify(title: &str, body: &str) {
+    let mut out = std::io::stdout();
+    let (title, body) = (osc_text(title), osc_text(body));
+    let _ = write!(
+        out,
+        "\x1b]777;notify;{title};{body}\x07\x1b]9;{title}: {body}\x07"
+    )
+    .and_then(|()| out.flush());
 }

@@ -169,7 +169,7 @@ fn login_screen_shows_the_refusal() {
 fn help_overlay_lists_every_key() {
     let mut app = conversation();
     key(&mut app, KeyCode::F(1));
-    assert_snapshot!(draw(&mut app, 80, 30).backend());
+    assert_snapshot!(draw(&mut app, 100, 30).backend());
 }
 
 #[test]

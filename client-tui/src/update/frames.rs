@@ -1,6 +1,6 @@
 //! Connection events and server frames.
 
-use super::{close_conv, conv_of, history, notice, own_line_mut, receive, send_frame};
+use super::{close_conv, conv_of, features, history, notice, own_line_mut, receive, send_frame};
 use crate::app::{App, ChatLine, ConnState, ConvKey, Delivery, LoginField, Screen};
 use crate::msg::{Cmd, NetEvent};
 use protocol::{ClientFrame, ErrorCode, Nick, RoomName, ServerFrame};
@@ -63,15 +63,9 @@ fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
             let key = conv_of(app, &m.from, &m.target);
             let new = app.conv_index(&key).is_none();
             let index = app.open_conv(key);
-            let line = ChatLine {
-                own: app.nick.as_ref() == Some(&m.from),
-                from: m.from,
-                text: m.text,
-                ts: Some(m.ts),
-                id: Some(m.id),
-                delivery: Delivery::Sent,
-                client_id: None,
-            };
+            let own = app.nick.as_ref() == Some(&m.from);
+            let line = ChatLine::from_message(m, own);
+            features::alert(app, index, &line, cmds);
             receive(app, index, line, cmds);
             if new {
                 // What came before this first message of a new conversation.
@@ -157,14 +151,24 @@ fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
             let text = format!("{nick} is registered: logging in under it needs the password");
             notice(app, app.active, &text, cmds);
         }
-        // Not shown by this client yet: edits, deletions, server-side unread counts, typing
-        // and search.
-        ServerFrame::Edited { .. }
-        | ServerFrame::Deleted { .. }
-        | ServerFrame::Unread { .. }
-        | ServerFrame::Typing { .. }
-        | ServerFrame::SearchResults { .. }
-        | ServerFrame::Unknown => {}
+        ServerFrame::Edited {
+            id, target, text, ..
+        } => features::on_edited(app, id, &target, Some(text)),
+        ServerFrame::Deleted { id, target } => features::on_edited(app, id, &target, None),
+        ServerFrame::Unread {
+            target,
+            count,
+            last_read,
+        } => features::on_unread(app, &target, count, last_read),
+        ServerFrame::Typing {
+            target,
+            nick,
+            for_ms,
+        } => features::on_typing(app, &target, nick, for_ms),
+        ServerFrame::SearchResults { text, results } => {
+            features::on_search_results(app, text, results, cmds)
+        }
+        ServerFrame::Unknown => {}
     }
 }
 

@@ -152,19 +152,13 @@ pub(super) fn on_history(
         if holds(app, index, m.id) {
             continue;
         }
-        let line = ChatLine {
-            own: app.nick.as_ref() == Some(&m.from),
-            from: m.from,
-            text: m.text,
-            ts: Some(m.ts),
-            id: Some(m.id),
-            delivery: Delivery::Sent,
-            client_id: None,
-        };
+        let own = app.nick.as_ref() == Some(&m.from);
+        let id = m.id;
+        let line = ChatLine::from_message(m, own);
         if !older {
             print_line(app, index, &line, cmds);
         }
-        let at = position_for(&app.convs[index], m.id);
+        let at = position_for(&app.convs[index], id);
         insert_entry(app, index, at, Entry::message(line), !older, !older);
     }
     if let (false, true, Some(after)) = (older, has_more, newest) {

@@ -1,7 +1,7 @@
 //! Keys, paste and mouse.
 
 use super::{frames::log_in, submit};
-use crate::app::{App, Completion, ConnState, LoginField, Overlay, Screen};
+use crate::app::{App, Completion, Compose, ConnState, LoginField, Overlay, Screen};
 use crate::commands::completions;
 use crate::msg::Cmd;
 use crate::view;
@@ -24,6 +24,9 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent, cmds: &mut Vec<Cmd>) {
             app.overlay = Overlay::None;
         }
         return;
+    }
+    if app.overlay == Overlay::Search {
+        return super::features::search_key(app, key.code, cmds);
     }
     if matches!(app.screen, Screen::Login { .. }) {
         return login_key(app, key, cmds);
@@ -48,7 +51,10 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent, cmds: &mut Vec<Cmd>) {
         KeyCode::BackTab => complete(app, false),
         KeyCode::F(1) => app.overlay = Overlay::Help,
         KeyCode::F(2) => app.show_users = !app.show_users,
-        KeyCode::Esc => scroll_to_bottom(app),
+        KeyCode::Esc => escape(app),
+        KeyCode::Up if ctrl => super::features::select(app, -1),
+        KeyCode::Down if ctrl => super::features::select(app, 1),
+        KeyCode::Char('r') if ctrl => super::features::reply(app, None, cmds),
         KeyCode::PageUp => scroll_up(app, page, cmds),
         KeyCode::PageDown => scroll_down(app, page),
         KeyCode::Home if ctrl => scroll_up(app, usize::MAX, cmds),
@@ -61,7 +67,21 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent, cmds: &mut Vec<Cmd>) {
             app.switch_to(usize::from(c as u8 - b'1'));
         }
         KeyCode::Char('d') if ctrl && app.input.is_empty() => cmds.push(Cmd::Quit),
+        KeyCode::Char(_) if !ctrl && !alt => {
+            edit(&mut app.input, key);
+            super::features::typed(app, cmds);
+        }
         _ => edit(&mut app.input, key),
+    }
+}
+
+/// Esc: cancel a reply or an edit, else the selection, else go back to the newest message.
+fn escape(app: &mut App) {
+    match std::mem::replace(&mut app.compose, Compose::New) {
+        Compose::Edit(_) => app.input.set(""),
+        Compose::Reply(_) => {}
+        Compose::New if app.selected.is_some() => app.selected = None,
+        Compose::New => scroll_to_bottom(app),
     }
 }
 

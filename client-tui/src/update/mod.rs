@@ -4,7 +4,9 @@
 //! - [`keys`]: keys, paste and mouse.
 //! - [`frames`]: connection events and server frames.
 //! - [`history`]: resuming after a reconnect and merging `history` frames.
+//! - [`features`]: replies, edits and deletions, read markers, typing, search, mentions.
 
+mod features;
 mod frames;
 mod history;
 mod keys;
@@ -34,8 +36,10 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Cmd> {
             if let ConnState::Reconnecting { retry_in_ms, .. } = &mut app.conn {
                 *retry_in_ms = retry_in_ms.saturating_sub(1000);
             }
+            features::on_tick(app);
         }
     }
+    features::after_update(app, &mut cmds);
     if app.closing
         && app.outbox.is_empty()
         && app.awaiting_replies == 0
@@ -57,8 +61,15 @@ fn submit(app: &mut App, text: &str, cmds: &mut Vec<Cmd>) {
             if text.trim().is_empty() {
                 return;
             }
-            let key = app.active_conv().key.clone();
-            send_text(app, key, text, cmds);
+            features::say(app, text, cmds);
+        }
+        Command::Reply(text) => features::reply(app, text, cmds),
+        Command::Edit(text) => features::edit(app, text, cmds),
+        Command::Delete => features::delete(app, cmds),
+        Command::Search(text) => features::search(app, text, cmds),
+        Command::Mentions => {
+            let text = format!("@{}", app.nick_str());
+            features::search(app, text, cmds);
         }
         Command::Msg { nick, text } => send_text(app, ConvKey::Direct(nick), text, cmds),
         Command::Query { nick, text } => {
@@ -170,6 +181,17 @@ pub(crate) fn close_conv(app: &mut App, index: usize) {
 
 /// Adds an own message to conversation `key` and sends it now, or when back online.
 fn send_text(app: &mut App, key: ConvKey, text: String, cmds: &mut Vec<Cmd>) {
+    send_reply(app, key, text, None, cmds);
+}
+
+/// Like [`send_text`], answering `reply_to` when given.
+pub(crate) fn send_reply(
+    app: &mut App,
+    key: ConvKey,
+    text: String,
+    reply_to: Option<protocol::Quote>,
+    cmds: &mut Vec<Cmd>,
+) {
     let index = app.open_conv(key.clone());
     if let Some(limits) = &app.limits
         && text.len() > limits.max_text_bytes
@@ -190,6 +212,7 @@ fn send_text(app: &mut App, key: ConvKey, text: String, cmds: &mut Vec<Cmd>) {
         client_id: client_id.clone(),
         target: key.target(),
         text: text.clone(),
+        reply_to: reply_to.as_ref().map(|q| q.id),
     };
     if app.is_online() {
         cmds.push(Cmd::Send(send_frame(&outgoing)));
@@ -203,6 +226,9 @@ fn send_text(app: &mut App, key: ConvKey, text: String, cmds: &mut Vec<Cmd>) {
         id: None,
         delivery: Delivery::Pending,
         client_id: Some(client_id),
+        reply_to,
+        edited: false,
+        deleted: false,
     };
     let conv = &mut app.convs[index];
     conv.entries.push(Entry::message(line));
@@ -217,7 +243,7 @@ pub(crate) fn send_frame(outgoing: &Outgoing) -> ClientFrame {
         client_id: outgoing.client_id.clone(),
         target: outgoing.target.clone(),
         text: outgoing.text.clone(),
-        reply_to: None,
+        reply_to: outgoing.reply_to,
     }
 }
 

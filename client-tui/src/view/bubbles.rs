@@ -47,9 +47,9 @@ pub fn wrapped(conv: &Conversation, i: usize, pane_width: u16) -> Rc<[WrappedLin
     match &entry.kind {
         EntryKind::Message(line) => {
             let width = bubble_text_width(pane_width);
-            entry.wrapped.get(width, || {
-                wrap_text(&sanitize(&line.text, true), usize::from(width))
-            })
+            entry
+                .wrapped
+                .get(width, || message_lines(line, usize::from(width)))
         }
         EntryKind::Notice(text) => {
             let width = notice_width(pane_width);
@@ -57,6 +57,61 @@ pub fn wrapped(conv: &Conversation, i: usize, pane_width: u16) -> Rc<[WrappedLin
                 wrap_text(&sanitize(text, true), usize::from(width))
             })
         }
+    }
+}
+
+/// What a tombstone shows.
+pub const DELETED: &str = "message deleted";
+/// What follows the text of an edited message.
+pub const EDITED: &str = "(edited)";
+
+/// The lines of a message bubble: the quote of what it answers (one line, cut to fit), then
+/// the text with `(edited)` after it, or the tombstone.
+fn message_lines(line: &ChatLine, width: usize) -> Vec<WrappedLine> {
+    let mut out = Vec::new();
+    if let Some(quote) = &line.reply_to {
+        let quoted = if quote.text.is_empty() {
+            DELETED
+        } else {
+            &quote.text
+        };
+        let text = format!("↳ {}: {}", quote.from, sanitize_line(quoted));
+        out.push(cut_to_width(&text, width));
+    }
+    let body = if line.deleted {
+        DELETED.to_owned()
+    } else if line.edited {
+        format!("{} {EDITED}", sanitize(&line.text, true))
+    } else {
+        sanitize(&line.text, true).into_owned()
+    };
+    out.extend(wrap_text(&body, width));
+    out
+}
+
+/// `text` on one line of at most `width` columns, ending in `…` when cut.
+fn cut_to_width(text: &str, width: usize) -> WrappedLine {
+    use unicode_segmentation::UnicodeSegmentation;
+    if text.width() <= width {
+        return WrappedLine {
+            text: text.to_owned(),
+            width: text.width() as u16,
+        };
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for g in text.graphemes(true) {
+        let w = g.width();
+        if used + w + 1 > width {
+            break;
+        }
+        out.push_str(g);
+        used += w;
+    }
+    out.push('…');
+    WrappedLine {
+        text: out,
+        width: (used + 1) as u16,
     }
 }
 
@@ -162,7 +217,11 @@ fn draw_entry(app: &App, conv: &Conversation, i: usize, area: Rect, top: i64, bu
                 draw_header(app, conv, i, area, row, buf);
                 row += 1;
             }
-            draw_bubble(msg, &lines, area, row, buf);
+            let look = Look {
+                selected: msg.id.is_some() && msg.id == app.selected,
+                own_nick: app.nick_str(),
+            };
+            draw_bubble(msg, &lines, look, area, row, buf);
         }
     }
 }
@@ -215,9 +274,19 @@ fn draw_header(app: &App, conv: &Conversation, i: usize, area: Rect, row: i64, b
     }
 }
 
+/// What else decides how a bubble looks.
+#[derive(Debug, Clone, Copy)]
+struct Look<'a> {
+    /// Chosen with Ctrl+Up/Down.
+    selected: bool,
+    /// Mentions of this name stand out more.
+    own_nick: &'a str,
+}
+
 fn draw_bubble(
     msg: &ChatLine,
     lines: &[WrappedLine],
+    look: Look<'_>,
     area: Rect,
     first_row: i64,
     buf: &mut Buffer,
@@ -233,11 +302,49 @@ fn draw_bubble(
     } else {
         (1, other_bubble())
     };
+    let style = if look.selected {
+        style.bg(Color::Yellow).fg(Color::Black)
+    } else {
+        style
+    };
+    let quoted = usize::from(msg.reply_to.is_some());
+    let faint = style.add_modifier(Modifier::ITALIC | Modifier::DIM);
     for (n, line) in lines.iter().enumerate() {
         let row = first_row + n as i64;
         let pad = usize::from(text_width - line.width.min(text_width));
         let text = format!(" {}{} ", line.text, " ".repeat(pad));
-        put(buf, area, row, x, &text, style);
+        let is_body = n >= quoted;
+        let line_style = if !is_body || msg.deleted {
+            faint
+        } else {
+            style
+        };
+        put(buf, area, row, x, &text, line_style);
+        if !is_body || msg.deleted {
+            continue;
+        }
+        for (start, end) in crate::app::mention_spans(&line.text) {
+            let col = x + 1 + line.text[..start].width() as u16;
+            let name = &line.text[start..end];
+            let me = name[1..].eq_ignore_ascii_case(look.own_nick);
+            let mention = if me {
+                Style::new().bg(Color::LightYellow).fg(Color::Black)
+            } else {
+                style.fg(Color::LightYellow)
+            };
+            put(
+                buf,
+                area,
+                row,
+                col,
+                name,
+                mention.add_modifier(Modifier::BOLD),
+            );
+        }
+        if msg.edited && n + 1 == lines.len() && line.text.ends_with(EDITED) {
+            let col = x + 1 + line.width.saturating_sub(EDITED.len() as u16);
+            put(buf, area, row, col, EDITED, faint);
+        }
     }
     let mark = match msg.delivery {
         Delivery::Pending if msg.own => Some(("…", dim())),

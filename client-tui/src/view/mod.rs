@@ -10,7 +10,7 @@ pub mod help;
 pub mod status;
 pub mod wrap;
 
-use crate::app::{App, Overlay, Screen};
+use crate::app::{App, Compose, Overlay, Screen};
 use crate::sanitize::sanitize_line;
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
@@ -119,10 +119,10 @@ pub fn draw(app: &App, frame: &mut Frame) {
     }
     let cursor = draw_input(app, areas.input, buf);
     status::draw_status(app, areas.status, buf);
-    if app.overlay == Overlay::Help {
-        help::draw_help(area, frame.buffer_mut());
-    } else {
-        frame.set_cursor_position(cursor);
+    match app.overlay {
+        Overlay::Help => help::draw_help(area, frame.buffer_mut()),
+        Overlay::Search => help::draw_search(app, area, frame.buffer_mut()),
+        Overlay::None => frame.set_cursor_position(cursor),
     }
 }
 
@@ -131,7 +131,15 @@ fn draw_input(app: &App, area: Rect, buf: &mut Buffer) -> Position {
     let dim = Style::new().fg(Color::DarkGray);
     let rule = "─".repeat(usize::from(area.width));
     buf.set_string(area.x, area.y, rule, dim);
-    let label = format!(" to {} ", sanitize_line(&app.active_conv().key.to_string()));
+    let to = sanitize_line(&app.active_conv().key.to_string()).into_owned();
+    let label = match &app.compose {
+        Compose::New => format!(" to {to} "),
+        Compose::Reply(quote) => {
+            let text: String = sanitize_line(&quote.text).chars().take(40).collect();
+            format!(" to {to} · reply to {}: {text} · Esc cancels ", quote.from)
+        }
+        Compose::Edit(_) => format!(" to {to} · editing your message · Esc cancels "),
+    };
     buf.set_stringn(
         area.x + 1,
         area.y,

@@ -53,6 +53,9 @@ pub fn draw_status(app: &App, area: Rect, buf: &mut Buffer) {
             base.fg(Color::LightYellow),
         ));
     }
+    if let Some(typing) = typing_text(app) {
+        parts.push((typing, base.fg(Color::Gray).add_modifier(Modifier::ITALIC)));
+    }
     let mut x = area.x + 1;
     for (i, (text, style)) in parts.iter().enumerate() {
         if i > 0 {
@@ -75,6 +78,22 @@ pub fn draw_status(app: &App, area: Rect, buf: &mut Buffer) {
     let help_x = area.right().saturating_sub(help.len() as u16);
     if help_x > x + 1 {
         buf.set_string(help_x, area.y, help, base.fg(Color::Gray));
+    }
+}
+
+/// "bob is typing…" for the conversation shown, or `None` when nobody is.
+pub fn typing_text(app: &App) -> Option<String> {
+    let names: Vec<String> = app
+        .active_conv()
+        .typing
+        .iter()
+        .map(|(n, _)| sanitize_line(n.as_str()).into_owned())
+        .collect();
+    match names.as_slice() {
+        [] => None,
+        [one] => Some(format!("{one} is typing…")),
+        [a, b] => Some(format!("{a} and {b} are typing…")),
+        _ => Some("several people are typing…".to_owned()),
     }
 }
 
