@@ -307,6 +307,16 @@ fn draw_bubble(
     } else {
         style
     };
+    if look.selected {
+        // A mark beside the bubble too, for terminals (and eyes) without colour.
+        let (mark_x, mark) = if msg.own {
+            (area.width.saturating_sub(1), "◀")
+        } else {
+            (0, "▶")
+        };
+        let mark_style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+        put(buf, area, first_row, mark_x, mark, mark_style);
+    }
     let quoted = usize::from(msg.reply_to.is_some());
     let faint = style.add_modifier(Modifier::ITALIC | Modifier::DIM);
     for (n, line) in lines.iter().enumerate() {
