@@ -219,6 +219,22 @@ describe('the web client with the newer server features', () => {
     assert.equal(await item.locator('.bubble b').count(), 0);
   });
 
+  it('asks for notification permission only when the user turns them on', async () => {
+    const { page, context } = await browser();
+    await page.addInitScript(() => {
+      window.__permissionAsked = 0;
+      const ask = Notification.requestPermission.bind(Notification);
+      Notification.requestPermission = (...args) => { window.__permissionAsked += 1; return ask(...args); };
+    });
+    await context.grantPermissions(['notifications'], { origin: server.base });
+    await loginWithPassword(page, server.base + '/', 'nora');
+    assert.equal(await page.evaluate(() => window.__permissionAsked), 0, 'no prompt on load');
+    const button = page.getByRole('button', { name: 'Enable notifications' });
+    await button.click();
+    await page.getByRole('button', { name: 'Turn notifications off' }).waitFor();
+    assert.equal(await page.locator('#notify-enable').getAttribute('aria-pressed'), 'true');
+  });
+
   it('finds messages in English and Chinese and opens them in place', { skip: NO_HISTORY }, async () => {
     await webSend(bob, '明天我们去北京开会');
     // A room with more history than the first page, the result at its start.
