@@ -174,6 +174,13 @@ fn unread_counts_from_the_server_in_the_list_and_title() {
     );
     frame(
         &mut app,
+        ServerFrame::Joined {
+            room: room("rust"),
+            nick: nick("alice"),
+        },
+    );
+    frame(
+        &mut app,
         ServerFrame::Unread {
             target: Target::Room(room("rust")),
             count: 4,

@@ -288,6 +288,38 @@ fn unread_frames_set_the_counts_and_viewing_a_conversation_marks_it_read() {
 }
 
 #[test]
+fn a_direct_chat_opened_by_its_unread_count_fetches_its_messages_and_unknown_rooms_are_ignored() {
+    let mut app = alice();
+    app.load_history = true;
+    let cmds = frame(
+        &mut app,
+        ServerFrame::Unread {
+            target: Target::User(nick("carol")),
+            count: 2,
+            last_read: 7,
+        },
+    );
+    assert_eq!(
+        sent(&cmds),
+        [ClientFrame::History {
+            target: Target::User(nick("carol")),
+            before: None,
+            after: None,
+            limit: Some(50)
+        }]
+    );
+    frame(
+        &mut app,
+        ServerFrame::Unread {
+            target: Target::Room(room("gone")),
+            count: 5,
+            last_read: 1,
+        },
+    );
+    assert!(app.conv_index(&ConvKey::Room(room("gone"))).is_none());
+}
+
+#[test]
 fn a_message_arriving_in_view_is_marked_read_at_once_but_not_when_scrolled_up() {
     let mut app = alice();
     let cmds = frame(&mut app, room_message(50, "bob", "lobby", "hi"));
@@ -487,4 +519,26 @@ fn the_terminal_title_carries_the_unread_total() {
     assert!(cmds.contains(&Cmd::SetTitle("(2) chat-tui · alice".into())));
     let cmds = update(&mut app, Msg::Tick);
     assert!(!cmds.iter().any(|c| matches!(c, Cmd::SetTitle(_))));
+}
+
+#[test]
+fn a_history_frame_brings_edits_and_deletions_of_messages_already_shown() {
+    let mut app = alice();
+    frame(&mut app, room_message(41, "bob", "lobby", "typo"));
+    frame(&mut app, room_message(42, "bob", "lobby", "secret"));
+    let mut fixed = result(41, "bob", Target::Room(room("lobby")), "fixed");
+    fixed.edited = Some(T0 + 50_000);
+    let mut gone = result(42, "bob", Target::Room(room("lobby")), "");
+    gone.deleted = true;
+    frame(
+        &mut app,
+        ServerFrame::History {
+            target: Target::Room(room("lobby")),
+            messages: vec![fixed, gone],
+            has_more: false,
+        },
+    );
+    let first = line(&app, 0, 41);
+    assert!(first.edited && first.text == "fixed");
+    assert!(line(&app, 0, 42).deleted);
 }

@@ -94,12 +94,24 @@ pub(super) fn on_edited(app: &mut App, id: MsgId, target: &Target, text: Option<
 
 /// The server's count of unread messages of a conversation (at login, and when a read marker
 /// moved in any session): it replaces the client's own count.
-pub(super) fn on_unread(app: &mut App, target: &Target, count: u64, last_read: MsgId) {
+pub(super) fn on_unread(
+    app: &mut App,
+    target: &Target,
+    count: u64,
+    last_read: MsgId,
+    cmds: &mut Vec<Cmd>,
+) {
     let key = conv_key(target);
-    if count == 0 && app.conv_index(&key).is_none() {
+    // A direct chat with unread messages opens in the list (with its newest messages); a room
+    // is counted only while the user is in it.
+    let open = app.conv_index(&key);
+    if open.is_none() && (count == 0 || matches!(key, ConvKey::Room(_))) {
         return;
     }
     let index = app.open_conv(key);
+    if open.is_none() {
+        super::history::request_older(app, index, cmds);
+    }
     let conv = &mut app.convs[index];
     conv.last_read = last_read;
     conv.unread = usize::try_from(count).unwrap_or(usize::MAX);

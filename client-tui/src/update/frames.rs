@@ -159,7 +159,7 @@ fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
             target,
             count,
             last_read,
-        } => features::on_unread(app, &target, count, last_read),
+        } => features::on_unread(app, &target, count, last_read, cmds),
         ServerFrame::Typing {
             target,
             nick,

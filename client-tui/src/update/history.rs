@@ -121,6 +121,21 @@ fn position_for(conv: &Conversation, id: MsgId) -> usize {
     after_smaller.min(first_pending)
 }
 
+/// Brings a shown message up to date with a stored copy (edited or deleted meanwhile).
+fn refresh(app: &mut App, index: usize, m: &ChatMessage) {
+    let Some(entry) = app.line_mut(index, m.id) else {
+        return;
+    };
+    if let EntryKind::Message(line) = &mut entry.kind
+        && (line.text != m.text || line.deleted != m.deleted)
+    {
+        line.text.clone_from(&m.text);
+        line.edited = m.edited.is_some();
+        line.deleted = m.deleted;
+        entry.wrapped.clear();
+    }
+}
+
 /// Stored messages of one conversation, oldest first. An answer to a request for older
 /// messages goes on top; others (what a resumed login missed, direct messages that came while
 /// offline) are new messages, counted unread, and the next page is asked for when there is more.
@@ -150,6 +165,8 @@ pub(super) fn on_history(
     let newest = messages.last().map(|m| m.id);
     for m in messages {
         if holds(app, index, m.id) {
+            // Already shown: take any edit or deletion made since.
+            refresh(app, index, &m);
             continue;
         }
         let own = app.nick.as_ref() == Some(&m.from);
