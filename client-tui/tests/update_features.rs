@@ -542,3 +542,52 @@ fn a_history_frame_brings_edits_and_deletions_of_messages_already_shown() {
     assert!(first.edited && first.text == "fixed");
     assert!(line(&app, 0, 42).deleted);
 }
+
+#[test]
+fn plain_lines_show_the_quote_and_reprint_edited_and_deleted_messages() {
+    let mut app = online_app("alice", &["bob"]);
+    let prints = |cmds: &[Cmd]| -> Vec<String> {
+        cmds.iter()
+            .filter_map(|c| match c {
+                Cmd::Print(line) => Some(line.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    frame(
+        &mut app,
+        room_message(41, "bob", "lobby", "who wants lunch?"),
+    );
+    let mut reply = result(42, "carol", Target::Room(room("lobby")), "me");
+    reply.reply_to = Some(Quote {
+        id: 41,
+        from: nick("bob"),
+        text: "who wants lunch?".into(),
+    });
+    let cmds = frame(&mut app, ServerFrame::Message(reply));
+    assert_eq!(
+        prints(&cmds),
+        ["[01:00] #lobby <carol> (re bob: who wants lunch?) me"]
+    );
+    let cmds = frame(
+        &mut app,
+        ServerFrame::Edited {
+            id: 41,
+            target: Target::Room(room("lobby")),
+            text: "who wants pizza?".into(),
+            ts: T0 + 50_000,
+        },
+    );
+    assert_eq!(
+        prints(&cmds),
+        ["[01:00] #lobby <bob> who wants pizza? (edited)"]
+    );
+    let cmds = frame(
+        &mut app,
+        ServerFrame::Deleted {
+            id: 41,
+            target: Target::Room(room("lobby")),
+        },
+    );
+    assert_eq!(prints(&cmds), ["[01:00] #lobby <bob> (message deleted)"]);
+}

@@ -52,9 +52,27 @@ pub(super) fn alert(app: &mut App, index: usize, line: &ChatLine, cmds: &mut Vec
 
 /// `edited` (with the new text) or `deleted` (`None`): changes the message wherever it is
 /// loaded, and the quotes of the replies to it.
-pub(super) fn on_edited(app: &mut App, id: MsgId, target: &Target, text: Option<String>) {
+pub(super) fn on_edited(
+    app: &mut App,
+    id: MsgId,
+    target: &Target,
+    text: Option<String>,
+    cmds: &mut Vec<Cmd>,
+) {
     // In a direct chat `to` may name this user, so the message is looked for everywhere.
     let _ = target;
+    apply_edit(app, id, text.as_deref());
+    // `--plain` prints the changed message again, marked.
+    let found = (0..app.convs.len()).find_map(|i| Some((i, app.line(i, id)?.clone())));
+    if let Some((index, line)) = found {
+        super::print_line(app, index, &line, cmds);
+    }
+}
+
+/// Changes message `id` (a new text, or deleted when `None`) wherever it is loaded, and the
+/// quotes of the replies to it.
+fn apply_edit(app: &mut App, id: MsgId, text: Option<&str>) {
+    let text = text.map(str::to_owned);
     for conv in &mut app.convs {
         for entry in &mut conv.entries {
             let EntryKind::Message(line) = &mut entry.kind else {
@@ -294,8 +312,7 @@ pub(super) fn delete(app: &mut App, cmds: &mut Vec<Cmd>) {
     }
     let id = line.id.expect("a selected message has an id");
     cmds.push(Cmd::Send(ClientFrame::Delete { id }));
-    let target = app.active_conv().key.target();
-    on_edited(app, id, &target, None);
+    apply_edit(app, id, None);
 }
 
 /// Ctrl+Up (`step` -1) / Ctrl+Down (1): select the previous / next message of the conversation

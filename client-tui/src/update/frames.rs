@@ -153,8 +153,8 @@ fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
         }
         ServerFrame::Edited {
             id, target, text, ..
-        } => features::on_edited(app, id, &target, Some(text)),
-        ServerFrame::Deleted { id, target } => features::on_edited(app, id, &target, None),
+        } => features::on_edited(app, id, &target, Some(text), cmds),
+        ServerFrame::Deleted { id, target } => features::on_edited(app, id, &target, None, cmds),
         ServerFrame::Unread {
             target,
             count,

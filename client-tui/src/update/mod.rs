@@ -270,12 +270,23 @@ pub(crate) fn print_line(app: &App, index: usize, line: &ChatLine, cmds: &mut Ve
         .ts
         .map(|ts| view::clock(ts, app.utc_offset))
         .unwrap_or_default();
-    let mut text = sanitize(&line.text, true).into_owned();
+    let mut text = if line.deleted {
+        format!("({})", view::bubbles::DELETED)
+    } else {
+        sanitize(&line.text, true).into_owned()
+    };
     if text.contains('\n') {
         text = text.replace('\n', "\n    ");
     }
+    if line.edited && !line.deleted {
+        text.push_str(" (edited)");
+    }
+    let quote = line.reply_to.as_ref().map_or_else(String::new, |q| {
+        let quoted: String = sanitize_line(&q.text).chars().take(40).collect();
+        format!("(re {}: {quoted}) ", q.from)
+    });
     cmds.push(Cmd::Print(format!(
-        "[{time}] {} <{}> {text}",
+        "[{time}] {} <{}> {quote}{text}",
         app.convs[index].key, line.from
     )));
 }
