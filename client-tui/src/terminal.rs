@@ -26,6 +26,10 @@ pub fn enter() -> anyhow::Result<(DefaultTerminal, TerminalGuard)> {
     let terminal = ratatui::try_init()?;
     let guard = TerminalGuard(());
     execute!(std::io::stdout(), EnableMouseCapture, EnableBracketedPaste)?;
+    // Save the title on the terminal's title stack (XTWINOPS; ignored where unknown), so the
+    // one the client sets is taken back on the way out.
+    let mut out = std::io::stdout();
+    let _ = out.write_all(b"\x1b[22;0t").and_then(|()| out.flush());
     Ok((terminal, guard))
 }
 
@@ -36,6 +40,8 @@ pub fn restore() {
         DisableMouseCapture,
         DisableBracketedPaste
     );
+    let mut out = std::io::stdout();
+    let _ = out.write_all(b"\x1b[23;0t").and_then(|()| out.flush());
     ratatui::restore();
 }
 

@@ -17,6 +17,10 @@ fn alice_replies_edits_and_deletes_while_bob_watches_then_bob_searches() {
     alice.wait_for_text("logged in as alice");
     bob.wait_for_text("logged in as bob");
     alice.wait_for("bob online", |s| s.contains("2 online"));
+    let title = |tmux: &Tmux| tmux.run(&["display-message", "-p", "#{pane_title}"]);
+    wait_until("alice's title", || {
+        title(&alice).contains("chat-tui · alice")
+    });
 
     bob.type_line("who wants lunch?");
     alice.wait_for_text("who wants lunch?");
@@ -52,4 +56,11 @@ fn alice_replies_edits_and_deletes_while_bob_watches_then_bob_searches() {
     bob.wait_for_text("bob: who wants lunch?");
     bob.run(&["send-keys", "Enter"]);
     bob.wait_for("the results closed", |s| !s.contains("Search: lunch"));
+
+    // A direct message while alice looks at the lobby: counted in her list and title.
+    bob.type_line("/msg alice psst");
+    alice.wait_for_text("@bob");
+    wait_until("the unread total in alice's title", || {
+        title(&alice).contains("(1) chat-tui · alice")
+    });
 }

@@ -232,6 +232,15 @@ pub fn client_command(name: &str, server: &Server) -> String {
     )
 }
 
+/// Polls `done` until it holds; fails naming `what` after the deadline.
+pub fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(POLL);
+    }
+}
+
 /// The display column where `text` starts on the screen line holding it.
 pub fn column_of(screen: &str, text: &str) -> usize {
     let line = screen
