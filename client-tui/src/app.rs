@@ -439,6 +439,7 @@ impl App {
             if self.active != index {
                 self.selected = None;
                 self.compose = Compose::New;
+                self.jump_to = None;
             }
             self.active = index;
             self.convs[index].unread = 0;

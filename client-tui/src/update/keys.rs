@@ -77,6 +77,7 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent, cmds: &mut Vec<Cmd>) {
 
 /// Esc: cancel a reply or an edit, else the selection, else go back to the newest message.
 fn escape(app: &mut App) {
+    app.jump_to = None;
     match std::mem::replace(&mut app.compose, Compose::New) {
         Compose::Edit(_) => app.input.set(""),
         Compose::Reply(_) => {}
