@@ -16,6 +16,11 @@ pub struct Config {
     pub max_text_bytes: usize,
     /// Frames queued for one connection before it counts as too slow and is disconnected.
     pub outbox_frames: usize,
+    /// The WebSocket read buffer of each connection, allocated up front; larger messages grow
+    /// it as needed.
+    pub read_buffer_bytes: usize,
+    /// Bytes of outgoing frames gathered before a write; a flush writes what is there.
+    pub write_buffer_bytes: usize,
     /// The most WebSocket connections served at once; more are answered with 503.
     pub max_connections: usize,
     /// The most TCP connections from one client address; more are answered with 503.
@@ -64,7 +69,9 @@ impl Default for Config {
             max_frame_bytes: 64 * 1024,
             max_text_bytes: 16 * 1024,
             outbox_frames: 1024,
-            max_connections: 18_000,
+            read_buffer_bytes: 1024,
+            write_buffer_bytes: 16 * 1024,
+            max_connections: 50_000,
             max_connections_per_ip: 64,
             per_ip_exempt_loopback: true,
             handshake_timeout: Duration::from_secs(10),

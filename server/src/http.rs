@@ -217,9 +217,9 @@ async fn upgrade<S: Session + 'static>(
         // tungstenite allocates (and zero-fills) its read buffer up front: 1 KiB instead of
         // 128 KiB keeps an idle connection small. A chat message of up to 1 KiB is still read
         // in one syscall; a larger one grows the buffer and is read 1 KiB per syscall.
-        .read_buffer_size(1024)
-        .write_buffer_size(16 * 1024)
-        .max_write_buffer_size(config.max_frame_bytes * 4 + 64 * 1024)
+        .read_buffer_size(config.read_buffer_bytes)
+        .write_buffer_size(config.write_buffer_bytes)
+        .max_write_buffer_size(config.max_frame_bytes * 4 + config.write_buffer_bytes + 64 * 1024)
         .max_message_size(config.max_frame_bytes)
         .max_frame_size(config.max_frame_bytes);
     let link = Link::new(kind, config.outbox_frames);

@@ -64,7 +64,17 @@ struct Args {
     #[arg(long, default_value_t = Config::default().outbox_frames)]
     outbox_frames: usize,
 
-    /// Most WebSocket connections at once; more are refused with 503.
+    /// WebSocket read buffer per connection in bytes, allocated up front (larger messages grow
+    /// it). Small keeps idle connections cheap.
+    #[arg(long, default_value_t = Config::default().read_buffer_bytes)]
+    read_buffer_bytes: usize,
+
+    /// Bytes of outgoing frames gathered per connection before a write.
+    #[arg(long, default_value_t = Config::default().write_buffer_bytes)]
+    write_buffer_bytes: usize,
+
+    /// Most WebSocket connections at once; more are refused with 503. Lowered at start to what
+    /// the open-files limit allows.
     #[arg(long, default_value_t = Config::default().max_connections)]
     max_connections: usize,
 
@@ -168,6 +178,7 @@ async fn serve() -> anyhow::Result<()> {
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let open_files = raise_open_files_limit();
     let config = Config {
         tls,
         store,
@@ -175,7 +186,11 @@ async fn serve() -> anyhow::Result<()> {
         max_frame_bytes: args.max_frame_bytes,
         max_text_bytes: args.max_text_bytes,
         outbox_frames: args.outbox_frames,
-        max_connections: args.max_connections,
+        max_connections: args
+            .max_connections
+            .min(open_files.saturating_sub(RESERVED_FILES).max(1)),
+        read_buffer_bytes: args.read_buffer_bytes.max(256),
+        write_buffer_bytes: args.write_buffer_bytes,
         socket_send_buffer: args.socket_send_buffer,
         max_connections_per_ip: args.max_connections_per_ip.max(1),
         rate_per_sec: args.rate_limit,
@@ -188,7 +203,6 @@ async fn serve() -> anyhow::Result<()> {
         ..Config::default()
     };
 
-    raise_open_files_limit();
     let server = server::Server::open(config)?;
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -201,11 +215,20 @@ async fn serve() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Each connection is a file descriptor: raise the soft limit to the hard one.
-fn raise_open_files_limit() {
+/// File descriptors kept for the listener, the store, logs and connections being refused.
+const RESERVED_FILES: usize = 64;
+
+/// Each connection is a file descriptor: raises the soft limit to the hard one and returns it.
+fn raise_open_files_limit() -> usize {
     match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => tracing::info!(limit, "open files limit"),
-        Err(err) => tracing::warn!(error = %err, "could not raise the open files limit"),
+        Ok(limit) => {
+            tracing::info!(limit, "open files limit");
+            usize::try_from(limit).unwrap_or(usize::MAX)
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "could not raise the open files limit");
+            usize::MAX
+        }
     }
 }
 
