@@ -57,6 +57,10 @@ pub struct Config {
     pub retention: Retention,
     /// How often retention runs (also once at start).
     pub prune_every: Duration,
+    /// How long a native user whose last connection dropped stays shown online, so that a
+    /// quick reconnect makes no leave or join notices. Zero (the library default) announces
+    /// it at once; the `chat-server` binary defaults to 5 seconds.
+    pub presence_grace: Duration,
     /// How long a closing connection may take to deliver its close frame.
     pub close_timeout: Duration,
     /// How long shutdown waits for connections to close before it stops anyway.
@@ -82,6 +86,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             socket_send_buffer: None,
             tls: None,
+            presence_grace: Duration::ZERO,
             store: Location::Memory,
             retention: Retention::default(),
             prune_every: Duration::from_secs(60),

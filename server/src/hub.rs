@@ -112,6 +112,9 @@ struct Member {
     nick: Nick,
     peer: Peer,
     rooms: BTreeSet<RoomName>,
+    /// Rooms the user was in before a reconnect within the grace period: joining them again
+    /// is not announced.
+    quiet_rejoin: BTreeSet<RoomName>,
 }
 
 #[derive(Debug, Default)]
@@ -132,6 +135,25 @@ pub struct Hub {
     /// Everyone who has ever logged in, for telling "offline" from "unknown".
     known: HashSet<Nick>,
     rooms: BTreeMap<RoomName, Room>,
+    /// Named users whose last session dropped within the presence grace period: still shown
+    /// online, their rooms remembered, so that a quick reconnect makes no leave or join noise.
+    lingering: HashMap<Nick, Lingering>,
+    next_linger: u64,
+}
+
+/// A user between their last session dropping and the end of the grace period.
+#[derive(Debug)]
+struct Lingering {
+    /// Tells this absence from a later one when the grace period ends.
+    token: u64,
+    rooms: BTreeSet<RoomName>,
+}
+
+/// A user's absence that started a grace period; see [`Hub::grace_over`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Absence {
+    pub nick: Nick,
+    pub token: u64,
 }
 
 impl Hub {
@@ -151,6 +173,8 @@ impl Hub {
             conns: HashMap::new(),
             online: HashMap::new(),
             known: known.into_iter().collect(),
+            lingering: HashMap::new(),
+            next_linger: 0,
             rooms,
         }
     }
@@ -238,10 +262,13 @@ impl Hub {
         if nick.is_reserved() {
             return Err(HubError::Reserved(nick));
         }
-        let first_session = !self.online.contains_key(&nick);
-        if !first_session && !another_session {
+        let sessions = self.online.get(&nick).map_or(0, Vec::len);
+        if sessions > 0 && !another_session {
             return Err(HubError::NickTaken(nick));
         }
+        // Back within the grace period: others never saw the user leave.
+        let returning = self.lingering.remove(&nick);
+        let first_session = sessions == 0 && returning.is_none();
         let (id, kind) = (peer.id, peer.kind);
         peer.logged_in
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -251,6 +278,9 @@ impl Hub {
         }
         self.known.insert(nick.clone());
         self.add(nick.clone(), peer);
+        if let (Some(returning), Some(member)) = (returning, self.conns.get_mut(&id)) {
+            member.quiet_rejoin = returning.rooms;
+        }
         if kind == PeerKind::Native {
             let welcome = ServerFrame::Welcome {
                 nick: nick.clone(),
@@ -284,16 +314,37 @@ impl Hub {
             nick,
             peer,
             rooms: BTreeSet::new(),
+            quiet_rejoin: BTreeSet::new(),
         };
         self.conns.insert(member.peer.id, member);
     }
 
-    /// Removes a connection: it leaves its rooms, and a named user goes offline.
-    pub fn logout(&mut self, id: ConnId) {
-        let Some(member) = self.conns.get(&id) else {
-            return;
-        };
+    /// Removes a connection: it leaves its rooms, and a named user goes offline. With `grace`,
+    /// a native user's last session leaves quietly instead: they stay listed as online, and no
+    /// one hears that they left, until [`grace_over`](Self::grace_over) is called with the
+    /// returned absence, unless they come back first.
+    pub fn logout(&mut self, id: ConnId, grace: bool) -> Option<Absence> {
+        let member = self.conns.get(&id)?;
         let nick = member.nick.clone();
+        let last_session = self
+            .online
+            .get(&nick)
+            .is_some_and(|s| s.len() == 1 && s[0] == id);
+        if grace && last_session && member.peer.kind == PeerKind::Native {
+            let rooms = member.rooms.clone();
+            for room in &rooms {
+                self.remove_member(id, room);
+            }
+            if let Some(sessions) = self.online.get_mut(&nick) {
+                sessions.clear();
+            }
+            self.conns.remove(&id);
+            self.next_linger += 1;
+            let token = self.next_linger;
+            self.lingering
+                .insert(nick.clone(), Lingering { token, rooms });
+            return Some(Absence { nick, token });
+        }
         for room in member.rooms.clone() {
             self.leave_room(id, &room);
         }
@@ -303,15 +354,72 @@ impl Hub {
             sessions.remove(at);
             if sessions.is_empty() {
                 self.online.remove(&nick);
-                self.metrics.users_online.fetch_sub(1, Relaxed);
-                let gone = ServerFrame::Presence {
-                    nick,
-                    online: false,
-                };
-                self.to_natives_except(id, &gone);
+                self.gone_offline(nick);
             }
         }
         self.conns.remove(&id);
+        None
+    }
+
+    /// The grace period of an absence ended: if the user has not come back, everyone now
+    /// hears that they left their rooms and went offline.
+    pub fn grace_over(&mut self, absence: &Absence) {
+        let still_away = self
+            .lingering
+            .get(&absence.nick)
+            .is_some_and(|l| l.token == absence.token);
+        if !still_away {
+            return;
+        }
+        let Some(lingering) = self.lingering.remove(&absence.nick) else {
+            return;
+        };
+        for room in lingering.rooms {
+            let left = ServerFrame::Left {
+                room: room.clone(),
+                nick: absence.nick.clone(),
+            };
+            self.to_room_natives(&room, &left);
+        }
+        if self.online.get(&absence.nick).is_some_and(Vec::is_empty) {
+            self.online.remove(&absence.nick);
+            self.gone_offline(absence.nick.clone());
+        }
+    }
+
+    /// A returning user's rooms that they did not join again: announce that they left them.
+    pub fn settle_rejoin(&mut self, id: ConnId) {
+        let Some(member) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let nick = member.nick.clone();
+        for room in std::mem::take(&mut member.quiet_rejoin) {
+            let left = ServerFrame::Left {
+                room: room.clone(),
+                nick: nick.clone(),
+            };
+            self.to_room_natives(&room, &left);
+        }
+    }
+
+    fn gone_offline(&mut self, nick: Nick) {
+        self.metrics.users_online.fetch_sub(1, Relaxed);
+        let gone = ServerFrame::Presence {
+            nick,
+            online: false,
+        };
+        // Connection ids start at 1: nobody is excepted.
+        self.to_natives_except(0, &gone);
+    }
+
+    /// Takes `id` out of `room`'s members, dropping an empty room other than the lobby.
+    fn remove_member(&mut self, id: ConnId, room: &RoomName) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.members.remove(&id);
+            if r.members.is_empty() && *room != RoomName::lobby() {
+                self.rooms.remove(room);
+            }
+        }
     }
 
     /// Decides where a message from connection `from` to `target` goes, or why it cannot.
@@ -320,7 +428,9 @@ impl Hub {
         match target {
             Target::Room(room) if sender.rooms.contains(room) => Ok(Route::Room),
             Target::Room(room) => Err(HubError::NotInRoom(room.clone())),
-            Target::User(to) if self.online.contains_key(to) => Ok(Route::Online(to.clone())),
+            Target::User(to) if self.online.get(to).is_some_and(|s| !s.is_empty()) => {
+                Ok(Route::Online(to.clone()))
+            }
             Target::User(to) if self.known.contains(to) => Ok(Route::Offline(to.clone())),
             Target::User(to) => Err(HubError::UnknownUser(to.clone())),
         }
@@ -343,6 +453,7 @@ impl Hub {
             return;
         };
         let kind = member.peer.kind;
+        let quiet = member.quiet_rejoin.remove(&room);
         if member.rooms.insert(room.clone()) {
             let nick = member.nick.clone();
             self.rooms
@@ -351,11 +462,13 @@ impl Hub {
                 .members
                 .insert(id);
             tracing::debug!(nick = %nick, room = %room, "joined");
-            let joined = ServerFrame::Joined {
-                room: room.clone(),
-                nick,
-            };
-            self.to_room_natives(&room, &joined);
+            if !quiet {
+                let joined = ServerFrame::Joined {
+                    room: room.clone(),
+                    nick,
+                };
+                self.to_room_natives(&room, &joined);
+            }
         }
         if kind == PeerKind::Native {
             let users = self.room_users(&room);

@@ -92,8 +92,14 @@ impl Server {
             store.known_users()?,
             metrics.clone(),
         );
-        let (sequencer, sequencer_done) =
-            sequencer::Sequencer::start(hub, store, config.retention, metrics.clone(), registered)?;
+        let (sequencer, sequencer_done) = sequencer::Sequencer::start(
+            hub,
+            store,
+            config.retention,
+            metrics.clone(),
+            registered,
+            config.presence_grace,
+        )?;
         Ok(Self {
             config,
             tls,

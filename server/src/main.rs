@@ -98,6 +98,11 @@ struct Args {
     #[arg(long, value_name = "ORIGIN")]
     allow_origin: Vec<String>,
 
+    /// Seconds a user whose connection dropped still shows as online, so that a quick
+    /// reconnect makes no leave or join notices (0: announce at once).
+    #[arg(long, default_value_t = 5)]
+    presence_grace_secs: u64,
+
     /// Seconds a new connection may take to send its request (and TLS handshake).
     #[arg(long, default_value_t = Config::default().handshake_timeout.as_secs())]
     handshake_timeout_secs: u64,
@@ -199,6 +204,7 @@ async fn serve() -> anyhow::Result<()> {
         handshake_timeout: Duration::from_secs(args.handshake_timeout_secs.max(1)),
         login_timeout: Duration::from_secs(args.login_timeout_secs.max(1)),
         ping_interval: Duration::from_secs(args.ping_interval_secs.max(1)),
+        presence_grace: Duration::from_secs(args.presence_grace_secs),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
         ..Config::default()
     };

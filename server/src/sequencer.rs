@@ -6,7 +6,7 @@
 //! room sees messages in id order, and a login's history ends exactly where live delivery
 //! begins. Consecutive sends are stored in one transaction (group commit) and then delivered.
 
-use crate::hub::{self, Hub, HubError, Route, native, now_ms, offer};
+use crate::hub::{self, Absence, Hub, HubError, Route, native, now_ms, offer};
 use crate::metrics::Metrics;
 use crate::peer::{ConnId, Peer, PeerKind};
 use crate::store::{NewMessage, Retention, Store, Stored, conversation};
@@ -42,6 +42,8 @@ enum Command {
     Peer { peer: Peer, op: Op },
     /// The connection is gone.
     Logout(ConnId),
+    /// The presence grace period of an absence ended.
+    GraceOver(Absence),
     /// A password check finished (on the blocking pool).
     Verified {
         peer: Peer,
@@ -129,10 +131,12 @@ impl Sequencer {
         retention: Retention,
         metrics: Arc<Metrics>,
         registered: std::collections::HashMap<Nick, String>,
+        presence_grace: std::time::Duration,
     ) -> std::io::Result<(Self, tokio::sync::oneshot::Receiver<()>)> {
         let (queue, commands) = mpsc::channel(QUEUE);
         let mut worker = Worker {
             runtime: tokio::runtime::Handle::current(),
+            presence_grace,
             results: queue.downgrade(),
             registered,
             hub,
@@ -188,8 +192,10 @@ impl Sequencer {
 pub struct Stopped;
 
 struct Worker {
-    /// Runs password hashing off this thread.
+    /// Runs password hashing and grace-period timers off this thread.
     runtime: tokio::runtime::Handle,
+    /// How long a user who dropped stays shown online; zero announces it at once.
+    presence_grace: std::time::Duration,
     /// Where the blocking pool sends its results; weak, so the queue still closes when every
     /// connection is gone.
     results: mpsc::WeakSender<Command>,
@@ -262,7 +268,22 @@ impl Worker {
                 if let Some(nick) = self.hub.nick_of(id) {
                     tracing::info!(nick = %nick, conn = id, "left");
                 }
-                return self.hub.logout(id);
+                let absence = self.hub.logout(id, !self.presence_grace.is_zero());
+                if let Some(absence) = absence {
+                    let (results, grace) = (self.results.clone(), self.presence_grace);
+                    // Ends after the grace period, or at once if the server stops first.
+                    self.runtime.spawn(async move {
+                        tokio::time::sleep(grace).await;
+                        if let Some(queue) = results.upgrade() {
+                            let _ = queue.send(Command::GraceOver(absence)).await;
+                        }
+                    });
+                }
+                return;
+            }
+            Command::GraceOver(absence) => {
+                self.flush_sends();
+                return self.hub.grace_over(&absence);
             }
         };
         if let Op::Send {
@@ -375,6 +396,8 @@ impl Worker {
         let caught_up = self
             .catch_up(&peer, &nick, resume)
             .and_then(|()| self.unread_counts(&peer, &nick));
+        // Rooms a returning user did not rejoin are left now.
+        self.hub.settle_rejoin(peer.id);
         if let Err(err) = caught_up {
             tracing::error!(error = %err, nick = %nick, "could not send stored messages at login");
             fail(

@@ -338,3 +338,76 @@ async fn typing_reaches_the_other_member_once_every_few_seconds_and_expires() {
     // Typing is never stored.
     assert_eq!(history(&mut bob, user("alice")).await.len(), 1);
 }
+
+fn with_grace(ms: u64) -> server::Config {
+    server::Config {
+        presence_grace: std::time::Duration::from_millis(ms),
+        ..server::Config::default()
+    }
+}
+
+#[tokio::test]
+async fn a_reconnect_within_the_grace_period_makes_no_leave_or_join_notices() {
+    let server = TestServer::with_config(with_grace(10_000)).await;
+    let mut bob = server.native("bob").await;
+    let alice = server.native("alice").await;
+    // bob hears her first arrival, as usual.
+    bob.frame_where(|f| matches!(f, ServerFrame::Joined { nick, .. } if nick.as_str() == "alice"))
+        .await;
+    drop(alice);
+    // The client comes back; until the server has seen the old connection go, the name is
+    // still taken, and the client retries.
+    let mut alice = loop {
+        let mut client = server.native_unlogged().await;
+        client.send(&ClientFrame::login("alice")).await;
+        match client.frame().await {
+            ServerFrame::Welcome { .. } => break client,
+            ServerFrame::Error { code, .. } => assert_eq!(code, ErrorCode::NickTaken),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    alice.send(&to_room("back", "lobby", "back again")).await;
+    ack_id(&mut alice).await;
+    // Everything bob heard about alice until her message: no leave, no offline, no join.
+    loop {
+        match bob.frame().await {
+            ServerFrame::Message(m) if m.text == "back again" => break,
+            ServerFrame::Left { nick, .. } | ServerFrame::Joined { nick, .. }
+                if nick.as_str() == "alice" =>
+            {
+                panic!("bob saw alice leave or join")
+            }
+            ServerFrame::Presence { nick, online } if nick.as_str() == "alice" && !online => {
+                panic!("bob saw alice go offline")
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn after_the_grace_period_others_hear_that_the_user_left() {
+    let server = TestServer::with_config(with_grace(200)).await;
+    let mut bob = server.native("bob").await;
+    let alice = server.native("alice").await;
+    drop(alice);
+    let left = bob
+        .frame_where(|f| matches!(f, ServerFrame::Left { nick, .. } if nick.as_str() == "alice"))
+        .await;
+    assert!(matches!(left, ServerFrame::Left { room, .. } if room.as_str() == "lobby"));
+    let gone = bob
+        .frame_where(
+            |f| matches!(f, ServerFrame::Presence { nick, .. } if nick.as_str() == "alice"),
+        )
+        .await;
+    assert!(matches!(gone, ServerFrame::Presence { online: false, .. }));
+    // Meanwhile a direct message to her was kept for her next login, not lost.
+    bob.send(&ClientFrame::Who { room: None }).await;
+    match bob
+        .frame_where(|f| matches!(f, ServerFrame::Users { room: None, .. }))
+        .await
+    {
+        ServerFrame::Users { users, .. } => assert!(users.iter().all(|u| u.as_str() != "alice")),
+        _ => unreachable!(),
+    }
+}
