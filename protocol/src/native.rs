@@ -99,6 +99,8 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
+    /// Ask whether a user is online, and when they were last seen.
+    Whois { nick: Nick },
     /// Enter a room, creating it when it does not exist.
     Join { room: RoomName },
     /// Leave a room.
@@ -250,6 +252,14 @@ pub enum ServerFrame {
         target: Target,
         nick: Nick,
         for_ms: u64,
+    },
+    /// The answer to `whois`. `last_seen` is when the user last went offline (absent while
+    /// they are online).
+    Whois {
+        nick: Nick,
+        online: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seen: Option<i64>,
     },
     /// Messages matching a search, newest first.
     SearchResults {

@@ -189,6 +189,11 @@ impl Hub {
         self.conns.get(&id).is_some_and(|m| m.rooms.contains(room))
     }
 
+    /// Whether `nick` is shown online (a user in their grace period is).
+    pub fn is_online(&self, nick: &Nick) -> bool {
+        self.online.contains_key(nick)
+    }
+
     /// The rooms connection `id` is in.
     pub fn rooms_of(&self, id: ConnId) -> Vec<RoomName> {
         self.conns

@@ -135,6 +135,7 @@ impl Session for NativeSession {
                 limit,
             },
             ClientFrame::Join { room } => Op::Join(room),
+            ClientFrame::Whois { nick } => Op::Whois(nick),
             ClientFrame::Leave { room } => Op::Leave(room),
             ClientFrame::Rooms => Op::Rooms,
             ClientFrame::Who { room } => Op::Who(room),

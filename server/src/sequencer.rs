@@ -109,6 +109,7 @@ pub enum Op {
         limit: Option<u32>,
     },
     Join(RoomName),
+    Whois(Nick),
     Leave(RoomName),
     Rooms,
     Who(Option<RoomName>),
@@ -268,7 +269,11 @@ impl Worker {
                 if let Some(nick) = self.hub.nick_of(id) {
                     tracing::info!(nick = %nick, conn = id, "left");
                 }
+                let nick = self.hub.nick_of(id).cloned();
                 let absence = self.hub.logout(id, !self.presence_grace.is_zero());
+                if let Some(nick) = nick {
+                    self.note_if_offline(&nick);
+                }
                 if let Some(absence) = absence {
                     let (results, grace) = (self.results.clone(), self.presence_grace);
                     // Ends after the grace period, or at once if the server stops first.
@@ -283,7 +288,8 @@ impl Worker {
             }
             Command::GraceOver(absence) => {
                 self.flush_sends();
-                return self.hub.grace_over(&absence);
+                self.hub.grace_over(&absence);
+                return self.note_if_offline(&absence.nick);
             }
         };
         if let Op::Send {
@@ -323,6 +329,7 @@ impl Worker {
                 after,
                 limit,
             } => self.history(&peer, target, before, after, limit),
+            Op::Whois(nick) => self.whois(&peer, nick),
             Op::Join(room) => self.when_logged_in(&peer, |hub| hub.try_join(peer.id, room)),
             Op::Leave(room) => self.when_logged_in(&peer, |hub| hub.leave(peer.id, &room)),
             Op::Rooms => self.when_logged_in(&peer, |hub| {
@@ -483,6 +490,50 @@ impl Worker {
             )?;
         }
         Ok(())
+    }
+
+    /// Keeps the time a user went offline, once their last session (and grace) is over.
+    fn note_if_offline(&mut self, nick: &Nick) {
+        if self.hub.is_online(nick) {
+            return;
+        }
+        if let Err(err) = self.store.set_last_seen(nick, now_ms()) {
+            tracing::error!(error = %err, "could not record when a user was last seen");
+        }
+    }
+
+    fn whois(&mut self, peer: &Peer, nick: Nick) {
+        if self.hub.nick_of(peer.id).is_none() {
+            let err = HubError::NotLoggedIn;
+            return fail(peer, err.code(), &err.to_string(), None);
+        }
+        let online = self.hub.is_online(&nick);
+        match self.store.last_seen(&nick) {
+            Ok(None) if !online => {
+                let err = HubError::UnknownUser(nick);
+                fail(peer, err.code(), &err.to_string(), None);
+            }
+            Ok(seen) => {
+                let last_seen = seen.flatten().filter(|_| !online);
+                offer(
+                    peer,
+                    native(&ServerFrame::Whois {
+                        nick,
+                        online,
+                        last_seen,
+                    }),
+                );
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "whois failed");
+                fail(
+                    peer,
+                    ErrorCode::Internal,
+                    "could not look that up; try again",
+                    None,
+                );
+            }
+        }
     }
 
     fn register(&mut self, peer: Peer, password: String) {

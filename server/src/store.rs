@@ -140,6 +140,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
       INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');",
     ),
     (
+        "SELECT count(*) FROM pragma_table_info('users') WHERE name = 'last_seen'",
+        "ALTER TABLE users ADD COLUMN last_seen INTEGER",
+    ),
+    (
         "SELECT count(*) FROM sqlite_master WHERE name = 'reads'",
         "CREATE TABLE reads (
           nick TEXT NOT NULL, conv TEXT NOT NULL, last_read INTEGER NOT NULL,
@@ -214,6 +218,28 @@ impl Store {
             .filter_map(|(nick, hash)| Nick::parse(&nick).ok().map(|n| (n, hash)))
             .collect();
         Ok(users)
+    }
+
+    /// Records that `nick` went offline at `ts`.
+    pub fn set_last_seen(&mut self, nick: &Nick, ts: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE users SET last_seen = ?2 WHERE nick = ?1",
+            params![nick.as_str(), ts],
+        )?;
+        Ok(())
+    }
+
+    /// When `nick` last went offline: `None` for a name never seen, `Some(None)` for one that
+    /// has not gone offline since it was first seen.
+    pub fn last_seen(&self, nick: &Nick) -> Result<Option<Option<i64>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT last_seen FROM users WHERE nick = ?1",
+                params![nick.as_str()],
+                |row| row.get::<_, Option<i64>>(0),
+            )
+            .optional()?)
     }
 
     /// Registers `nick` with a password hash.

@@ -411,3 +411,62 @@ async fn after_the_grace_period_others_hear_that_the_user_left() {
         _ => unreachable!(),
     }
 }
+
+async fn whois(client: &mut Client, nick: &str) -> ServerFrame {
+    client
+        .send(&ClientFrame::Whois {
+            nick: nick.parse().expect("nick"),
+        })
+        .await;
+    client
+        .frame_where(|f| matches!(f, ServerFrame::Whois { .. } | ServerFrame::Error { .. }))
+        .await
+}
+
+#[tokio::test]
+async fn last_seen_is_kept_per_user() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = || server::Config {
+        store: server::store::Location::Dir(dir.path().to_owned()),
+        ..server::Config::default()
+    };
+    let server = TestServer::with_config(config()).await;
+    let mut bob = server.native("bob").await;
+    let alice = server.native("alice").await;
+    let reply = whois(&mut bob, "alice").await;
+    assert!(
+        matches!(
+            &reply,
+            ServerFrame::Whois {
+                online: true,
+                last_seen: None,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+    drop(alice);
+    bob.frame_where(|f| matches!(f, ServerFrame::Presence { online: false, .. }))
+        .await;
+    let before = match whois(&mut bob, "alice").await {
+        ServerFrame::Whois {
+            online: false,
+            last_seen: Some(ts),
+            ..
+        } => ts,
+        other => panic!("expected last seen, got {other:?}"),
+    };
+    assert!(before > 0);
+    match whois(&mut bob, "nobody").await {
+        ServerFrame::Error { code, .. } => assert_eq!(code, ErrorCode::UnknownUser),
+        other => panic!("expected unknown_user, got {other:?}"),
+    }
+    // Kept across a restart.
+    server.stop().await;
+    let server = TestServer::with_config(config()).await;
+    let mut carol = server.native("carol").await;
+    match whois(&mut carol, "alice").await {
+        ServerFrame::Whois { last_seen, .. } => assert_eq!(last_seen, Some(before)),
+        other => panic!("expected last seen, got {other:?}"),
+    }
+}

@@ -168,7 +168,8 @@ fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
         ServerFrame::SearchResults { text, results } => {
             features::on_search_results(app, text, results, cmds)
         }
-        ServerFrame::Unknown => {}
+        // Not shown by this client yet.
+        ServerFrame::Whois { .. } | ServerFrame::Unknown => {}
     }
 }
 
