@@ -903,9 +903,8 @@ impl Worker {
             return;
         }
         let sends = std::mem::take(&mut self.sends);
-        let batch: Vec<NewMessage> = sends.iter().map(|s| s.message.clone()).collect();
         let started = std::time::Instant::now();
-        let stored = self.store.insert(&batch);
+        let stored = self.store.insert(sends.iter().map(|s| &s.message));
         self.metrics.store_commit(started.elapsed());
         let stored = match stored {
             Ok(stored) => stored,
@@ -919,26 +918,34 @@ impl Worker {
             }
         };
         for (send, stored) in sends.into_iter().zip(stored) {
-            let (id, ts, offline) = match stored {
+            let PendingSend {
+                peer,
+                client_id,
+                offline,
+                quote,
+                message,
+            } = send;
+            match stored {
                 Stored::New(id) => {
                     self.metrics.messages_stored.fetch_add(1, Relaxed);
+                    acknowledge(&peer, client_id, id, message.ts, offline, &message);
                     let message = ChatMessage {
                         id,
-                        ts: send.message.ts,
-                        from: send.message.from.clone(),
-                        target: send.message.target.clone(),
-                        text: send.message.text.clone(),
-                        reply_to: send.quote.clone(),
+                        ts: message.ts,
+                        from: message.from,
+                        target: message.target,
+                        text: message.text,
+                        reply_to: quote,
                         edited: None,
                         deleted: false,
                     };
-                    self.hub.deliver(send.peer.id, &message);
-                    (id, message.ts, send.offline)
+                    self.hub.deliver(peer.id, &message);
                 }
                 // Stored and delivered before: only the ack went missing.
-                Stored::Duplicate { id, ts } => (id, ts, false),
-            };
-            acknowledge(&send.peer, send.client_id, id, ts, offline, &send.message);
+                Stored::Duplicate { id, ts } => {
+                    acknowledge(&peer, client_id, id, ts, false, &message);
+                }
+            }
         }
     }
 

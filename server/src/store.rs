@@ -432,9 +432,12 @@ impl Store {
 
     /// Stores `batch` in one transaction (one disk sync for all of them), in order. A message
     /// whose sender used its client id before is not stored again.
-    pub fn insert(&mut self, batch: &[NewMessage]) -> Result<Vec<Stored>, StoreError> {
+    pub fn insert<'a>(
+        &mut self,
+        batch: impl IntoIterator<Item = &'a NewMessage>,
+    ) -> Result<Vec<Stored>, StoreError> {
         let tx = self.conn.transaction()?;
-        let mut out = Vec::with_capacity(batch.len());
+        let mut out = Vec::new();
         {
             let mut find = tx.prepare_cached(
                 "SELECT id, ts FROM messages WHERE sender = ?1 AND client_id = ?2",
