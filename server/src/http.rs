@@ -17,9 +17,11 @@ use crate::peer::PeerKind;
 use crate::seed::{SeedGroupSession, SeedSingleSession};
 use crate::sequencer::Sequencer;
 use axum::Router;
+use axum::extract::Request;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use std::sync::Arc;
@@ -45,15 +47,28 @@ pub struct AppState {
 
 /// The server's routes.
 pub fn router(state: AppState) -> Router {
+    // Every WebSocket route checks the browser origin first.
+    let sockets = Router::new()
+        .route("/ws", get(native_only))
+        .route("/my_ws", get(group_or_native))
+        .route("/my_ws/{name}", get(single))
+        .route_layer(middleware::from_fn_with_state(state.clone(), check_origin));
     Router::new()
         .route("/", get(page))
         .route("/my_app", get(page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
-        .route("/ws", get(native_only))
-        .route("/my_ws", get(group_or_native))
-        .route("/my_ws/{name}", get(single))
+        .merge(sockets)
         .with_state(state)
+}
+
+/// Refuses, with 403, a WebSocket from a page whose origin is not allowed.
+async fn check_origin(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    if origin_allowed(request.headers(), &app.config.allowed_origins) {
+        next.run(request).await
+    } else {
+        forbidden_origin(request.headers())
+    }
 }
 
 async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
@@ -124,9 +139,6 @@ async fn native_only(
         );
         return (StatusCode::BAD_REQUEST, why).into_response();
     }
-    if !origin_allowed(&headers, &app.config.allowed_origins) {
-        return forbidden_origin(&headers);
-    }
     upgrade_native(ws, app, slot).await
 }
 
@@ -148,9 +160,6 @@ async fn group_or_native(
     Extension(slot): Extension<ConnectionSlot>,
     State(app): State<AppState>,
 ) -> Response {
-    if !origin_allowed(&headers, &app.config.allowed_origins) {
-        return forbidden_origin(&headers);
-    }
     if offers_native(&headers) {
         return upgrade_native(ws, app, slot).await;
     }
@@ -163,14 +172,10 @@ async fn group_or_native(
 
 async fn single(
     ws: WebSocketUpgrade,
-    headers: HeaderMap,
     Extension(slot): Extension<ConnectionSlot>,
     Path(name): Path<String>,
     State(app): State<AppState>,
 ) -> Response {
-    if !origin_allowed(&headers, &app.config.allowed_origins) {
-        return forbidden_origin(&headers);
-    }
     let max = app.config.max_text_bytes;
     upgrade(ws, app, slot, PeerKind::SeedSingle, move |peer| {
         SeedSingleSession::new(peer, name, max)

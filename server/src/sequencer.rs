@@ -216,7 +216,6 @@ struct PendingSend {
     peer: Peer,
     /// The message this one replies to, as its recipients see it quoted.
     quote: Option<protocol::Quote>,
-    client_id: Option<String>,
     offline: bool,
     message: NewMessage,
 }
@@ -681,22 +680,18 @@ impl Worker {
         };
         self.sends.push(PendingSend {
             peer,
-            client_id,
             offline,
             quote,
             message: NewMessage {
                 from,
                 target,
                 text,
-                client_id: None,
+                client_id,
                 reply_to,
                 ts: now_ms(),
                 delivered_to,
             },
         });
-        if let Some(last) = self.sends.last_mut() {
-            last.message.client_id.clone_from(&last.client_id);
-        }
     }
 
     /// The quote of message `id`, which a message from `from` to `target` replies to: it must
@@ -912,7 +907,7 @@ impl Worker {
                 tracing::error!(error = %err, count = sends.len(), "could not store messages");
                 for send in sends {
                     let why = "the server could not store the message; try again";
-                    fail(&send.peer, ErrorCode::Internal, why, send.client_id);
+                    fail(&send.peer, ErrorCode::Internal, why, send.message.client_id);
                 }
                 return;
             }
@@ -920,7 +915,6 @@ impl Worker {
         for (send, stored) in sends.into_iter().zip(stored) {
             let PendingSend {
                 peer,
-                client_id,
                 offline,
                 quote,
                 message,
@@ -928,7 +922,7 @@ impl Worker {
             match stored {
                 Stored::New(id) => {
                     self.metrics.messages_stored.fetch_add(1, Relaxed);
-                    acknowledge(&peer, client_id, id, message.ts, offline, &message);
+                    acknowledge(&peer, id, message.ts, offline, &message);
                     let message = ChatMessage {
                         id,
                         ts: message.ts,
@@ -943,7 +937,7 @@ impl Worker {
                 }
                 // Stored and delivered before: only the ack went missing.
                 Stored::Duplicate { id, ts } => {
-                    acknowledge(&peer, client_id, id, ts, false, &message);
+                    acknowledge(&peer, id, ts, false, &message);
                 }
             }
         }
@@ -963,19 +957,12 @@ impl Worker {
 
 /// Tells the sender its message is stored: an `ack` for native clients, a notice for a seed
 /// page when the recipient is offline, nothing for the group page.
-fn acknowledge(
-    peer: &Peer,
-    client_id: Option<String>,
-    id: MsgId,
-    ts: i64,
-    offline: bool,
-    message: &NewMessage,
-) {
+fn acknowledge(peer: &Peer, id: MsgId, ts: i64, offline: bool, message: &NewMessage) {
     match peer.kind {
         PeerKind::Native => {
-            if let Some(client_id) = client_id {
+            if let Some(client_id) = &message.client_id {
                 let ack = ServerFrame::Ack {
-                    client_id,
+                    client_id: client_id.clone(),
                     id,
                     ts,
                     offline,
