@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Client, TestServer, to_user};
+use common::{Client, TestServer, error_code, to_user};
 use protocol::{ClientFrame, ErrorCode, SeedChat, ServerFrame};
 use server::Config;
 use server::store::Location;
@@ -43,19 +43,12 @@ async fn login_with(
     (client, reply)
 }
 
-fn code(frame: &ServerFrame) -> ErrorCode {
-    match frame {
-        ServerFrame::Error { code, .. } => *code,
-        other => panic!("expected an error, got {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn a_registered_nickname_needs_its_password_and_all_sessions_get_messages() {
     let server = TestServer::start().await;
     let mut first = server.native("alice").await;
     assert_eq!(
-        code(&register(&mut first, "short").await),
+        error_code(&register(&mut first, "short").await),
         ErrorCode::WeakPassword
     );
     let reply = register(&mut first, PASSWORD).await;
@@ -64,14 +57,14 @@ async fn a_registered_nickname_needs_its_password_and_all_sessions_get_messages(
         "{reply:?}"
     );
     assert_eq!(
-        code(&register(&mut first, PASSWORD).await),
+        error_code(&register(&mut first, PASSWORD).await),
         ErrorCode::AlreadyRegistered
     );
 
     let (_, reply) = login_with(&server, "alice", None).await;
-    assert_eq!(code(&reply), ErrorCode::PasswordRequired);
+    assert_eq!(error_code(&reply), ErrorCode::PasswordRequired);
     let (_, reply) = login_with(&server, "alice", Some("wrong horse battery")).await;
-    assert_eq!(code(&reply), ErrorCode::WrongPassword);
+    assert_eq!(error_code(&reply), ErrorCode::WrongPassword);
     let (mut second, reply) = login_with(&server, "alice", Some(PASSWORD)).await;
     assert!(matches!(reply, ServerFrame::Welcome { .. }), "{reply:?}");
 
@@ -168,7 +161,7 @@ async fn a_registration_survives_a_restart() {
 
     let server = TestServer::with_config(config()).await;
     let (_, reply) = login_with(&server, "alice", None).await;
-    assert_eq!(code(&reply), ErrorCode::PasswordRequired);
+    assert_eq!(error_code(&reply), ErrorCode::PasswordRequired);
     let (_, reply) = login_with(&server, "alice", Some(PASSWORD)).await;
     assert!(matches!(reply, ServerFrame::Welcome { .. }), "{reply:?}");
 }

@@ -2,24 +2,13 @@
 
 mod common;
 
-use common::{Client, TestServer, to_room, to_user};
+use common::{Client, TestServer, lobby, to_room, to_user};
 use protocol::{ClientFrame, ErrorCode, MsgId, ServerFrame, Target};
 
 const PASSWORD: &str = "correct horse battery";
 
-fn lobby() -> Target {
-    Target::Room("lobby".parse().expect("room"))
-}
-
 fn user(nick: &str) -> Target {
     Target::User(nick.parse().expect("nick"))
-}
-
-async fn ack_id(client: &mut Client) -> MsgId {
-    match client.reply().await {
-        ServerFrame::Ack { id, .. } => id,
-        other => panic!("expected an ack, got {other:?}"),
-    }
 }
 
 async fn unread(client: &mut Client) -> (Target, u64, MsgId) {
@@ -32,24 +21,6 @@ async fn unread(client: &mut Client) -> (Target, u64, MsgId) {
             count,
             last_read,
         } => (target, count, last_read),
-        _ => unreachable!(),
-    }
-}
-
-async fn history(client: &mut Client, target: Target) -> Vec<protocol::ChatMessage> {
-    client
-        .send(&ClientFrame::History {
-            target,
-            before: None,
-            after: None,
-            limit: None,
-        })
-        .await;
-    match client
-        .frame_where(|f| matches!(f, ServerFrame::History { .. }))
-        .await
-    {
-        ServerFrame::History { messages, .. } => messages,
         _ => unreachable!(),
     }
 }
@@ -74,7 +45,7 @@ async fn unread_counts_come_at_login_and_a_read_marker_clears_them_in_every_sess
     for i in 0..4 {
         bob.send(&to_user(&format!("d{i}"), "alice", &format!("dm {i}")))
             .await;
-        last = ack_id(&mut bob).await;
+        last = bob.ack_id().await;
     }
 
     // Two sessions of alice, each told of the 4 unread direct messages from bob.
@@ -109,9 +80,9 @@ async fn an_edit_and_a_delete_reach_every_member_and_show_in_history() {
     let mut bob = server.native("bob").await;
     let mut carol = server.native("carol").await;
     alice.send(&to_room("1", "lobby", "helo")).await;
-    let id = ack_id(&mut alice).await;
+    let id = alice.ack_id().await;
     alice.send(&to_room("2", "lobby", "oops")).await;
-    let oops = ack_id(&mut alice).await;
+    let oops = alice.ack_id().await;
 
     // Only the sender may change a message.
     bob.send(&ClientFrame::Edit {
@@ -157,7 +128,7 @@ async fn an_edit_and_a_delete_reach_every_member_and_show_in_history() {
             _ => unreachable!(),
         }
     }
-    let stored = history(&mut carol, lobby()).await;
+    let stored = carol.latest(lobby()).await;
     let edited = stored.iter().find(|m| m.id == id).expect("kept");
     assert_eq!(edited.text, "hello");
     assert!(edited.edited.is_some());
@@ -189,7 +160,7 @@ async fn a_reply_carries_a_quote_of_what_it_answers() {
     let mut alice = server.native("alice").await;
     let mut bob = server.native("bob").await;
     alice.send(&to_room("q", "lobby", "who wants lunch?")).await;
-    let question = ack_id(&mut alice).await;
+    let question = alice.ack_id().await;
     bob.message().await;
     bob.send(&ClientFrame::Send {
         client_id: "r".into(),
@@ -198,14 +169,14 @@ async fn a_reply_carries_a_quote_of_what_it_answers() {
         reply_to: Some(question),
     })
     .await;
-    ack_id(&mut bob).await;
+    bob.ack_id().await;
     let reply = alice.message().await;
     let quote = reply.reply_to.expect("a quote");
     assert_eq!(
         (quote.id, quote.from.as_str(), quote.text.as_str()),
         (question, "alice", "who wants lunch?")
     );
-    let stored = history(&mut alice, lobby()).await;
+    let stored = alice.latest(lobby()).await;
     assert_eq!(
         stored
             .last()
@@ -260,16 +231,16 @@ async fn search_finds_english_and_chinese_only_where_the_user_may_read() {
     alice
         .send(&to_room("1", "lobby", "The Quarterly report is ready"))
         .await;
-    ack_id(&mut alice).await;
+    alice.ack_id().await;
     alice
         .send(&to_room("2", "lobby", "明天我们去北京开会"))
         .await;
-    ack_id(&mut alice).await;
+    alice.ack_id().await;
     // A direct chat carol is not part of.
     alice
         .send(&to_user("3", "bob", "secret quarterly numbers"))
         .await;
-    ack_id(&mut alice).await;
+    alice.ack_id().await;
     // A room carol is not in.
     bob.send(&ClientFrame::Join {
         room: "private".parse().expect("room"),
@@ -277,7 +248,7 @@ async fn search_finds_english_and_chinese_only_where_the_user_may_read() {
     .await;
     bob.send(&to_room("4", "private", "quarterly plans in private"))
         .await;
-    ack_id(&mut bob).await;
+    bob.ack_id().await;
 
     assert_eq!(
         search(&mut carol, "quarterly").await,
@@ -336,7 +307,7 @@ async fn typing_reaches_the_other_member_once_every_few_seconds_and_expires() {
         "{next:?}"
     );
     // Typing is never stored.
-    assert_eq!(history(&mut bob, user("alice")).await.len(), 1);
+    assert_eq!(bob.latest(user("alice")).await.len(), 1);
 }
 
 fn with_grace(ms: u64) -> server::Config {
@@ -367,7 +338,7 @@ async fn a_reconnect_within_the_grace_period_makes_no_leave_or_join_notices() {
         }
     };
     alice.send(&to_room("back", "lobby", "back again")).await;
-    ack_id(&mut alice).await;
+    alice.ack_id().await;
     // Everything bob heard about alice until her message: no leave, no offline, no join.
     loop {
         match bob.frame().await {

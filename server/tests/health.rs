@@ -4,16 +4,10 @@ mod common;
 
 use common::{TestServer, to_room};
 use protocol::ServerFrame;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn get(server: &TestServer, path: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(server.addr)
-        .await
-        .expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
+/// The response to `GET path`, which must be 200.
+async fn ok(server: &TestServer, path: &str) -> String {
+    let response = common::http_get(server.addr, path).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{path}: {response}");
     response
 }
@@ -27,7 +21,7 @@ fn metric(body: &str, name: &str) -> f64 {
 #[tokio::test]
 async fn health_and_metrics_report_what_happened() {
     let server = TestServer::start().await;
-    assert!(get(&server, "/healthz").await.ends_with("ok\n"));
+    assert!(ok(&server, "/healthz").await.ends_with("ok\n"));
 
     let mut alice = server.native("alice").await;
     let mut bob = server.native("bob").await;
@@ -37,7 +31,7 @@ async fn health_and_metrics_report_what_happened() {
         assert!(matches!(alice.reply().await, ServerFrame::Ack { .. }));
         bob.message().await;
     }
-    let body = get(&server, "/metrics").await;
+    let body = ok(&server, "/metrics").await;
     assert!(
         body.contains("# TYPE chat_messages_stored_total counter"),
         "{body}"

@@ -3,38 +3,13 @@
 
 mod common;
 
-use common::{Binary, Client, DEADLINE, TestServer, to_room, to_user};
+use common::{Binary, Client, DEADLINE, TestServer, lobby, to_room, to_user};
 use protocol::{ChatMessage, ClientFrame, Cursor, MsgId, SeedChat, ServerFrame, Target};
 use server::Config;
 use server::store::{Location, Retention};
 
-fn lobby() -> Target {
-    Target::Room("lobby".parse().expect("room"))
-}
-
 fn texts(messages: &[ChatMessage]) -> Vec<&str> {
     messages.iter().map(|m| m.text.as_str()).collect()
-}
-
-async fn ack_id(client: &mut Client) -> MsgId {
-    match client.reply().await {
-        ServerFrame::Ack { id, .. } => id,
-        other => panic!("expected an ack, got {other:?}"),
-    }
-}
-
-async fn history(client: &mut Client) -> (Target, Vec<ChatMessage>, bool) {
-    match client
-        .frame_where(|f| matches!(f, ServerFrame::History { .. }))
-        .await
-    {
-        ServerFrame::History {
-            target,
-            messages,
-            has_more,
-        } => (target, messages, has_more),
-        _ => unreachable!(),
-    }
 }
 
 /// Logs in with cursors and returns the client past its `welcome`.
@@ -77,14 +52,14 @@ async fn a_client_that_reconnects_gets_exactly_the_messages_it_missed() {
             &format!("missed {i}"),
         ))
         .await;
-        sent.push(ack_id(&mut bob).await);
+        sent.push(bob.ack_id().await);
     }
     let cursor = Cursor {
         target: lobby(),
         after: last_seen,
     };
     let mut alice = login_resuming(&server, "alice", vec![cursor]).await;
-    let (target, messages, has_more) = history(&mut alice).await;
+    let (target, messages, has_more) = alice.history().await;
     assert_eq!(target, lobby());
     assert_eq!(messages.iter().map(|m| m.id).collect::<Vec<_>>(), sent);
     assert_eq!(texts(&messages)[0], "missed 0");
@@ -102,14 +77,14 @@ async fn a_resent_message_is_stored_and_delivered_once() {
     let mut alice = server.native("alice").await;
     let mut bob = server.native("bob").await;
     alice.send(&to_room("same-id", "lobby", "only once")).await;
-    let first = ack_id(&mut alice).await;
+    let first = alice.ack_id().await;
     // The ack was lost with the connection; the client resends after reconnecting.
     drop(alice);
     let mut alice = server.native("alice").await;
     alice.send(&to_room("same-id", "lobby", "only once")).await;
-    assert_eq!(ack_id(&mut alice).await, first);
+    assert_eq!(alice.ack_id().await, first);
     alice.send(&to_room("next-id", "lobby", "next")).await;
-    ack_id(&mut alice).await;
+    alice.ack_id().await;
     // bob heard "only once" once, then "next".
     assert_eq!(bob.message().await.text, "only once");
     assert_eq!(bob.message().await.text, "next");
@@ -120,7 +95,7 @@ async fn a_resent_message_is_stored_and_delivered_once() {
         limit: None,
     })
     .await;
-    let (_, messages, _) = history(&mut bob).await;
+    let (_, messages, _) = bob.history().await;
     assert_eq!(texts(&messages), ["only once", "next"]);
 }
 
@@ -143,7 +118,7 @@ async fn a_direct_message_to_an_offline_user_reaches_them_at_login() {
     let mut bob = server.native_unlogged().await;
     bob.send(&ClientFrame::login("bob")).await;
     assert!(matches!(bob.frame().await, ServerFrame::Welcome { .. }));
-    let (target, messages, _) = history(&mut bob).await;
+    let (target, messages, _) = bob.history().await;
     assert_eq!(target, Target::User("alice".parse().expect("nick")));
     let got: Vec<&str> = texts(&messages)
         .into_iter()
@@ -213,7 +188,7 @@ async fn history_pages_back_through_a_conversation() {
         alice
             .send(&to_user(&i.to_string(), "bob", &format!("dm {i}")))
             .await;
-        ack_id(&mut alice).await;
+        alice.ack_id().await;
     }
     bob.send(&ClientFrame::History {
         target: Target::User("alice".parse().expect("nick")),
@@ -222,7 +197,7 @@ async fn history_pages_back_through_a_conversation() {
         limit: Some(5),
     })
     .await;
-    let (target, page, has_more) = history(&mut bob).await;
+    let (target, page, has_more) = bob.history().await;
     assert_eq!(target, Target::User("alice".parse().expect("nick")));
     assert_eq!(texts(&page), ["dm 7", "dm 8", "dm 9", "dm 10", "dm 11"]);
     assert!(has_more);
@@ -233,7 +208,7 @@ async fn history_pages_back_through_a_conversation() {
         limit: Some(50),
     })
     .await;
-    let (_, older, has_more) = history(&mut bob).await;
+    let (_, older, has_more) = bob.history().await;
     assert_eq!(older.len(), 7);
     assert_eq!(older[0].text, "dm 0");
     assert!(!has_more);
@@ -266,7 +241,7 @@ async fn history_survives_a_restart() {
     let server = TestServer::with_config(on_disk(&dir)).await;
     let mut alice = server.native("alice").await;
     alice.send(&to_room("1", "lobby", "persisted 你好")).await;
-    let id = ack_id(&mut alice).await;
+    let id = alice.ack_id().await;
     server.stop().await;
 
     let server = TestServer::with_config(on_disk(&dir)).await;
@@ -279,7 +254,7 @@ async fn history_survives_a_restart() {
             limit: None,
         })
         .await;
-    let (_, messages, _) = history(&mut alice).await;
+    let (_, messages, _) = alice.history().await;
     assert_eq!(messages.len(), 1);
     assert_eq!(
         (messages[0].id, messages[0].text.as_str()),
@@ -287,7 +262,7 @@ async fn history_survives_a_restart() {
     );
     // Ids keep increasing across the restart.
     alice.send(&to_room("2", "lobby", "after")).await;
-    assert!(ack_id(&mut alice).await > id);
+    assert!(alice.ack_id().await > id);
 }
 
 #[tokio::test]
@@ -300,13 +275,13 @@ async fn retention_keeps_the_newest_messages_of_each_conversation() {
         alice
             .send(&to_room(&format!("r{i}"), "lobby", &format!("room {i}")))
             .await;
-        ack_id(&mut alice).await;
+        alice.ack_id().await;
     }
     for i in 0..4 {
         alice
             .send(&to_user(&format!("d{i}"), "bob", &format!("dm {i}")))
             .await;
-        ack_id(&mut alice).await;
+        alice.ack_id().await;
     }
     server.stop().await;
 
@@ -329,9 +304,9 @@ async fn retention_keeps_the_newest_messages_of_each_conversation() {
             })
             .await;
     }
-    let (_, room, _) = history(&mut alice).await;
+    let (_, room, _) = alice.history().await;
     assert_eq!(texts(&room), ["room 7", "room 8", "room 9"]);
-    let (_, dms, _) = history(&mut alice).await;
+    let (_, dms, _) = alice.history().await;
     assert_eq!(texts(&dms), ["dm 1", "dm 2", "dm 3"]);
 }
 
@@ -394,7 +369,7 @@ async fn every_acknowledged_message_survives_sigkill() {
                 limit: Some(200),
             })
             .await;
-        let (_, page, has_more) = history(&mut reader).await;
+        let (_, page, has_more) = reader.history().await;
         stored.extend(page);
         if !has_more {
             break;

@@ -2,15 +2,8 @@
 
 mod common;
 
-use common::{TestServer, to_room, to_user};
+use common::{TestServer, error_code, to_room, to_user};
 use protocol::{ClientFrame, ErrorCode, SeedChat, ServerFrame, Target};
-
-fn error_code(frame: &ServerFrame) -> ErrorCode {
-    match frame {
-        ServerFrame::Error { code, .. } => *code,
-        other => panic!("expected an error, got {other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn login_is_welcomed_with_the_lobby_and_who_is_online() {

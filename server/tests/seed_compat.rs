@@ -197,26 +197,12 @@ async fn a_binary_frame_from_a_seed_page_closes_only_that_page() {
 async fn the_web_page_is_served_at_root_and_my_app() {
     let server = TestServer::start().await;
     for path in ["/", "/my_app"] {
-        let mut stream = tokio::net::TcpStream::connect(server.addr)
-            .await
-            .expect("connect");
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("write");
-        let mut body = String::new();
-        stream.read_to_string(&mut body).await.expect("read");
+        let body = common::http_get(server.addr, path).await;
         assert!(body.starts_with("HTTP/1.1 200"), "{path}: {body}");
         assert!(body.contains("text/html"), "{path}");
         assert!(body.contains("<!DOCTYPE html>"), "{path}");
     }
     // A plain GET of the native endpoint says what it wants.
-    let mut stream = tokio::net::TcpStream::connect(server.addr)
-        .await
-        .expect("connect");
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let request = "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.expect("read");
+    let body = common::http_get(server.addr, "/ws").await;
     assert!(body.starts_with("HTTP/1.1 4"), "{body}");
 }

@@ -229,6 +229,41 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Client<S> {
         }
     }
 
+    /// The id in the next `ack`, skipping notices; an error fails the test.
+    pub async fn ack_id(&mut self) -> protocol::MsgId {
+        match self.reply().await {
+            ServerFrame::Ack { id, .. } => id,
+            other => panic!("expected an ack, got {other:?}"),
+        }
+    }
+
+    /// The next `history` frame, skipping others: its target, messages and `has_more`.
+    pub async fn history(&mut self) -> (protocol::Target, Vec<protocol::ChatMessage>, bool) {
+        match self
+            .frame_where(|f| matches!(f, ServerFrame::History { .. }))
+            .await
+        {
+            ServerFrame::History {
+                target,
+                messages,
+                has_more,
+            } => (target, messages, has_more),
+            _ => unreachable!("filtered to history"),
+        }
+    }
+
+    /// Asks for the newest stored messages of `target` and returns them.
+    pub async fn latest(&mut self, target: protocol::Target) -> Vec<protocol::ChatMessage> {
+        self.send(&ClientFrame::History {
+            target,
+            before: None,
+            after: None,
+            limit: None,
+        })
+        .await;
+        self.history().await.1
+    }
+
     /// The next `ack` or `error`, skipping notices.
     pub async fn reply(&mut self) -> ServerFrame {
         self.frame_where(|f| matches!(f, ServerFrame::Ack { .. } | ServerFrame::Error { .. }))
@@ -251,6 +286,33 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Client<S> {
             }
         }
     }
+}
+
+/// The lobby, as a message target.
+pub fn lobby() -> protocol::Target {
+    protocol::Target::Room(protocol::RoomName::lobby())
+}
+
+/// The code of an error frame; anything else fails the test.
+pub fn error_code(frame: &ServerFrame) -> protocol::ErrorCode {
+    match frame {
+        ServerFrame::Error { code, .. } => *code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// The raw response to a plain `GET path` (status line, headers and body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_string(&mut response))
+        .await
+        .expect("a response before the deadline")
+        .expect("read");
+    response
 }
 
 /// A `send` frame to a room.
