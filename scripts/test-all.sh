@@ -2,7 +2,8 @@
 # Runs every check and test of the project: formatting, lints, the Rust test suite (server,
 # protocol, terminal client with its tmux end-to-end tests) and the real-browser tests of the
 # web page and the seed pages. Installs what the tests need when it is missing (Debian packages
-# tmux, chromium and fonts-wqy-microhei; npm packages of web/tests).
+# tmux, chromium, fonts-wqy-microhei and redis-server, which the cluster tests start on a free
+# port of their own; npm packages of web/tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,7 @@ apt_install() {
 missing=()
 command -v tmux >/dev/null || missing+=(tmux)
 command -v chromium >/dev/null || missing+=(chromium)
+command -v redis-server >/dev/null || missing+=(redis-server)
 dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || missing+=(fonts-wqy-microhei)
 dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || missing+=(fonts-noto-color-emoji)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
