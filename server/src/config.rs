@@ -65,6 +65,8 @@ pub struct Config {
     pub close_timeout: Duration,
     /// How long shutdown waits for connections to close before it stops anyway.
     pub shutdown_timeout: Duration,
+    /// Join the cluster of every node using this Redis; a single node when `None`.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Default for Config {
@@ -92,6 +94,7 @@ impl Default for Config {
             prune_every: Duration::from_secs(60),
             close_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
+            cluster: None,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! | `/ws` | the native protocol; the client must offer the `chat.v1` subprotocol |
 //! | `/my_ws` | the native protocol when `chat.v1` is offered, else the seed group page |
 //! | `/my_ws/{name}` | the seed single-chat page, logged in as `name` |
-//! | `GET /healthz` | `ok` |
+//! | `GET /healthz` | `ok`, or `degraded: …` for a cluster node that cannot reach Redis |
 
 use crate::accept::ConnectionSlot;
 use crate::config::Config;
@@ -43,6 +43,8 @@ pub struct AppState {
     pub tracker: TaskTracker,
     /// One permit per open WebSocket connection, up to `max_connections`.
     pub slots: Arc<Semaphore>,
+    /// Whether Redis answers, for a node of a cluster.
+    pub cluster: Option<Arc<crate::cluster::Health>>,
 }
 
 /// The server's routes.
@@ -56,7 +58,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/my_app", get(page))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .merge(sockets)
         .with_state(state)
@@ -71,8 +73,26 @@ async fn check_origin(State(app): State<AppState>, request: Request, next: Next)
     }
 }
 
+/// `ok`, or for a cluster node that cannot reach Redis, `degraded` and why. Both are 200: a
+/// degraded node goes on serving its own clients.
+async fn health(State(app): State<AppState>) -> &'static str {
+    match &app.cluster {
+        Some(health) if health.degraded() => {
+            "degraded: Redis is unreachable; serving this node's clients only\n"
+        }
+        _ => "ok\n",
+    }
+}
+
 async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
-    let body = app.metrics.render(app.sequencer.queue_depth());
+    let mut body = app.metrics.render(app.sequencer.queue_depth());
+    if let Some(health) = &app.cluster {
+        let up = u8::from(!health.degraded());
+        body.push_str(&format!(
+            "# HELP chat_redis_up Whether this cluster node reaches Redis.\n\
+             # TYPE chat_redis_up gauge\nchat_redis_up {up}\n"
+        ));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

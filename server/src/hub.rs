@@ -139,6 +139,19 @@ pub struct Hub {
     /// online, their rooms remembered, so that a quick reconnect makes no leave or join noise.
     lingering: HashMap<Nick, Lingering>,
     next_linger: u64,
+    /// In a cluster: who is online on other nodes (guests too, once seen in a room), with
+    /// their rooms.
+    remote: HashMap<Nick, Remote>,
+    /// In a cluster: joins and leaves of this node's users, for the other nodes to hear of.
+    events: Option<Vec<crate::cluster::Event>>,
+}
+
+/// Someone on another node of the cluster.
+#[derive(Debug, Default)]
+struct Remote {
+    /// A named user (shown online), not a guest.
+    named: bool,
+    rooms: BTreeSet<RoomName>,
 }
 
 /// A user between their last session dropping and the end of the grace period.
@@ -175,8 +188,137 @@ impl Hub {
             known: known.into_iter().collect(),
             lingering: HashMap::new(),
             next_linger: 0,
+            remote: HashMap::new(),
+            events: None,
             rooms,
         }
+    }
+
+    /// Makes this the hub of a cluster node: joins and leaves are kept for
+    /// [`take_events`](Self::take_events), and `remote` users are online elsewhere.
+    pub fn into_cluster(&mut self, remote: Vec<crate::cluster::RemoteUser>) {
+        self.events = Some(Vec::new());
+        for user in remote {
+            self.known.insert(user.nick.clone());
+            self.remote.insert(
+                user.nick,
+                Remote {
+                    named: true,
+                    rooms: user.rooms.into_iter().collect(),
+                },
+            );
+        }
+    }
+
+    /// What other nodes should hear of since the last call.
+    pub fn take_events(&mut self) -> Vec<crate::cluster::Event> {
+        self.events.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn emit(&mut self, event: crate::cluster::Event) {
+        if let Some(events) = &mut self.events {
+            events.push(event);
+        }
+    }
+
+    /// Whether `nick` has a session on this node (or lingers here in their grace period).
+    pub fn is_here(&self, nick: &Nick) -> bool {
+        self.online.get(nick).is_some_and(|s| !s.is_empty()) || self.lingering.contains_key(nick)
+    }
+
+    /// Named users with a session here, and their rooms (for registering them again with
+    /// the cluster).
+    pub fn local_users(&self) -> Vec<(Nick, Vec<RoomName>)> {
+        self.online
+            .iter()
+            .filter_map(|(nick, sessions)| {
+                let rooms = sessions
+                    .iter()
+                    .filter_map(|id| self.conns.get(id))
+                    .flat_map(|m| m.rooms.iter().cloned())
+                    .collect::<BTreeSet<_>>();
+                (!sessions.is_empty()).then(|| (nick.clone(), rooms.into_iter().collect()))
+            })
+            .collect()
+    }
+
+    /// Remembers a user who first logged in on another node.
+    pub fn add_known(&mut self, nick: Nick) {
+        self.known.insert(nick);
+    }
+
+    /// `nick` came online on another node. A user lingering here moved there: their absence
+    /// here ends quietly.
+    pub fn remote_online(&mut self, nick: Nick, moved: bool) {
+        let lingered = self.lingering.remove(&nick).is_some();
+        if lingered && self.online.get(&nick).is_some_and(Vec::is_empty) {
+            self.online.remove(&nick);
+            self.metrics.users_online.fetch_sub(1, Relaxed);
+        }
+        let shown = lingered || self.is_online(&nick);
+        self.known.insert(nick.clone());
+        let entry = self.remote.entry(nick.clone()).or_default();
+        entry.named = true;
+        entry.rooms.clear();
+        if !shown && !moved {
+            self.to_natives_except(0, &ServerFrame::Presence { nick, online: true });
+        }
+    }
+
+    /// `nick`, on another node, went offline: they leave their rooms.
+    pub fn remote_offline(&mut self, nick: &Nick) {
+        let Some(remote) = self.remote.remove(nick) else {
+            return;
+        };
+        for room in &remote.rooms {
+            let left = ServerFrame::Left {
+                room: room.clone(),
+                nick: nick.clone(),
+            };
+            self.to_room_natives(room, &left);
+        }
+        if remote.named && !self.is_online(nick) {
+            let gone = ServerFrame::Presence {
+                nick: nick.clone(),
+                online: false,
+            };
+            self.to_natives_except(0, &gone);
+        }
+    }
+
+    /// `nick`, on another node, joined `room`.
+    pub fn remote_joined(&mut self, room: RoomName, nick: Nick) {
+        let entry = self.remote.entry(nick.clone()).or_default();
+        if entry.rooms.insert(room.clone()) {
+            let joined = ServerFrame::Joined {
+                room: room.clone(),
+                nick,
+            };
+            self.to_room_natives(&room, &joined);
+        }
+    }
+
+    /// `nick`, on another node, left `room`.
+    pub fn remote_left(&mut self, room: &RoomName, nick: &Nick) {
+        let Some(entry) = self.remote.get_mut(nick) else {
+            return;
+        };
+        let was_in = entry.rooms.remove(room);
+        if !entry.named && entry.rooms.is_empty() {
+            self.remote.remove(nick);
+        }
+        if was_in {
+            let left = ServerFrame::Left {
+                room: room.clone(),
+                nick: nick.clone(),
+            };
+            self.to_room_natives(room, &left);
+        }
+    }
+
+    /// Whether `nick` has ever logged in.
+    pub fn is_known(&self, nick: &Nick) -> bool {
+        self.known.contains(nick)
     }
 
     /// The name connection `id` is logged in under.
@@ -189,9 +331,10 @@ impl Hub {
         self.conns.get(&id).is_some_and(|m| m.rooms.contains(room))
     }
 
-    /// Whether `nick` is shown online (a user in their grace period is).
+    /// Whether `nick` is shown online (a user in their grace period is), here or on another
+    /// node.
     pub fn is_online(&self, nick: &Nick) -> bool {
-        self.online.contains_key(nick)
+        self.online.contains_key(nick) || self.remote.get(nick).is_some_and(|r| r.named)
     }
 
     /// The rooms connection `id` is in.
@@ -273,12 +416,15 @@ impl Hub {
         }
         // Back within the grace period: others never saw the user leave.
         let returning = self.lingering.remove(&nick);
-        let first_session = sessions == 0 && returning.is_none();
+        // Moved here from another node: shown online already.
+        let moved = self.remote.remove(&nick).is_some_and(|r| r.named);
+        let first_here = sessions == 0 && returning.is_none();
+        let first_session = first_here && !moved;
         let (id, kind) = (peer.id, peer.kind);
         peer.logged_in
             .store(true, std::sync::atomic::Ordering::Relaxed);
         self.online.entry(nick.clone()).or_default().push(id);
-        if first_session {
+        if first_here {
             self.metrics.users_online.fetch_add(1, Relaxed);
         }
         self.known.insert(nick.clone());
@@ -305,8 +451,9 @@ impl Hub {
     }
 
     /// Logs in an anonymous seed group page as the next `guest-N`, in the lobby.
-    pub fn login_guest(&mut self, peer: Peer) -> Nick {
-        let nick = Nick::guest(self.next_guest);
+    /// In a cluster the number comes from the cluster (`number`).
+    pub fn login_guest(&mut self, peer: Peer, number: Option<u64>) -> Nick {
+        let nick = Nick::guest(number.unwrap_or(self.next_guest));
         self.next_guest += 1;
         let id = peer.id;
         self.add(nick.clone(), peer);
@@ -380,11 +527,7 @@ impl Hub {
             return;
         };
         for room in lingering.rooms {
-            let left = ServerFrame::Left {
-                room: room.clone(),
-                nick: absence.nick.clone(),
-            };
-            self.to_room_natives(&room, &left);
+            self.announce_left(room, absence.nick.clone());
         }
         if self.online.get(&absence.nick).is_some_and(Vec::is_empty) {
             self.online.remove(&absence.nick);
@@ -399,16 +542,26 @@ impl Hub {
         };
         let nick = member.nick.clone();
         for room in std::mem::take(&mut member.quiet_rejoin) {
-            let left = ServerFrame::Left {
-                room: room.clone(),
-                nick: nick.clone(),
-            };
-            self.to_room_natives(&room, &left);
+            self.announce_left(room, nick.clone());
         }
+    }
+
+    /// Tells the members of `room`, here and on other nodes, that `nick` left it.
+    fn announce_left(&mut self, room: RoomName, nick: Nick) {
+        let left = ServerFrame::Left {
+            room: room.clone(),
+            nick: nick.clone(),
+        };
+        self.to_room_natives(&room, &left);
+        self.emit(crate::cluster::Event::Left { room, nick });
     }
 
     fn gone_offline(&mut self, nick: Nick) {
         self.metrics.users_online.fetch_sub(1, Relaxed);
+        if self.is_online(&nick) {
+            // Still online on another node.
+            return;
+        }
         let gone = ServerFrame::Presence {
             nick,
             online: false,
@@ -433,7 +586,10 @@ impl Hub {
         match target {
             Target::Room(room) if sender.rooms.contains(room) => Ok(Route::Room),
             Target::Room(room) => Err(HubError::NotInRoom(room.clone())),
-            Target::User(to) if self.online.get(to).is_some_and(|s| !s.is_empty()) => {
+            Target::User(to)
+                if self.online.get(to).is_some_and(|s| !s.is_empty())
+                    || self.remote.get(to).is_some_and(|r| r.named) =>
+            {
                 Ok(Route::Online(to.clone()))
             }
             Target::User(to) if self.known.contains(to) => Ok(Route::Offline(to.clone())),
@@ -467,6 +623,10 @@ impl Hub {
                 .members
                 .insert(id);
             tracing::debug!(nick = %nick, room = %room, "joined");
+            self.emit(crate::cluster::Event::Joined {
+                room: room.clone(),
+                nick: nick.clone(),
+            });
             if !quiet {
                 let joined = ServerFrame::Joined {
                     room: room.clone(),
@@ -507,6 +667,9 @@ impl Hub {
         };
         // The leaver hears it too, so every client learns of leaving the same way.
         self.to_room_natives(room, &frame);
+        if let ServerFrame::Left { room, nick } = frame {
+            self.emit(crate::cluster::Event::Left { room, nick });
+        }
         if let Some(r) = self.rooms.get_mut(room) {
             r.members.remove(&id);
             if r.members.is_empty() && *room != RoomName::lobby() {
@@ -517,14 +680,29 @@ impl Hub {
 
     /// Every room, with its member count and whether `id` is in it.
     pub fn rooms(&self, id: ConnId) -> Vec<RoomInfo> {
-        self.rooms
+        let mut rooms: BTreeMap<&RoomName, RoomInfo> = self
+            .rooms
             .iter()
-            .map(|(name, room)| RoomInfo {
-                name: name.clone(),
-                members: room.members.len(),
-                joined: room.members.contains(&id),
+            .map(|(name, room)| {
+                let info = RoomInfo {
+                    name: name.clone(),
+                    members: room.members.len(),
+                    joined: room.members.contains(&id),
+                };
+                (name, info)
             })
-            .collect()
+            .collect();
+        for room in self.remote.values().flat_map(|r| &r.rooms) {
+            rooms
+                .entry(room)
+                .or_insert_with(|| RoomInfo {
+                    name: room.clone(),
+                    members: 0,
+                    joined: false,
+                })
+                .members += 1;
+        }
+        rooms.into_values().collect()
     }
 
     /// Who is online (`room` is `None`) or in `room`.
@@ -536,21 +714,28 @@ impl Hub {
     }
 
     fn online_users(&self) -> Vec<Nick> {
-        let mut users: Vec<Nick> = self.online.keys().cloned().collect();
+        let remote = self.remote.iter().filter(|(_, r)| r.named).map(|(n, _)| n);
+        let mut users: Vec<Nick> = self.online.keys().chain(remote).cloned().collect();
         users.sort();
+        users.dedup();
         users
     }
 
-    fn room_users(&self, room: &RoomName) -> Vec<Nick> {
-        let Some(room) = self.rooms.get(room) else {
-            return Vec::new();
-        };
-        let mut users: Vec<Nick> = room
-            .members
+    fn room_users(&self, name: &RoomName) -> Vec<Nick> {
+        let local = self
+            .rooms
+            .get(name)
+            .into_iter()
+            .flat_map(|room| &room.members)
+            .filter_map(|id| self.conns.get(id).map(|m| m.nick.clone()));
+        let remote = self
+            .remote
             .iter()
-            .filter_map(|id| self.conns.get(id).map(|m| m.nick.clone()))
-            .collect();
+            .filter(|(_, r)| r.rooms.contains(name))
+            .map(|(nick, _)| nick.clone());
+        let mut users: Vec<Nick> = local.chain(remote).collect();
         users.sort();
+        users.dedup();
         users
     }
 

@@ -12,9 +12,11 @@
 //! - `peer`: the hub's handle on a connection.
 //! - `metrics`: counters served at `/metrics`.
 //! - `tls`: rustls for `https://` and `wss://`.
+//! - `cluster`: several nodes as one service through Redis.
 
 mod accept;
 mod auth;
+pub mod cluster;
 pub mod config;
 mod connection;
 mod http;
@@ -45,6 +47,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -63,6 +67,8 @@ pub struct Server {
     config: Config,
     tls: Option<tokio_rustls::TlsAcceptor>,
     metrics: Arc<metrics::Metrics>,
+    /// Whether Redis answers, in a cluster.
+    health: Option<Arc<cluster::Health>>,
     sequencer: sequencer::Sequencer,
     /// Resolves once the sequencer has stopped.
     sequencer_done: tokio::sync::oneshot::Receiver<()>,
@@ -82,16 +88,29 @@ impl Server {
     /// start) and starts the sequencer.
     pub fn open(config: Config) -> Result<Self, RunError> {
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-        let store = store::Store::open(&config.store)?;
+        let mut store = store::Store::open(&config.store)?;
         let metrics = Arc::new(metrics::Metrics::default());
+        let health = Arc::new(cluster::Health::default());
+        let joined = match &config.cluster {
+            Some(cluster) => Some(cluster::Link::join(
+                cluster.clone(),
+                &mut store,
+                health.clone(),
+            )?),
+            None => None,
+        };
         let registered = store.registered_users()?.into_iter().collect();
-        let hub = hub::Hub::new(
+        let mut hub = hub::Hub::new(
             Limits {
                 max_text_bytes: config.max_text_bytes,
             },
             store.known_users()?,
             metrics.clone(),
         );
+        let link = joined.map(|joined| {
+            hub.into_cluster(joined.remote);
+            joined.link
+        });
         let (sequencer, sequencer_done) = sequencer::Sequencer::start(
             hub,
             store,
@@ -99,8 +118,10 @@ impl Server {
             metrics.clone(),
             registered,
             config.presence_grace,
+            link,
         )?;
         Ok(Self {
+            health: config.cluster.is_some().then_some(health),
             config,
             tls,
             metrics,
@@ -121,6 +142,7 @@ impl Server {
             config,
             tls,
             metrics,
+            health,
             sequencer,
             sequencer_done,
         } = self;
@@ -142,6 +164,7 @@ impl Server {
         }
         let state = http::AppState {
             metrics,
+            cluster: health,
             sequencer,
             slots: Arc::new(Semaphore::new(config.max_connections)),
             config: Arc::new(config.clone()),

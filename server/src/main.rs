@@ -122,6 +122,41 @@ struct Args {
     /// Seconds that shutdown waits for connections to close.
     #[arg(long, default_value_t = Config::default().shutdown_timeout.as_secs())]
     shutdown_timeout_secs: u64,
+
+    /// Join the cluster of every node using this Redis (`redis://host:port[/db]`): several
+    /// servers behind a load balancer as one chat service. Without it, one server on its own.
+    #[arg(long, env = "CHAT_REDIS", value_name = "URL", help_heading = "Cluster")]
+    redis: Option<String>,
+
+    /// This node's name in the cluster, unique among the nodes [default: host name and
+    /// process id].
+    #[arg(
+        long,
+        env = "CHAT_NODE_ID",
+        requires = "redis",
+        help_heading = "Cluster"
+    )]
+    node_id: Option<String>,
+
+    /// Seconds after which a node that stopped refreshing its heartbeat counts as dead; its
+    /// users are then shown offline and can log in on another node.
+    #[arg(
+        long,
+        default_value_t = 10,
+        requires = "redis",
+        help_heading = "Cluster"
+    )]
+    node_expiry_secs: u64,
+
+    /// About how many entries the cluster log in Redis keeps; a node that was away for more
+    /// than that many changes cannot catch up from it.
+    #[arg(
+        long,
+        default_value_t = 1_000_000,
+        requires = "redis",
+        help_heading = "Cluster"
+    )]
+    redis_log_cap: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -206,8 +241,23 @@ async fn serve() -> anyhow::Result<()> {
         ping_interval: Duration::from_secs(args.ping_interval_secs.max(1)),
         presence_grace: Duration::from_secs(args.presence_grace_secs),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
+        cluster: args.redis.map(|url| server::cluster::ClusterConfig {
+            url,
+            node_id: args
+                .node_id
+                .unwrap_or_else(server::cluster::default_node_id),
+            expiry: Duration::from_secs(args.node_expiry_secs.max(1)),
+            log_cap: args.redis_log_cap.max(1000),
+        }),
         ..Config::default()
     };
+    if let Some(cluster) = &config.cluster {
+        tracing::info!(
+            redis = cluster.url,
+            node = cluster.node_id,
+            "joining the cluster"
+        );
+    }
 
     let server = server::Server::open(config)?;
     let addr = format!("{}:{}", args.host, args.port);

@@ -6,6 +6,7 @@
 //! room sees messages in id order, and a login's history ends exactly where live delivery
 //! begins. Consecutive sends are stored in one transaction (group commit) and then delivered.
 
+use crate::cluster::{self, Event, Link, Outgoing, Posted, Signal};
 use crate::hub::{self, Absence, Hub, HubError, Route, native, now_ms, offer};
 use crate::metrics::Metrics;
 use crate::peer::{ConnId, Peer, PeerKind};
@@ -59,6 +60,8 @@ enum Command {
     },
     /// Apply retention now.
     Prune,
+    /// News from the cluster.
+    Cluster(Signal),
 }
 
 /// The requests, as decoded from any of the protocols.
@@ -133,8 +136,26 @@ impl Sequencer {
         metrics: Arc<Metrics>,
         registered: std::collections::HashMap<Nick, String>,
         presence_grace: std::time::Duration,
+        cluster: Option<Link>,
     ) -> std::io::Result<(Self, tokio::sync::oneshot::Receiver<()>)> {
         let (queue, commands) = mpsc::channel(QUEUE);
+        if let Some(link) = &cluster {
+            let cursor = store
+                .meta(CLUSTER_CURSOR)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "0-0".to_owned());
+            let results = queue.downgrade();
+            cluster::spawn_threads(link.config(), link.health(), cursor, move |signal| {
+                let Some(queue) = results.upgrade() else {
+                    return false;
+                };
+                if matches!(&signal, Signal::Entries(e) if e.is_empty()) {
+                    return true;
+                }
+                queue.blocking_send(Command::Cluster(signal)).is_ok()
+            })?;
+        }
         let mut worker = Worker {
             runtime: tokio::runtime::Handle::current(),
             presence_grace,
@@ -146,6 +167,7 @@ impl Sequencer {
             metrics,
             sends: Vec::new(),
             typing_sent: std::collections::HashMap::new(),
+            cluster,
         };
         worker.prune();
         // Resolves when the thread has stored what was queued and stopped (or panicked: the
@@ -210,7 +232,12 @@ struct Worker {
     sends: Vec<PendingSend>,
     /// When each connection last passed on typing in each conversation.
     typing_sent: std::collections::HashMap<(ConnId, String), std::time::Instant>,
+    /// The cluster this node is part of, if any.
+    cluster: Option<Link>,
 }
+
+/// Where the store keeps how far this node has applied the cluster log.
+const CLUSTER_CURSOR: &str = "cluster_cursor";
 
 struct PendingSend {
     peer: Peer,
@@ -234,6 +261,11 @@ impl Worker {
                 self.handle(command);
             }
             self.flush_sends();
+            let events = self.hub.take_events();
+            self.share(events);
+        }
+        if let Some(link) = &mut self.cluster {
+            link.leave();
         }
         tracing::debug!("sequencer stopped");
     }
@@ -244,6 +276,10 @@ impl Worker {
             Command::Prune => {
                 self.flush_sends();
                 return self.prune();
+            }
+            Command::Cluster(signal) => {
+                self.flush_sends();
+                return self.cluster_signal(signal);
             }
             Command::Verified {
                 peer,
@@ -272,6 +308,13 @@ impl Worker {
                 let absence = self.hub.logout(id, !self.presence_grace.is_zero());
                 if let Some(nick) = nick {
                     self.note_if_offline(&nick);
+                    if let Some(link) = &mut self.cluster {
+                        if absence.is_some() {
+                            link.away(&nick);
+                        } else if !self.hub.is_here(&nick) {
+                            link.release(&nick);
+                        }
+                    }
                 }
                 if let Some(absence) = absence {
                     let (results, grace) = (self.results.clone(), self.presence_grace);
@@ -288,6 +331,11 @@ impl Worker {
             Command::GraceOver(absence) => {
                 self.flush_sends();
                 self.hub.grace_over(&absence);
+                if let Some(link) = &mut self.cluster
+                    && !self.hub.is_here(&absence.nick)
+                {
+                    link.release(&absence.nick);
+                }
                 return self.note_if_offline(&absence.nick);
             }
         };
@@ -319,7 +367,8 @@ impl Worker {
             } => self.login(peer, &nick, resume, password),
             Op::Register { password } => self.register(peer, password),
             Op::Guest => {
-                let nick = self.hub.login_guest(peer.clone());
+                let number = self.cluster.as_mut().and_then(Link::guest);
+                let nick = self.hub.login_guest(peer.clone(), number);
                 tracing::info!(nick = %nick, conn = peer.id, "seed group page joined");
             }
             Op::History {
@@ -392,12 +441,28 @@ impl Worker {
 
     fn complete_login(&mut self, peer: Peer, nick: Nick, resume: Vec<Cursor>, authenticated: bool) {
         let raw = nick.to_string();
+        if let Some(link) = &mut self.cluster
+            && !nick.is_reserved()
+            && !self.hub.is_here(&nick)
+            && let cluster::Claim::Taken(node) = link.claim(&nick)
+            && !authenticated
+        {
+            tracing::info!(nick = %nick, node, "nickname online on another node");
+            let err = HubError::NickTaken(nick);
+            return refuse_login(&peer, &raw, err.code(), &err.to_string());
+        }
+        let new_user = !self.hub.is_known(&nick);
         if let Err(err) = self.hub.login(nick.clone(), peer.clone(), authenticated) {
             return refuse_login(&peer, &raw, err.code(), &err.to_string());
         }
         tracing::info!(nick = %nick, conn = peer.id, kind = ?peer.kind, "logged in");
-        if let Err(err) = self.store.add_user(&nick, now_ms()) {
+        let ts = now_ms();
+        if let Err(err) = self.store.add_user(&nick, ts) {
             tracing::error!(error = %err, "could not record a user");
+        }
+        if new_user {
+            let nick = nick.clone();
+            self.share(vec![Event::User { nick, ts }]);
         }
         let caught_up = self
             .catch_up(&peer, &nick, resume)
@@ -437,6 +502,11 @@ impl Worker {
             }
         }
         self.store.mark_delivered(nick, last)?;
+        let nick_ = nick.clone();
+        self.share(vec![Event::Delivered {
+            nick: nick_,
+            up_to: last,
+        }]);
         // For a native client they are history of each direct chat, from the first unseen one.
         let mut first_unseen: BTreeMap<Nick, MsgId> = BTreeMap::new();
         for message in &undelivered {
@@ -558,15 +628,13 @@ impl Worker {
 
     fn complete_register(&mut self, peer: &Peer, nick: Nick, hash: Result<String, String>) {
         let stored = hash.and_then(|hash| {
-            self.store
-                .set_password(&nick, &hash)
-                .map(|()| hash)
+            let nick = nick.clone();
+            self.publish(Event::Registered { nick, hash })
                 .map_err(|e| e.to_string())
         });
         match stored {
-            Ok(hash) => {
+            Ok(()) => {
                 tracing::info!(nick = %nick, "nickname registered");
-                self.registered.insert(nick.clone(), hash);
                 offer(peer, native(&ServerFrame::Registered { nick }));
             }
             Err(err) => {
@@ -751,35 +819,23 @@ impl Worker {
             let why = "only its sender can change a message";
             return fail(peer, ErrorCode::NotYours, why, None);
         }
-        let ts = now_ms();
-        let (result, frame) = match text {
-            Some(text) => (
-                self.store.edit(id, &text, ts),
-                ServerFrame::Edited {
-                    id,
-                    target: message.target.clone(),
-                    text,
-                    ts,
-                },
-            ),
-            None => (
-                self.store.delete(id),
-                ServerFrame::Deleted {
-                    id,
-                    target: message.target.clone(),
-                },
-            ),
+        let event = match text {
+            Some(text) => Event::Edited {
+                id,
+                text,
+                ts: now_ms(),
+            },
+            None => Event::Deleted { id },
         };
-        if let Err(err) = result {
+        if let Err(err) = self.publish(event) {
             tracing::error!(error = %err, "could not change a message");
-            return fail(
+            fail(
                 peer,
                 ErrorCode::Internal,
                 "could not change the message; try again",
                 None,
             );
         }
-        self.hub.notify(&message.target, &nick, &frame);
     }
 
     /// Moves the user's read marker and tells all their sessions the new unread count.
@@ -788,20 +844,12 @@ impl Worker {
             let err = HubError::NotLoggedIn;
             return fail(peer, err.code(), &err.to_string(), None);
         };
-        let conv = conversation(&nick, &target);
-        let counted = self
-            .store
-            .mark_read(&nick, &conv, up_to)
-            .and_then(|_| self.store.unread(&nick, &conv));
-        match counted {
-            Ok((count, last_read)) => {
-                let frame = ServerFrame::Unread {
-                    target,
-                    count,
-                    last_read,
-                };
-                self.hub.to_sessions(&nick, &frame);
-            }
+        match self.publish(Event::Read {
+            nick,
+            target,
+            up_to,
+        }) {
+            Ok(()) => {}
             Err(err) => {
                 tracing::error!(error = %err, "could not move a read marker");
                 fail(
@@ -865,6 +913,20 @@ impl Worker {
         self.typing_sent.insert(key, now);
         let for_ms = u64::try_from(TYPING_SHOWN.as_millis()).unwrap_or(u64::MAX);
         self.hub.typing(peer.id, &nick, &target, for_ms);
+        if let Some(link) = &mut self.cluster {
+            // Passed on while Redis answers; never kept for later.
+            let ts = now_ms();
+            let event = Event::Typing {
+                nick,
+                target,
+                for_ms,
+                ts,
+            };
+            link.append(&[Outgoing {
+                preset_id: None,
+                event,
+            }]);
+        }
     }
 
     fn search(&mut self, peer: &Peer, text: String, limit: Option<u32>) {
@@ -898,6 +960,9 @@ impl Worker {
             return;
         }
         let sends = std::mem::take(&mut self.sends);
+        if self.cluster.is_some() {
+            return self.flush_sends_to_cluster(sends);
+        }
         let started = std::time::Instant::now();
         let stored = self.store.insert(sends.iter().map(|s| &s.message));
         self.metrics.store_commit(started.elapsed());
@@ -923,22 +988,261 @@ impl Worker {
                 Stored::New(id) => {
                     self.metrics.messages_stored.fetch_add(1, Relaxed);
                     acknowledge(&peer, id, message.ts, offline, &message);
-                    let message = ChatMessage {
-                        id,
-                        ts: message.ts,
-                        from: message.from,
-                        target: message.target,
-                        text: message.text,
-                        reply_to: quote,
-                        edited: None,
-                        deleted: false,
-                    };
+                    let message = chat_message(id, quote, message);
                     self.hub.deliver(peer.id, &message);
                 }
                 // Stored and delivered before: only the ack went missing.
                 Stored::Duplicate { id, ts } => {
                     acknowledge(&peer, id, ts, false, &message);
                 }
+            }
+        }
+    }
+
+    /// Appends the queued sends to the cluster log and acknowledges them; they are stored and
+    /// delivered, here too, when the log is read back. While Redis is down they are stored and
+    /// delivered here at once, and appended later.
+    fn flush_sends_to_cluster(&mut self, sends: Vec<PendingSend>) {
+        let Some(link) = &mut self.cluster else {
+            return;
+        };
+        let mut fresh = Vec::with_capacity(sends.len());
+        for send in sends {
+            let earlier = send
+                .message
+                .client_id
+                .as_deref()
+                .map(|client_id| self.store.by_client_id(&send.message.from, client_id));
+            match earlier {
+                Some(Ok(Some((id, ts)))) => acknowledge(&send.peer, id, ts, false, &send.message),
+                _ => fresh.push(send),
+            }
+        }
+        let outgoing: Vec<Outgoing> = fresh
+            .iter()
+            .map(|send| Outgoing {
+                preset_id: None,
+                event: Event::Message(posted(send)),
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        if let Some(ids) = link.append(&outgoing) {
+            self.metrics.store_commit(started.elapsed());
+            for (send, id) in fresh.iter().zip(ids) {
+                acknowledge(&send.peer, id, send.message.ts, send.offline, &send.message);
+            }
+            return;
+        }
+        for (send, mut out) in fresh.into_iter().zip(outgoing) {
+            let Some(id) = link.reserved_id() else {
+                let why =
+                    "the chat service is degraded and cannot take more messages now; try again";
+                fail(&send.peer, ErrorCode::Internal, why, send.message.client_id);
+                continue;
+            };
+            if let Err(err) = self.store.insert_at([(id, &send.message)]) {
+                tracing::error!(error = %err, "could not store a message");
+                let why = "the server could not store the message; try again";
+                fail(&send.peer, ErrorCode::Internal, why, send.message.client_id);
+                continue;
+            }
+            self.metrics.messages_stored.fetch_add(1, Relaxed);
+            acknowledge(&send.peer, id, send.message.ts, send.offline, &send.message);
+            let message = chat_message(id, send.quote, send.message);
+            self.hub.deliver(send.peer.id, &message);
+            out.preset_id = Some(id);
+            link.defer([out]);
+        }
+    }
+
+    /// Tells the other nodes of changes already applied here; kept for later while Redis is
+    /// down.
+    fn share(&mut self, events: Vec<Event>) {
+        let Some(link) = &mut self.cluster else {
+            return;
+        };
+        if events.is_empty() {
+            return;
+        }
+        let outgoing: Vec<Outgoing> = events
+            .into_iter()
+            .map(|event| Outgoing {
+                preset_id: None,
+                event,
+            })
+            .collect();
+        if link.append(&outgoing).is_none() {
+            link.defer(outgoing);
+        }
+    }
+
+    /// Makes a change: at once on a single node; through the cluster log otherwise (applied
+    /// here when read back, or at once while Redis is down).
+    fn publish(&mut self, event: Event) -> Result<(), crate::store::StoreError> {
+        let Some(link) = &mut self.cluster else {
+            return self.apply(event);
+        };
+        let outgoing = [Outgoing {
+            preset_id: None,
+            event,
+        }];
+        if link.append(&outgoing).is_some() {
+            return Ok(());
+        }
+        let [out] = outgoing;
+        let result = self.apply(out.event.clone());
+        if let Some(link) = &mut self.cluster {
+            link.defer([out]);
+        }
+        result
+    }
+
+    /// Applies a lasting change to the store and tells the local sessions concerned.
+    fn apply(&mut self, event: Event) -> Result<(), crate::store::StoreError> {
+        match event {
+            Event::Edited { id, text, ts } => {
+                let Some((_, message)) = self.store.message(id)? else {
+                    return Ok(());
+                };
+                self.store.edit(id, &text, ts)?;
+                let frame = ServerFrame::Edited {
+                    id,
+                    target: message.target.clone(),
+                    text,
+                    ts,
+                };
+                self.hub.notify(&message.target, &message.from, &frame);
+            }
+            Event::Deleted { id } => {
+                let Some((_, message)) = self.store.message(id)? else {
+                    return Ok(());
+                };
+                self.store.delete(id)?;
+                let frame = ServerFrame::Deleted {
+                    id,
+                    target: message.target.clone(),
+                };
+                self.hub.notify(&message.target, &message.from, &frame);
+            }
+            Event::Read {
+                nick,
+                target,
+                up_to,
+            } => {
+                let conv = conversation(&nick, &target);
+                self.store.mark_read(&nick, &conv, up_to)?;
+                let (count, last_read) = self.store.unread(&nick, &conv)?;
+                let frame = ServerFrame::Unread {
+                    target,
+                    count,
+                    last_read,
+                };
+                self.hub.to_sessions(&nick, &frame);
+            }
+            Event::Delivered { nick, up_to } => self.store.mark_delivered(&nick, up_to)?,
+            Event::User { nick, ts } => {
+                self.store.add_user(&nick, ts)?;
+                self.hub.add_known(nick);
+            }
+            Event::Registered { nick, hash } => {
+                self.store.set_password(&nick, &hash)?;
+                self.registered.insert(nick, hash);
+            }
+            Event::Online { nick, moved } => self.hub.remote_online(nick, moved),
+            Event::Offline { nick, ts } => {
+                self.store.set_last_seen(&nick, ts)?;
+                self.hub.remote_offline(&nick);
+            }
+            Event::Joined { room, nick } => self.hub.remote_joined(room, nick),
+            Event::Left { room, nick } => self.hub.remote_left(&room, &nick),
+            Event::Typing {
+                nick,
+                target,
+                for_ms,
+                ts,
+            } => {
+                // A notice read late (after an outage, say) is over already.
+                let age = now_ms().saturating_sub(ts);
+                if u64::try_from(age).is_ok_and(|age| age < for_ms) {
+                    self.hub.typing(0, &nick, &target, for_ms);
+                }
+            }
+            // Messages carry ids and are stored in batches: see `store_and_deliver`.
+            Event::Message(_) => {}
+        }
+        Ok(())
+    }
+
+    fn cluster_signal(&mut self, signal: Signal) {
+        match signal {
+            Signal::Recovered => {
+                let users = self.hub.local_users();
+                if let Some(link) = &mut self.cluster {
+                    link.recover(&self.store, &users);
+                }
+            }
+            Signal::Entries(entries) => self.apply_entries(entries),
+        }
+    }
+
+    /// Applies entries read from the cluster log, in order; consecutive messages are stored
+    /// in one transaction, then delivered.
+    fn apply_entries(&mut self, entries: Vec<cluster::Entry>) {
+        let Some(link) = &self.cluster else {
+            return;
+        };
+        let node = link.node().to_owned();
+        let snapshot_at = position(&link.snapshot_at);
+        let Some(last) = entries.last().map(|e| e.position.clone()) else {
+            return;
+        };
+        let mut messages: Vec<(MsgId, ConnId, Posted)> = Vec::new();
+        for entry in entries {
+            let mine = entry.node == node;
+            if mine && entry.applied_at_origin {
+                continue;
+            }
+            if entry.event.is_presence() && (mine || position(&entry.position) <= snapshot_at) {
+                continue;
+            }
+            if let Event::Message(posted) = entry.event {
+                let from = if mine { posted.conn } else { 0 };
+                messages.push((entry.id, from, posted));
+                continue;
+            }
+            self.store_and_deliver(std::mem::take(&mut messages));
+            if let Err(err) = self.apply(entry.event) {
+                tracing::error!(error = %err, "could not apply a change from the cluster");
+            }
+        }
+        self.store_and_deliver(messages);
+        if let Err(err) = self.store.set_meta(CLUSTER_CURSOR, &last) {
+            tracing::error!(error = %err, "could not record how far the cluster log was read");
+        }
+    }
+
+    fn store_and_deliver(&mut self, messages: Vec<(MsgId, ConnId, Posted)>) {
+        if messages.is_empty() {
+            return;
+        }
+        let news: Vec<NewMessage> = messages.iter().map(|(_, _, p)| p.to_new()).collect();
+        let started = std::time::Instant::now();
+        let stored = self
+            .store
+            .insert_at(messages.iter().map(|(id, _, _)| *id).zip(&news));
+        self.metrics.store_commit(started.elapsed());
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(err) => {
+                tracing::error!(error = %err, count = news.len(), "could not store messages of the cluster");
+                return;
+            }
+        };
+        for (((id, from, posted), new), fresh) in messages.into_iter().zip(news).zip(stored) {
+            if fresh {
+                self.metrics.messages_stored.fetch_add(1, Relaxed);
+                let message = chat_message(id, posted.reply_to, new);
+                self.hub.deliver(from, &message);
             }
         }
     }
@@ -953,6 +1257,41 @@ impl Worker {
             Err(err) => tracing::error!(error = %err, "retention failed"),
         }
     }
+}
+
+/// A message as the log carries it.
+fn posted(send: &PendingSend) -> Posted {
+    let m = &send.message;
+    Posted {
+        from: m.from.clone(),
+        target: m.target.clone(),
+        text: m.text.clone(),
+        client_id: m.client_id.clone(),
+        reply_to: send.quote.clone(),
+        ts: m.ts,
+        delivered_to: m.delivered_to.clone(),
+        conn: send.peer.id,
+    }
+}
+
+/// A stored message as clients see it.
+fn chat_message(id: MsgId, reply_to: Option<protocol::Quote>, m: NewMessage) -> ChatMessage {
+    ChatMessage {
+        id,
+        ts: m.ts,
+        from: m.from,
+        target: m.target,
+        text: m.text,
+        reply_to,
+        edited: None,
+        deleted: false,
+    }
+}
+
+/// A cluster log position (`<ms>-<seq>`) as numbers, for comparing.
+fn position(at: &str) -> (u64, u64) {
+    let mut parts = at.splitn(2, '-').map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
 /// Tells the sender its message is stored: an `ack` for native clients, a notice for a seed

@@ -149,6 +149,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
           nick TEXT NOT NULL, conv TEXT NOT NULL, last_read INTEGER NOT NULL,
           PRIMARY KEY (nick, conv))",
     ),
+    (
+        "SELECT count(*) FROM sqlite_master WHERE name = 'meta'",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
 ];
 
 const SCHEMA: &str = "
@@ -486,6 +490,94 @@ impl Store {
         }
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Stores messages whose ids were given elsewhere (by the cluster), in one transaction;
+    /// for each, whether it was new. A message already stored is left as it is.
+    pub fn insert_at<'a>(
+        &mut self,
+        batch: impl IntoIterator<Item = (MsgId, &'a NewMessage)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut out = Vec::new();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO messages
+                     (id, conv, ts, sender, room, recipient, text, client_id, reply_to)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            let mut seen =
+                tx.prepare_cached("UPDATE users SET dm_seen = max(dm_seen, ?2) WHERE nick = ?1")?;
+            for (id, m) in batch {
+                let (room, recipient) = match &m.target {
+                    Target::Room(room) => (Some(room.as_str()), None),
+                    Target::User(to) => (None, Some(to.as_str())),
+                };
+                let new = insert.execute(params![
+                    id as i64,
+                    conversation(&m.from, &m.target),
+                    m.ts,
+                    m.from.as_str(),
+                    room,
+                    recipient,
+                    m.text,
+                    m.client_id,
+                    m.reply_to.map(|id| id as i64),
+                ])? == 1;
+                if new && let Some(to) = &m.delivered_to {
+                    seen.execute(params![to.as_str(), id as i64])?;
+                }
+                out.push(new);
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// The message `from` sent with `client_id`, if stored: its id and time.
+    pub fn by_client_id(
+        &self,
+        from: &Nick,
+        client_id: &str,
+    ) -> Result<Option<(MsgId, i64)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, ts FROM messages WHERE sender = ?1 AND client_id = ?2",
+                params![from.as_str(), client_id],
+                |row| Ok((row.get::<_, i64>(0)? as MsgId, row.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// The largest message id stored (0 when empty).
+    pub fn max_id(&self) -> Result<MsgId, StoreError> {
+        let id: Option<i64> = self
+            .conn
+            .query_row("SELECT max(id) FROM messages", [], |row| row.get(0))?;
+        Ok(id.unwrap_or(0) as MsgId)
+    }
+
+    /// A value kept by the server about itself (such as how far it has read the cluster log).
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                params![key],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Sets a value of [`meta`](Self::meta).
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
     }
 
     /// Messages of conversation `conv`, oldest first, and whether more exist in the direction

@@ -1,0 +1,966 @@
+//! Several servers as one chat service, through Redis.
+//!
+//! Every node appends what changes the chat (messages, edits, read markers, registrations,
+//! who came online and who joined which room) to one Redis stream, the cluster log, and every
+//! node reads that log in order and applies it: to its own SQLite replica of the history, and
+//! to its local connections. A message gets its id from Redis in the same script that appends
+//! it, so ids follow the log order on every node, and a message is acknowledged only once it
+//! is in the log. Any node can therefore serve history, search, offline delivery and resume.
+//!
+//! Presence lives beside the log: `chat:online` maps each nickname to the node it is on (so a
+//! nickname is unique across the cluster), and each node refreshes a heartbeat key that expires
+//! when it dies. Every node reaps dead nodes: their users are announced offline through the
+//! log, once.
+//!
+//! When Redis is unreachable a node keeps serving its own clients: it stores and delivers
+//! their messages locally, with ids from a block it reserved in advance, and appends them to
+//! the log when Redis is back (see the README's deployment section for the exact guarantees).
+//!
+//! Redis keys: `chat:log` (stream), `chat:next_id`, `chat:next_guest`, `chat:cluster`,
+//! `chat:online` (hash), `chat:nodes` (set), `chat:node:<id>` (heartbeat),
+//! `chat:users:<id>` (a node's users), `chat:rooms:<nick>` (a user's rooms).
+
+use crate::store::{NewMessage, Store};
+use protocol::{MsgId, Nick, Quote, RoomName, Target};
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
+
+const LOG: &str = "chat:log";
+const NEXT_ID: &str = "chat:next_id";
+const NEXT_GUEST: &str = "chat:next_guest";
+const ONLINE: &str = "chat:online";
+const NODES: &str = "chat:nodes";
+const CLUSTER: &str = "chat:cluster";
+
+/// Message ids a node sets aside for the times Redis is unreachable.
+const RESERVED_IDS: u64 = 10_000;
+
+/// How long a Redis command may take before the node counts Redis as unreachable.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Entries taken from the log at once.
+const READ_COUNT: usize = 512;
+
+/// The longest wait between attempts to reach Redis again.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// How a node joins a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// `redis://host:port[/db]`.
+    pub url: String,
+    /// This node's name, unique in the cluster.
+    pub node_id: String,
+    /// A node that has not refreshed its heartbeat for this long counts as dead.
+    pub expiry: Duration,
+    /// About how many entries the log keeps (older ones are trimmed).
+    pub log_cap: u64,
+}
+
+/// A node name for when none is given: the host name and the process id.
+pub fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Why a node could not join its cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot reach Redis at {url}: {source}")]
+    Unreachable {
+        url: String,
+        source: redis::RedisError,
+    },
+    #[error(
+        "this data directory holds the history of another cluster (Redis at {url} belongs to \
+         cluster {redis}, the data directory to {local}); use an empty data directory"
+    )]
+    OtherCluster {
+        url: String,
+        redis: String,
+        local: String,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Whether Redis answers, shared by the node's threads and shown by `/healthz`.
+#[derive(Debug, Default)]
+pub struct Health {
+    down: AtomicBool,
+}
+
+impl Health {
+    /// Whether Redis was unreachable at the last attempt.
+    pub fn degraded(&self) -> bool {
+        self.down.load(Relaxed)
+    }
+
+    /// Records the outcome of a Redis command; logs changes.
+    fn set(&self, ok: bool, why: &dyn std::fmt::Display) {
+        let was_down = self.down.swap(!ok, Relaxed);
+        match (was_down, ok) {
+            (false, false) => tracing::error!(
+                error = %why,
+                "Redis is unreachable: serving local clients only, retrying"
+            ),
+            (true, true) => tracing::info!("Redis is reachable again"),
+            _ => {}
+        }
+    }
+}
+
+/// A message as it crosses Redis, without its id (Redis gives it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Posted {
+    pub from: Nick,
+    pub target: Target,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Quote>,
+    pub ts: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_to: Option<Nick>,
+    /// The sending connection on its node, which is not sent its own message.
+    pub conn: u64,
+}
+
+impl Posted {
+    /// The message as the store takes it.
+    pub fn to_new(&self) -> NewMessage {
+        NewMessage {
+            from: self.from.clone(),
+            target: self.target.clone(),
+            text: self.text.clone(),
+            client_id: self.client_id.clone(),
+            reply_to: self.reply_to.as_ref().map(|q| q.id),
+            ts: self.ts,
+            delivered_to: self.delivered_to.clone(),
+        }
+    }
+}
+
+/// One change to the chat, as the cluster log carries it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+pub enum Event {
+    Message(Posted),
+    Edited {
+        id: MsgId,
+        text: String,
+        ts: i64,
+    },
+    Deleted {
+        id: MsgId,
+    },
+    Read {
+        nick: Nick,
+        target: Target,
+        up_to: MsgId,
+    },
+    /// Direct messages to `nick` up to `up_to` reached them.
+    Delivered {
+        nick: Nick,
+        up_to: MsgId,
+    },
+    /// `nick` logged in for the first time.
+    User {
+        nick: Nick,
+        ts: i64,
+    },
+    Registered {
+        nick: Nick,
+        hash: String,
+    },
+    /// `nick` came online on the entry's node; `moved` when they were shown online already
+    /// (back on another node within the presence grace, or after their node died).
+    Online {
+        nick: Nick,
+        moved: bool,
+    },
+    Offline {
+        nick: Nick,
+        ts: i64,
+    },
+    Joined {
+        room: RoomName,
+        nick: Nick,
+    },
+    Left {
+        room: RoomName,
+        nick: Nick,
+    },
+    Typing {
+        nick: Nick,
+        target: Target,
+        for_ms: u64,
+        ts: i64,
+    },
+}
+
+impl Event {
+    /// Whether the event is about who is where now, rather than the lasting history: such
+    /// events are skipped when replaying the log, whose presence the start snapshot covers.
+    pub fn is_presence(&self) -> bool {
+        matches!(
+            self,
+            Self::Online { .. }
+                | Self::Offline { .. }
+                | Self::Joined { .. }
+                | Self::Left { .. }
+                | Self::Typing { .. }
+        )
+    }
+}
+
+/// One entry read from the cluster log.
+#[derive(Debug)]
+pub struct Entry {
+    /// The stream entry id.
+    pub position: String,
+    /// The message id Redis gave (0 for other events).
+    pub id: MsgId,
+    /// The node the event came from.
+    pub node: String,
+    /// Whether its node applied it before appending it (it did so while Redis was down).
+    pub applied_at_origin: bool,
+    pub event: Event,
+}
+
+/// An event to append, with the message id it has when given while Redis was down.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub preset_id: Option<MsgId>,
+    pub event: Event,
+}
+
+/// Appends events; a message without a preset id gets the next id. Returns the ids.
+const APPEND: &str = r"
+local out = {}
+local i = 2
+while i <= #ARGV do
+  local id = tonumber(ARGV[i])
+  if id == 0 and ARGV[i + 1] == 'm' then id = redis.call('INCR', KEYS[2]) end
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+    'id', id, 'n', ARGV[i + 2], 'l', ARGV[i + 3], 'e', ARGV[i + 4])
+  local side, nick, room = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  if side == 'join' then redis.call('SADD', 'chat:rooms:' .. nick, room) end
+  if side == 'leave' then redis.call('SREM', 'chat:rooms:' .. nick, room) end
+  out[#out + 1] = id
+  i = i + 8
+end
+return out
+";
+
+/// Claims a nickname for a node: refused (the owner's name is returned) while another live
+/// node has it; taken over from an away user or a dead node. Announces it in the log.
+const CLAIM: &str = r"
+local nick, node = ARGV[1], ARGV[2]
+local owner = redis.call('HGET', KEYS[1], nick)
+local moved = '0'
+if owner then
+  local name, away = owner, false
+  if string.sub(owner, -5) == '|away' then name, away = string.sub(owner, 1, -6), true end
+  if name ~= node and not away and redis.call('EXISTS', 'chat:node:' .. name) == 1 then
+    return name
+  end
+  moved = '1'
+  if name ~= node then redis.call('SREM', 'chat:users:' .. name, nick) end
+end
+redis.call('HSET', KEYS[1], nick, node)
+redis.call('SADD', 'chat:users:' .. node, nick)
+if moved == '0' then redis.call('DEL', 'chat:rooms:' .. nick) end
+local body = ARGV[4]
+if moved == '1' then body = ARGV[5] end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'id', 0, 'n', node, 'l', 0, 'e', body)
+return ''
+";
+
+/// Marks a node's user as away (presence grace): another node may take the name over.
+const AWAY: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|away')
+end
+return 0
+";
+
+/// Releases a node's user and announces them offline, unless they moved to another node.
+const RELEASE: &str = r"
+local nick, node = ARGV[1], ARGV[2]
+local owner = redis.call('HGET', KEYS[1], nick)
+redis.call('SREM', 'chat:users:' .. node, nick)
+if owner == node or owner == node .. '|away' then
+  redis.call('HDEL', KEYS[1], nick)
+  redis.call('DEL', 'chat:rooms:' .. nick)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'id', 0, 'n', node, 'l', 0, 'e', ARGV[4])
+  return 1
+end
+return 0
+";
+
+/// Removes dead nodes (or the node in ARGV[3], dead or not) and announces their users
+/// offline; returns how many nodes went.
+const REAP: &str = r#"
+local reaped = 0
+local nodes = redis.call('SMEMBERS', KEYS[1])
+if ARGV[3] ~= '' then nodes = {ARGV[3]} end
+for _, node in ipairs(nodes) do
+  if ARGV[3] ~= '' or redis.call('EXISTS', 'chat:node:' .. node) == 0 then
+    for _, nick in ipairs(redis.call('SMEMBERS', 'chat:users:' .. node)) do
+      local owner = redis.call('HGET', KEYS[2], nick)
+      if not owner or owner == node or owner == node .. '|away' then
+        if owner then redis.call('HDEL', KEYS[2], nick) end
+        redis.call('DEL', 'chat:rooms:' .. nick)
+        local body = '{"k":"offline","nick":' .. cjson.encode(nick) .. ',"ts":' .. ARGV[2] .. '}'
+        redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'id', 0, 'n', node, 'l', 0, 'e', body)
+      end
+    end
+    redis.call('DEL', 'chat:users:' .. node)
+    redis.call('SREM', KEYS[1], node)
+    reaped = reaped + 1
+  end
+end
+return reaped
+"#;
+
+/// Who is online where, with their rooms, and the log position this view is as of.
+const SNAPSHOT: &str = r"
+local out = {}
+local online = redis.call('HGETALL', KEYS[1])
+for i = 1, #online, 2 do
+  out[#out + 1] = {online[i], online[i + 1], redis.call('SMEMBERS', 'chat:rooms:' .. online[i])}
+end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local cursor = '0-0'
+if #last > 0 then cursor = last[1][1] end
+return {cursor, out}
+";
+
+/// Raises the id counter to at least ARGV[1] (after Redis lost its data, say).
+const ENSURE_IDS: &str = r"
+local now = tonumber(redis.call('GET', KEYS[1]) or '0')
+if now < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 0
+";
+
+/// Someone online on another node, as the start snapshot shows them.
+#[derive(Debug)]
+pub struct RemoteUser {
+    pub nick: Nick,
+    pub rooms: Vec<RoomName>,
+}
+
+/// What a node learns when it joins.
+#[derive(Debug)]
+pub struct Joined {
+    pub link: Link,
+    pub remote: Vec<RemoteUser>,
+}
+
+/// The sequencer's connection to the cluster.
+pub struct Link {
+    config: ClusterConfig,
+    client: redis::Client,
+    conn: Option<redis::Connection>,
+    health: Arc<Health>,
+    /// Ids this node may give while Redis is down: the next one and the end (exclusive).
+    reserved: (MsgId, MsgId),
+    /// Log entries up to here are covered by the start snapshot's presence.
+    pub snapshot_at: String,
+    /// Events applied here while Redis was down, to append when it is back.
+    backlog: Vec<Outgoing>,
+    cluster_id: String,
+    append: redis::Script,
+    claim: redis::Script,
+    away: redis::Script,
+    release: redis::Script,
+    reap: redis::Script,
+    ensure_ids: redis::Script,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("node", &self.config.node_id)
+            .field("backlog", &self.backlog.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of claiming a nickname.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claim {
+    Granted,
+    /// Online on this other node.
+    Taken(String),
+    /// Redis is unreachable: the name is checked on this node only.
+    Unchecked,
+}
+
+fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
+    let conn = client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
+    conn.set_read_timeout(Some(COMMAND_TIMEOUT))?;
+    conn.set_write_timeout(Some(COMMAND_TIMEOUT))?;
+    Ok(conn)
+}
+
+fn now_ms() -> i64 {
+    crate::hub::now_ms()
+}
+
+impl Link {
+    /// Joins the cluster at `config.url`: checks that `store` belongs to it, reserves ids,
+    /// starts the heartbeat, and takes the presence snapshot. Fails when Redis is unreachable.
+    pub fn join(
+        config: ClusterConfig,
+        store: &mut Store,
+        health: Arc<Health>,
+    ) -> Result<Joined, ClusterError> {
+        let url = config.url.clone();
+        let unreachable = |source| ClusterError::Unreachable {
+            url: url.clone(),
+            source,
+        };
+        let client = redis::Client::open(config.url.as_str()).map_err(unreachable)?;
+        let mut conn = connect(&client).map_err(unreachable)?;
+        let fresh = format!("{}-{}", config.node_id, now_ms());
+        let (set, redis_id): (bool, String) = redis::pipe()
+            .cmd("SETNX")
+            .arg(CLUSTER)
+            .arg(&fresh)
+            .cmd("GET")
+            .arg(CLUSTER)
+            .query(&mut conn)
+            .map_err(unreachable)?;
+        let cluster_id = match store.meta("cluster")? {
+            Some(local) if local != redis_id => {
+                if set {
+                    // Redis lost its data, not this node: keep the node's identity.
+                    redis::cmd("SET")
+                        .arg(CLUSTER)
+                        .arg(&local)
+                        .query::<()>(&mut conn)
+                        .map_err(unreachable)?;
+                    local
+                } else {
+                    return Err(ClusterError::OtherCluster {
+                        url: config.url.clone(),
+                        redis: redis_id,
+                        local,
+                    });
+                }
+            }
+            Some(local) => local,
+            None => {
+                store.set_meta("cluster", &redis_id)?;
+                redis_id
+            }
+        };
+        let mut link = Self {
+            append: redis::Script::new(APPEND),
+            claim: redis::Script::new(CLAIM),
+            away: redis::Script::new(AWAY),
+            release: redis::Script::new(RELEASE),
+            reap: redis::Script::new(REAP),
+            ensure_ids: redis::Script::new(ENSURE_IDS),
+            client,
+            conn: Some(conn),
+            health,
+            reserved: (0, 0),
+            snapshot_at: String::new(),
+            backlog: Vec::new(),
+            cluster_id,
+            config,
+        };
+        let remote = link.start(store).map_err(unreachable)?;
+        Ok(Joined { link, remote })
+    }
+
+    /// How this node joined.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// Whether Redis answers, as the node's threads see it.
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.config.node_id
+    }
+
+    /// Registers the node afresh: clears what an earlier run under its name left, raises the
+    /// id counter past every id stored here, reserves ids, and reads the presence snapshot.
+    fn start(&mut self, store: &Store) -> redis::RedisResult<Vec<RemoteUser>> {
+        let max = store.max_id().unwrap_or(0);
+        let node = self.config.node_id.clone();
+        let conn = self.conn.as_mut().expect("connected at start");
+        self.reap
+            .key(NODES)
+            .key(ONLINE)
+            .key(LOG)
+            .arg(self.config.log_cap)
+            .arg(now_ms())
+            .arg(&node)
+            .invoke::<i64>(conn)?;
+        heartbeat(conn, &self.config)?;
+        self.ensure_ids.key(NEXT_ID).arg(max).invoke::<i64>(conn)?;
+        let end: u64 = redis::cmd("INCRBY")
+            .arg(NEXT_ID)
+            .arg(RESERVED_IDS)
+            .query(conn)?;
+        self.reserved = (end + 1 - RESERVED_IDS, end + 1);
+        let (cursor, online): (String, Vec<(String, String, Vec<String>)>) =
+            redis::Script::new(SNAPSHOT)
+                .key(ONLINE)
+                .key(LOG)
+                .invoke(conn)?;
+        self.snapshot_at = cursor;
+        Ok(online
+            .into_iter()
+            .filter(|(_, owner, _)| owner.split('|').next() != Some(node.as_str()))
+            .filter_map(|(nick, _, rooms)| {
+                Some(RemoteUser {
+                    nick: Nick::parse(&nick).ok()?,
+                    rooms: rooms
+                        .iter()
+                        .filter_map(|r| RoomName::parse(r).ok())
+                        .collect(),
+                })
+            })
+            .collect())
+    }
+
+    /// Runs `f` on the connection, reconnecting first when needed; any failure marks Redis
+    /// unreachable (until the heartbeat finds it back).
+    fn with_conn<T>(
+        &mut self,
+        f: impl FnOnce(&mut redis::Connection, &Self) -> redis::RedisResult<T>,
+    ) -> Option<T> {
+        if self.health.degraded() {
+            return None;
+        }
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => match connect(&self.client) {
+                Ok(conn) => conn,
+                Err(err) => {
+                    self.health.set(false, &err);
+                    return None;
+                }
+            },
+        };
+        match f(&mut conn, self) {
+            Ok(value) => {
+                self.conn = Some(conn);
+                Some(value)
+            }
+            Err(err) => {
+                self.health.set(false, &err);
+                None
+            }
+        }
+    }
+
+    /// Whether Redis is unreachable.
+    pub fn degraded(&self) -> bool {
+        self.health.degraded()
+    }
+
+    /// Appends events to the log; returns the message ids (0 for other events), or `None`
+    /// when Redis is unreachable (nothing was appended then).
+    pub fn append(&mut self, events: &[Outgoing]) -> Option<Vec<MsgId>> {
+        self.append_as(events, false)
+    }
+
+    fn append_as(&mut self, events: &[Outgoing], applied: bool) -> Option<Vec<MsgId>> {
+        if events.is_empty() {
+            return Some(Vec::new());
+        }
+        self.with_conn(|conn, link| {
+            let mut call = link.append.key(LOG);
+            call.key(NEXT_ID).arg(link.config.log_cap);
+            for out in events {
+                let (side, nick, room) = match &out.event {
+                    Event::Joined { room, nick } => ("join", nick.as_str(), room.as_str()),
+                    Event::Left { room, nick } => ("leave", nick.as_str(), room.as_str()),
+                    _ => ("", "", ""),
+                };
+                let kind = if matches!(out.event, Event::Message(_)) {
+                    "m"
+                } else {
+                    ""
+                };
+                call.arg(out.preset_id.unwrap_or(0))
+                    .arg(kind)
+                    .arg(&link.config.node_id)
+                    .arg(u8::from(applied))
+                    .arg(encode(&out.event))
+                    .arg(side)
+                    .arg(nick)
+                    .arg(room);
+            }
+            call.invoke(conn)
+        })
+    }
+
+    /// Keeps `events`, applied here already, for appending when Redis is back.
+    pub fn defer(&mut self, events: impl IntoIterator<Item = Outgoing>) {
+        self.backlog.extend(events);
+    }
+
+    /// The next id of the reserved block, for a message stored while Redis is down.
+    pub fn reserved_id(&mut self) -> Option<MsgId> {
+        let (next, end) = self.reserved;
+        (next < end).then(|| {
+            self.reserved.0 += 1;
+            next
+        })
+    }
+
+    /// Claims `nick` for this node.
+    pub fn claim(&mut self, nick: &Nick) -> Claim {
+        let online = |moved| {
+            encode(&Event::Online {
+                nick: nick.clone(),
+                moved,
+            })
+        };
+        let (fresh, moved) = (online(false), online(true));
+        let result = self.with_conn(|conn, link| {
+            link.claim
+                .key(ONLINE)
+                .key(LOG)
+                .arg(nick.as_str())
+                .arg(&link.config.node_id)
+                .arg(link.config.log_cap)
+                .arg(&fresh)
+                .arg(&moved)
+                .invoke::<String>(conn)
+        });
+        match result {
+            None => Claim::Unchecked,
+            Some(owner) if owner.is_empty() => Claim::Granted,
+            Some(owner) => Claim::Taken(owner),
+        }
+    }
+
+    /// `nick`'s last session here dropped; they are in their presence grace period.
+    pub fn away(&mut self, nick: &Nick) {
+        self.with_conn(|conn, link| {
+            link.away
+                .key(ONLINE)
+                .arg(nick.as_str())
+                .arg(&link.config.node_id)
+                .invoke::<i64>(conn)
+        });
+    }
+
+    /// `nick` went offline here; announced unless they are online on another node now.
+    /// While Redis is down, the announcement waits in the backlog.
+    pub fn release(&mut self, nick: &Nick) {
+        let offline = Event::Offline {
+            nick: nick.clone(),
+            ts: now_ms(),
+        };
+        let body = encode(&offline);
+        let done = self.with_conn(|conn, link| {
+            link.release
+                .key(ONLINE)
+                .key(LOG)
+                .arg(nick.as_str())
+                .arg(&link.config.node_id)
+                .arg(link.config.log_cap)
+                .arg(&body)
+                .invoke::<i64>(conn)
+        });
+        if done.is_none() {
+            self.defer([Outgoing {
+                preset_id: None,
+                event: offline,
+            }]);
+        }
+    }
+
+    /// A guest number unique in the cluster (`None` while Redis is down); the guest counts as
+    /// one of this node's users.
+    pub fn guest(&mut self) -> Option<u64> {
+        self.with_conn(|conn, link| {
+            let n: u64 = redis::cmd("INCR").arg(NEXT_GUEST).query(conn)?;
+            redis::cmd("SADD")
+                .arg(format!("chat:users:{}", link.config.node_id))
+                .arg(Nick::guest(n).as_str())
+                .query::<()>(conn)?;
+            Ok(n)
+        })
+    }
+
+    /// Redis answers again (perhaps having lost its data): registers this node and its
+    /// `users` (with their rooms) again, restores the id counter, and appends the backlog.
+    pub fn recover(&mut self, store: &Store, users: &[(Nick, Vec<RoomName>)]) {
+        self.health.set(true, &"");
+        self.conn = None;
+        let max = store.max_id().unwrap_or(0).max(self.reserved.1);
+        let cluster_id = self.cluster_id.clone();
+        let restored = self.with_conn(|conn, link| {
+            redis::cmd("SETNX")
+                .arg(CLUSTER)
+                .arg(&cluster_id)
+                .query::<()>(conn)?;
+            heartbeat(conn, &link.config)?;
+            link.ensure_ids.key(NEXT_ID).arg(max).invoke::<i64>(conn)
+        });
+        if restored.is_none() {
+            return;
+        }
+        for (nick, rooms) in users {
+            if let Claim::Taken(owner) = self.claim(nick) {
+                tracing::warn!(nick = %nick, other = owner, "a nickname is online on two nodes");
+            }
+            let joins: Vec<Outgoing> = rooms
+                .iter()
+                .map(|room| Outgoing {
+                    preset_id: None,
+                    event: Event::Joined {
+                        room: room.clone(),
+                        nick: nick.clone(),
+                    },
+                })
+                .collect();
+            self.append(&joins);
+        }
+        let backlog = std::mem::take(&mut self.backlog);
+        if self.append_as(&backlog, true).is_none() {
+            self.backlog = backlog;
+        } else if !backlog.is_empty() {
+            tracing::info!(
+                events = backlog.len(),
+                "appended what happened while Redis was down"
+            );
+        }
+    }
+
+    /// Leaves the cluster at shutdown: this node's users go offline at once.
+    pub fn leave(&mut self) {
+        let node = self.config.node_id.clone();
+        self.with_conn(|conn, link| {
+            link.reap
+                .key(NODES)
+                .key(ONLINE)
+                .key(LOG)
+                .arg(link.config.log_cap)
+                .arg(now_ms())
+                .arg(&node)
+                .invoke::<i64>(conn)?;
+            redis::cmd("DEL")
+                .arg(format!("chat:node:{node}"))
+                .query::<()>(conn)
+        });
+    }
+}
+
+fn encode(event: &Event) -> String {
+    serde_json::to_string(event).expect("events serialize")
+}
+
+fn heartbeat(conn: &mut redis::Connection, config: &ClusterConfig) -> redis::RedisResult<()> {
+    let expiry = u64::try_from(config.expiry.as_millis()).unwrap_or(u64::MAX);
+    redis::pipe()
+        .cmd("SET")
+        .arg(format!("chat:node:{}", config.node_id))
+        .arg(1)
+        .arg("PX")
+        .arg(expiry)
+        .ignore()
+        .cmd("SADD")
+        .arg(NODES)
+        .arg(&config.node_id)
+        .ignore()
+        .query(conn)
+}
+
+/// What the background threads tell the sequencer.
+#[derive(Debug)]
+pub enum Signal {
+    /// Entries read from the log, in order.
+    Entries(Vec<Entry>),
+    /// Redis answers again after being unreachable.
+    Recovered,
+}
+
+/// Starts the log reader (from `cursor`) and the heartbeat, which also reaps dead nodes. Each
+/// stops once `deliver` returns false (the sequencer is gone).
+pub fn spawn_threads(
+    config: &ClusterConfig,
+    health: Arc<Health>,
+    cursor: String,
+    deliver: impl Fn(Signal) -> bool + Send + Sync + 'static,
+) -> std::io::Result<()> {
+    let deliver = Arc::new(deliver);
+    let client = redis::Client::open(config.url.as_str()).map_err(std::io::Error::other)?;
+    let (reader_client, reader_deliver) = (client.clone(), deliver.clone());
+    std::thread::Builder::new()
+        .name("cluster-log".into())
+        .spawn(move || read_log(&reader_client, cursor, &*reader_deliver))?;
+    let config = config.clone();
+    std::thread::Builder::new()
+        .name("cluster-heartbeat".into())
+        .spawn(move || beat(&client, &config, &health, &*deliver))?;
+    Ok(())
+}
+
+/// Reads the log from `cursor` on, forever: blocks for new entries and hands them over.
+fn read_log(client: &redis::Client, mut cursor: String, deliver: &dyn Fn(Signal) -> bool) {
+    let mut backoff = Duration::from_millis(100);
+    let mut conn = None;
+    let block = 1000;
+    loop {
+        let c = match conn.take() {
+            Some(c) => c,
+            None => match client.get_connection_with_timeout(COMMAND_TIMEOUT) {
+                Ok(c) => {
+                    let _ = c.set_read_timeout(Some(COMMAND_TIMEOUT + Duration::from_secs(1)));
+                    backoff = Duration::from_millis(100);
+                    c
+                }
+                Err(_) => {
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    if !deliver(Signal::Entries(Vec::new())) {
+                        return;
+                    }
+                    continue;
+                }
+            },
+        };
+        let mut c = c;
+        let options = StreamReadOptions::default().block(block).count(READ_COUNT);
+        let reply: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREAD")
+            .arg(&options)
+            .arg("STREAMS")
+            .arg(LOG)
+            .arg(&cursor)
+            .query(&mut c);
+        match reply {
+            Ok(reply) => {
+                conn = Some(c);
+                let ids = reply
+                    .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect::<Vec<_>>())
+                    .unwrap_or_default();
+                let mut entries = Vec::with_capacity(ids.len());
+                for id in ids {
+                    cursor.clone_from(&id.id);
+                    match parse_entry(&id) {
+                        Some(entry) => entries.push(entry),
+                        None => tracing::warn!(entry = id.id, "skipped an unreadable log entry"),
+                    }
+                }
+                // An empty batch checks that the sequencer is still there.
+                if !deliver(Signal::Entries(entries)) {
+                    return;
+                }
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "reading the cluster log failed");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                if !deliver(Signal::Entries(Vec::new())) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn parse_entry(id: &redis::streams::StreamId) -> Option<Entry> {
+    let body: String = id.get("e")?;
+    Some(Entry {
+        position: id.id.clone(),
+        id: id.get("id")?,
+        node: id.get("n")?,
+        applied_at_origin: id.get::<u8>("l")? == 1,
+        event: serde_json::from_str(&body).ok()?,
+    })
+}
+
+/// Refreshes the heartbeat and reaps dead nodes every third of the expiry; tells the
+/// sequencer when Redis answers again after failing.
+fn beat(
+    client: &redis::Client,
+    config: &ClusterConfig,
+    health: &Health,
+    deliver: &dyn Fn(Signal) -> bool,
+) {
+    let reap = redis::Script::new(REAP);
+    let every = (config.expiry / 3).max(Duration::from_millis(100));
+    let mut conn = None;
+    let mut failed = false;
+    loop {
+        std::thread::sleep(if failed {
+            every.min(MAX_BACKOFF / 2)
+        } else {
+            every
+        });
+        let result = (|| {
+            let c = match conn.take() {
+                Some(c) => c,
+                None => connect(client)?,
+            };
+            let mut c = c;
+            if !health.degraded() {
+                heartbeat(&mut c, config)?;
+                let reaped: i64 = reap
+                    .key(NODES)
+                    .key(ONLINE)
+                    .key(LOG)
+                    .arg(config.log_cap)
+                    .arg(now_ms())
+                    .arg("")
+                    .invoke(&mut c)?;
+                if reaped > 0 {
+                    tracing::info!(
+                        nodes = reaped,
+                        "dead nodes removed; their users are offline"
+                    );
+                }
+            } else {
+                redis::cmd("PING").query::<String>(&mut c)?;
+            }
+            conn = Some(c);
+            redis::RedisResult::Ok(())
+        })();
+        match result {
+            Ok(()) if health.degraded() => {
+                failed = false;
+                // The sequencer re-registers the node and appends its backlog.
+                if !deliver(Signal::Recovered) {
+                    return;
+                }
+            }
+            Ok(()) => {
+                failed = false;
+                if !deliver(Signal::Entries(Vec::new())) {
+                    return;
+                }
+            }
+            Err(err) => {
+                failed = true;
+                health.set(false, &err);
+                if !deliver(Signal::Entries(Vec::new())) {
+                    return;
+                }
+            }
+        }
+    }
+}
