@@ -38,6 +38,10 @@ const CLUSTER: &str = "chat:cluster";
 /// Message ids a node sets aside for the times Redis is unreachable.
 const RESERVED_IDS: u64 = 10_000;
 
+/// How often the reserved block is renewed, so that messages sent in an outage sort at most
+/// this much before the messages sent just before it.
+const RESERVE_EVERY: Duration = Duration::from_secs(1);
+
 /// How long a Redis command may take before the node counts Redis as unreachable.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -243,10 +247,11 @@ pub struct Outgoing {
     pub event: Event,
 }
 
-/// Appends events; a message without a preset id gets the next id. Returns the ids.
+/// Appends events; a message without a preset id gets the next id. Returns the ids, and
+/// with ARGV[2] > 0 the end of a fresh block of that many ids reserved after them.
 const APPEND: &str = r"
 local out = {}
-local i = 2
+local i = 3
 while i <= #ARGV do
   local id = tonumber(ARGV[i])
   if id == 0 and ARGV[i + 1] == 'm' then id = redis.call('INCR', KEYS[2]) end
@@ -258,6 +263,7 @@ while i <= #ARGV do
   out[#out + 1] = id
   i = i + 8
 end
+if ARGV[2] ~= '0' then out[#out + 1] = redis.call('INCRBY', KEYS[2], ARGV[2]) end
 return out
 ";
 
@@ -374,6 +380,8 @@ pub struct Link {
     health: Arc<Health>,
     /// Ids this node may give while Redis is down: the next one and the end (exclusive).
     reserved: (MsgId, MsgId),
+    /// When they were reserved.
+    reserved_at: std::time::Instant,
     /// Log entries up to here are covered by the start snapshot's presence.
     pub snapshot_at: String,
     /// Events applied here while Redis was down, to append when it is back.
@@ -476,6 +484,7 @@ impl Link {
             conn: Some(conn),
             health,
             reserved: (0, 0),
+            reserved_at: std::time::Instant::now(),
             snapshot_at: String::new(),
             backlog: Vec::new(),
             cluster_id,
@@ -520,13 +529,13 @@ impl Link {
             .arg(NEXT_ID)
             .arg(RESERVED_IDS)
             .query(conn)?;
-        self.reserved = (end + 1 - RESERVED_IDS, end + 1);
         let (cursor, online): (String, Vec<(String, String, Vec<String>)>) =
             redis::Script::new(SNAPSHOT)
                 .key(ONLINE)
                 .key(LOG)
                 .invoke(conn)?;
         self.snapshot_at = cursor;
+        self.reserve(end);
         Ok(online
             .into_iter()
             .filter(|(_, owner, _)| owner.split('|').next() != Some(node.as_str()))
@@ -588,9 +597,14 @@ impl Link {
         if events.is_empty() {
             return Some(Vec::new());
         }
-        self.with_conn(|conn, link| {
+        let reserve = if self.reserved_at.elapsed() > RESERVE_EVERY {
+            RESERVED_IDS
+        } else {
+            0
+        };
+        let mut ids: Vec<MsgId> = self.with_conn(|conn, link| {
             let mut call = link.append.key(LOG);
-            call.key(NEXT_ID).arg(link.config.log_cap);
+            call.key(NEXT_ID).arg(link.config.log_cap).arg(reserve);
             for out in events {
                 let (side, nick, room) = match &out.event {
                     Event::Joined { room, nick } => ("join", nick.as_str(), room.as_str()),
@@ -612,7 +626,19 @@ impl Link {
                     .arg(room);
             }
             call.invoke(conn)
-        })
+        })?;
+        if reserve > 0
+            && let Some(end) = ids.pop()
+        {
+            self.reserve(end);
+        }
+        Some(ids)
+    }
+
+    /// Takes the block of ids that ends with `end` as the one for the next outage.
+    fn reserve(&mut self, end: MsgId) {
+        self.reserved = (end + 1 - RESERVED_IDS, end + 1);
+        self.reserved_at = std::time::Instant::now();
     }
 
     /// Keeps `events`, applied here already, for appending when Redis is back.
@@ -708,7 +734,7 @@ impl Link {
 
     /// Redis answers again (perhaps having lost its data): registers this node and its
     /// `users` (with their rooms) again, restores the id counter, and appends the backlog.
-    pub fn recover(&mut self, store: &Store, users: &[(Nick, Vec<RoomName>)]) {
+    pub fn recover(&mut self, store: &Store, users: &[(Nick, Vec<RoomName>, bool)]) {
         self.health.set(true, &"");
         self.conn = None;
         let max = store.max_id().unwrap_or(0).max(self.reserved.1);
@@ -719,14 +745,35 @@ impl Link {
                 .arg(&cluster_id)
                 .query::<()>(conn)?;
             heartbeat(conn, &link.config)?;
-            link.ensure_ids.key(NEXT_ID).arg(max).invoke::<i64>(conn)
+            link.ensure_ids.key(NEXT_ID).arg(max).invoke::<i64>(conn)?;
+            // A fresh block of ids for the next outage.
+            let end: u64 = redis::cmd("INCRBY")
+                .arg(NEXT_ID)
+                .arg(RESERVED_IDS)
+                .query(conn)?;
+            Ok(end)
         });
-        if restored.is_none() {
+        let Some(end) = restored else {
             return;
+        };
+        self.reserve(end);
+        // Who went offline meanwhile is released now, which also frees their names.
+        let (gone, backlog): (Vec<Outgoing>, Vec<Outgoing>) = std::mem::take(&mut self.backlog)
+            .into_iter()
+            .partition(|out| matches!(out.event, Event::Offline { .. }));
+        for out in gone {
+            if let Event::Offline { nick, .. } = out.event
+                && !users.iter().any(|(n, _, _)| *n == nick)
+            {
+                self.release(&nick);
+            }
         }
-        for (nick, rooms) in users {
+        for (nick, rooms, away) in users {
             if let Claim::Taken(owner) = self.claim(nick) {
                 tracing::warn!(nick = %nick, other = owner, "a nickname is online on two nodes");
+            }
+            if *away {
+                self.away(nick);
             }
             let joins: Vec<Outgoing> = rooms
                 .iter()
@@ -740,9 +787,8 @@ impl Link {
                 .collect();
             self.append(&joins);
         }
-        let backlog = std::mem::take(&mut self.backlog);
         if self.append_as(&backlog, true).is_none() {
-            self.backlog = backlog;
+            self.backlog.extend(backlog);
         } else if !backlog.is_empty() {
             tracing::info!(
                 events = backlog.len(),

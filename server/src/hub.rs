@@ -226,18 +226,22 @@ impl Hub {
         self.online.get(nick).is_some_and(|s| !s.is_empty()) || self.lingering.contains_key(nick)
     }
 
-    /// Named users with a session here, and their rooms (for registering them again with
-    /// the cluster).
-    pub fn local_users(&self) -> Vec<(Nick, Vec<RoomName>)> {
+    /// Named users with a session here or in their grace period here, with their rooms and
+    /// whether they are away (for registering them again with the cluster).
+    pub fn local_users(&self) -> Vec<(Nick, Vec<RoomName>, bool)> {
         self.online
             .iter()
             .filter_map(|(nick, sessions)| {
+                if let Some(lingering) = self.lingering.get(nick) {
+                    let rooms = lingering.rooms.iter().cloned().collect();
+                    return Some((nick.clone(), rooms, true));
+                }
                 let rooms = sessions
                     .iter()
                     .filter_map(|id| self.conns.get(id))
                     .flat_map(|m| m.rooms.iter().cloned())
                     .collect::<BTreeSet<_>>();
-                (!sessions.is_empty()).then(|| (nick.clone(), rooms.into_iter().collect()))
+                (!sessions.is_empty()).then(|| (nick.clone(), rooms.into_iter().collect(), false))
             })
             .collect()
     }
@@ -259,8 +263,12 @@ impl Hub {
         self.known.insert(nick.clone());
         let entry = self.remote.entry(nick.clone()).or_default();
         entry.named = true;
-        entry.rooms.clear();
-        if !shown && !moved {
+        // A user who moved joins their rooms again on the new node; one who was online all
+        // along (registered again after Redis lost its data) keeps them.
+        if moved || !shown {
+            entry.rooms.clear();
+        }
+        if !shown {
             self.to_natives_except(0, &ServerFrame::Presence { nick, online: true });
         }
     }
