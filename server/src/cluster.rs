@@ -77,11 +77,8 @@ pub fn default_node_id() -> String {
 /// Why a node could not join its cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("cannot reach Redis at {url}: {source}")]
-    Unreachable {
-        url: String,
-        source: redis::RedisError,
-    },
+    #[error("cannot reach Redis at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
     #[error(
         "this data directory holds the history of another cluster (Redis at {url} belongs to \
          cluster {redis}, the data directory to {local}); use an empty data directory"
@@ -93,6 +90,14 @@ pub enum ClusterError {
     },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+}
+
+/// A Redis error's text without the repetitions redis-rs adds for connection errors.
+fn plain(err: &redis::RedisError) -> String {
+    let text = err.to_string();
+    let mut parts: Vec<&str> = text.split(": ").collect();
+    parts.dedup();
+    parts.join(": ")
 }
 
 /// Whether Redis answers, shared by the node's threads and shown by `/healthz`.
@@ -434,9 +439,9 @@ impl Link {
         health: Arc<Health>,
     ) -> Result<Joined, ClusterError> {
         let url = config.url.clone();
-        let unreachable = |source| ClusterError::Unreachable {
+        let unreachable = |err: redis::RedisError| ClusterError::Unreachable {
             url: url.clone(),
-            source,
+            reason: plain(&err),
         };
         let client = redis::Client::open(config.url.as_str()).map_err(unreachable)?;
         let mut conn = connect(&client).map_err(unreachable)?;
