@@ -820,10 +820,8 @@ impl Hub {
         let Some(members) = self.rooms.get(room) else {
             return;
         };
-        let from_guest = self
-            .conns
-            .get(&from)
-            .is_some_and(|m| m.peer.kind == PeerKind::SeedGroup);
+        // Only guests of the seed group page have reserved names (on any node of a cluster).
+        let from_guest = message.from.is_reserved();
         let mut as_native = None;
         let mut as_text = None;
         let mut delivered = 0;
