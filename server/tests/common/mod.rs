@@ -4,6 +4,8 @@
 //! by what the clients receive, never by time.
 #![allow(dead_code)] // each test file uses its own part of this module
 
+pub mod redis_server;
+
 use futures_util::{SinkExt, StreamExt};
 use protocol::{ClientFrame, ServerFrame};
 use serde::de::DeserializeOwned;
@@ -358,15 +360,24 @@ impl Binary {
         // The server logs its address once it listens; read lines until then.
         let addr = tokio::task::spawn_blocking(move || {
             let mut lines = std::io::BufReader::new(stderr).lines();
+            let mut before = Vec::new();
             let addr = lines
                 .by_ref()
                 .map_while(Result::ok)
                 .find_map(|line| {
-                    line.split("local=")
+                    let addr = line
+                        .split("local=")
                         .nth(1)
-                        .and_then(|a| a.split_whitespace().next().map(str::to_owned))
+                        .and_then(|a| a.split_whitespace().next().map(str::to_owned));
+                    before.push(line);
+                    addr
                 })
-                .expect("the server logs its address");
+                .unwrap_or_else(|| {
+                    panic!(
+                        "the server logs its address; it exited after logging:\n{}",
+                        before.join("\n")
+                    )
+                });
             // Keep draining so the server never blocks on a full pipe.
             std::thread::spawn(move || lines.for_each(drop));
             addr
