@@ -52,15 +52,18 @@ enum Workload {
 /// Options every workload takes.
 #[derive(Debug, clap::Args)]
 pub struct Common {
-    /// Server address; must be a loopback address.
+    /// Server address; must be a loopback address. `group` takes it more than once for the
+    /// nodes of a cluster: its receivers are spread over them in turn, and its senders use the
+    /// first.
     #[arg(long, default_value = "127.0.0.1:9527")]
-    addr: SocketAddr,
+    addr: Vec<SocketAddr>,
     /// Protocol to speak: the native one (`/ws`) or the seed pages' (`/my_ws`, `/my_ws/<name>`).
     #[arg(long, value_enum, default_value_t = Proto::Native)]
     proto: Proto,
     /// PID of the server process, for its CPU time (/proc/PID/stat) and memory (/proc/PID/status).
+    /// Given once per node of a cluster, the figures are the nodes' sums.
     #[arg(long)]
-    server_pid: Option<u32>,
+    server_pid: Vec<u32>,
     /// Longest the whole run may take, in seconds; what was counted by then is reported.
     #[arg(long, default_value_t = 120)]
     max_secs: u64,
@@ -85,20 +88,28 @@ pub struct Common {
 }
 
 impl Common {
-    fn run(&self, default_read_buffer: usize) -> anyhow::Result<Run> {
-        if !self.addr.ip().is_loopback() {
+    /// The run's context; `spreads` says whether the workload can use several servers.
+    fn run(&self, default_read_buffer: usize, spreads: bool) -> anyhow::Result<Run> {
+        if let Some(addr) = self.addr.iter().find(|a| !a.ip().is_loopback()) {
             bail!(
-                "--addr {} is not a loopback address: chat-bench only loads servers on this machine",
-                self.addr
+                "--addr {addr} is not a loopback address: chat-bench only loads servers on this machine"
             );
         }
-        Ok(Run::new(
-            Dialer {
-                addr: self.addr,
+        if self.addr.len() > 1 && !spreads {
+            bail!("only the group workload spreads its clients over several --addr");
+        }
+        let servers = self
+            .addr
+            .iter()
+            .map(|&addr| Dialer {
+                addr,
                 read_buffer: self.client_read_buffer.unwrap_or(default_read_buffer),
-            },
+            })
+            .collect();
+        Ok(Run::new(
+            servers,
             self.proto,
-            self.server_pid,
+            &self.server_pid,
             Duration::from_secs(self.max_secs),
             Duration::from_millis(self.drain_ms),
             self.prefix
@@ -125,10 +136,10 @@ fn main() -> anyhow::Result<()> {
     let json_only = common.json;
     let work = async {
         match &args.workload {
-            Workload::Group(a) => workload::group::run(a, a.common.run(32 * 1024)?).await,
-            Workload::Direct(a) => workload::direct::run(a, a.common.run(16 * 1024)?).await,
-            Workload::Idle(a) => workload::idle::run(a, a.common.run(4 * 1024)?).await,
-            Workload::Stall(a) => workload::stall::run(a, a.common.run(64 * 1024)?).await,
+            Workload::Group(a) => workload::group::run(a, a.common.run(32 * 1024, true)?).await,
+            Workload::Direct(a) => workload::direct::run(a, a.common.run(16 * 1024, false)?).await,
+            Workload::Idle(a) => workload::idle::run(a, a.common.run(4 * 1024, false)?).await,
+            Workload::Stall(a) => workload::stall::run(a, a.common.run(64 * 1024, false)?).await,
         }
     };
     // The workloads stop at --max-secs on their own; this is the backstop for a hung step.

@@ -1,5 +1,6 @@
-//! What the server process costs, read from `/proc/<pid>`: CPU time (`stat`: utime + stime, all
-//! threads) and resident memory (`status`: VmRSS, VmHWM).
+//! What the server processes cost, read from `/proc/<pid>`: CPU time (`stat`: utime + stime,
+//! all threads) and resident memory (`status`: VmRSS, VmHWM). With several processes (the nodes
+//! of a cluster), each figure is their sum.
 
 use std::path::PathBuf;
 
@@ -7,25 +8,30 @@ use std::path::PathBuf;
 /// architecture's userspace ABI, so this needs no `sysconf`.
 const TICKS_PER_SEC: u64 = 100;
 
-/// Reads one process's CPU and memory; every reading is `None` when no pid was given or the
-/// process is gone.
+/// Reads the CPU and memory of the server processes; every reading is `None` when no pid was
+/// given or one of the processes is gone.
 #[derive(Debug, Clone)]
 pub struct Probe {
-    dir: Option<PathBuf>,
+    dirs: Vec<PathBuf>,
 }
 
 impl Probe {
-    /// A probe of process `pid`, or one that reads nothing.
-    pub fn new(pid: Option<u32>) -> Self {
+    /// A probe of processes `pids` (summed), or one that reads nothing when empty.
+    pub fn new(pids: &[u32]) -> Self {
         Self {
-            dir: pid.map(|pid| PathBuf::from(format!("/proc/{pid}"))),
+            dirs: pids
+                .iter()
+                .map(|pid| PathBuf::from(format!("/proc/{pid}")))
+                .collect(),
         }
     }
 
-    /// User plus system CPU time of the whole process so far, in microseconds (10 ms steps).
+    /// User plus system CPU time of the whole processes so far, in microseconds (10 ms steps).
     pub fn cpu_micros(&self) -> Option<u64> {
-        let stat = std::fs::read_to_string(self.dir.as_ref()?.join("stat")).ok()?;
-        parse_cpu_ticks(&stat).map(|ticks| ticks * (1_000_000 / TICKS_PER_SEC))
+        self.sum(|dir| {
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            parse_cpu_ticks(&stat).map(|ticks| ticks * (1_000_000 / TICKS_PER_SEC))
+        })
     }
 
     /// Resident memory now, in KiB.
@@ -33,14 +39,24 @@ impl Probe {
         self.status_kib("VmRSS:")
     }
 
-    /// Peak resident memory so far, in KiB.
+    /// Peak resident memory so far, in KiB (the sum of each process's peak).
     pub fn peak_rss_kib(&self) -> Option<u64> {
         self.status_kib("VmHWM:")
     }
 
     fn status_kib(&self, key: &str) -> Option<u64> {
-        let status = std::fs::read_to_string(self.dir.as_ref()?.join("status")).ok()?;
-        parse_status_kib(&status, key)
+        self.sum(|dir| {
+            let status = std::fs::read_to_string(dir.join("status")).ok()?;
+            parse_status_kib(&status, key)
+        })
+    }
+
+    /// `read` of every process added up; `None` when there is none or one reading fails.
+    fn sum(&self, read: impl Fn(&PathBuf) -> Option<u64>) -> Option<u64> {
+        if self.dirs.is_empty() {
+            return None;
+        }
+        self.dirs.iter().map(read).sum()
     }
 }
 
@@ -86,10 +102,17 @@ mod tests {
     }
 
     #[test]
-    fn this_process_can_be_probed() {
-        let probe = Probe::new(Some(std::process::id()));
+    fn this_process_can_be_probed_and_processes_add_up() {
+        let probe = Probe::new(&[std::process::id()]);
         assert!(probe.cpu_micros().is_some());
-        assert!(probe.rss_kib().is_some_and(|kib| kib > 0));
-        assert_eq!(Probe::new(None).rss_kib(), None);
+        let rss = probe.rss_kib().expect("this process's memory");
+        assert!(rss > 0);
+        assert_eq!(Probe::new(&[]).rss_kib(), None);
+        // Two processes add up (here, the same one twice).
+        let twice = Probe::new(&[std::process::id(); 2]).peak_rss_kib();
+        assert!(
+            twice.is_some_and(|kib| kib >= 2 * rss),
+            "{twice:?} vs {rss}"
+        );
     }
 }

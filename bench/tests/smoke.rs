@@ -1,6 +1,7 @@
 //! Each workload, with tiny counts, against the real `chat-server` binary over loopback, on the
-//! native protocol and on the seed endpoints. These check that the tool works and that nothing
-//! is lost; they never check a time.
+//! native protocol and on the seed endpoints, and `group` spread over two nodes of a cluster
+//! (with a `redis-server` of its own). These check that the tool works and that nothing is
+//! lost; they never check a time.
 //!
 //! The server binary is found beside this test's target directory (`cargo build --workspace
 //! --bins` puts it there), or at `$CHAT_SERVER_BIN`.
@@ -46,9 +47,12 @@ impl Server {
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|err| panic!("starting {}: {err}", bin.display()));
-        let server = Self { child, addr };
+        let mut server = Self { child, addr };
         let started = Instant::now();
         while TcpStream::connect(addr).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("the server exited ({status}) before listening; args {extra:?}");
+            }
             assert!(
                 started.elapsed() < DEADLINE,
                 "the server did not listen on {addr}"
@@ -60,51 +64,61 @@ impl Server {
 
     /// Runs `chat-bench <workload> <args>` against this server and returns its JSON line.
     fn bench(&self, workload: &str, proto: &str, args: &[&str]) -> Value {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-bench"))
-            .arg(workload)
-            .args(["--addr", &self.addr.to_string(), "--proto", proto])
-            .args(["--server-pid", &self.child.id().to_string()])
-            .args([
-                "--max-secs",
-                "40",
-                "--drain-ms",
-                "500",
-                "--no-progress",
-                "--json",
-            ])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting chat-bench");
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("waiting for chat-bench") {
-                break status;
-            }
-            if started.elapsed() > DEADLINE {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("chat-bench {workload} --proto {proto} did not stop by itself");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut out = String::new();
-        if let Some(mut stdout) = child.stdout.take() {
-            std::io::Read::read_to_string(&mut stdout, &mut out).expect("reading the output");
-        }
-        assert!(
-            status.success(),
-            "chat-bench {workload} --proto {proto} failed: {out}"
-        );
-        let line = out.lines().last().unwrap_or_default();
-        let report: Value = serde_json::from_str(line)
-            .unwrap_or_else(|err| panic!("not a JSON line ({err}): {line:?}"));
-        assert_eq!(report["workload"], workload);
-        assert_eq!(report["proto"], proto);
-        eprintln!("{line}");
-        report
+        bench_on(&[self], workload, proto, args)
     }
+}
+
+/// Runs `chat-bench <workload> <args>` with an `--addr` and a `--server-pid` for each of
+/// `servers`, and returns its JSON line.
+fn bench_on(servers: &[&Server], workload: &str, proto: &str, args: &[&str]) -> Value {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chat-bench"));
+    command.arg(workload).args(["--proto", proto]);
+    for server in servers {
+        command
+            .args(["--addr", &server.addr.to_string()])
+            .args(["--server-pid", &server.child.id().to_string()]);
+    }
+    let mut child = command
+        .args([
+            "--max-secs",
+            "40",
+            "--drain-ms",
+            "500",
+            "--no-progress",
+            "--json",
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting chat-bench");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for chat-bench") {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chat-bench {workload} --proto {proto} did not stop by itself");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        std::io::Read::read_to_string(&mut stdout, &mut out).expect("reading the output");
+    }
+    assert!(
+        status.success(),
+        "chat-bench {workload} --proto {proto} failed: {out}"
+    );
+    let line = out.lines().last().unwrap_or_default();
+    let report: Value = serde_json::from_str(line)
+        .unwrap_or_else(|err| panic!("not a JSON line ({err}): {line:?}"));
+    assert_eq!(report["workload"], workload);
+    assert_eq!(report["proto"], proto);
+    eprintln!("{line}");
+    report
 }
 
 impl Drop for Server {
@@ -211,5 +225,114 @@ fn a_stalled_member_costs_the_healthy_readers_nothing_on_either_protocol() {
             outcome, "still open",
             "the stalled member was never disconnected"
         );
+    }
+}
+
+/// A `redis-server` child process on a free loopback port, nothing saved, its directory removed
+/// and the process stopped by its PID when dropped.
+struct Redis {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("chat-bench-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory for redis-server");
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!(
+                    "starting redis-server ({err}): the cluster run needs it \
+                     (`apt-get install redis-server`; scripts/test-all.sh installs it)"
+                )
+            });
+        let redis = Self { child, port, dir };
+        let started = Instant::now();
+        while !redis.pong() {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "redis-server did not answer PING on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        redis
+    }
+
+    /// Whether it answers `PING` with `+PONG`.
+    fn pong(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut reply = [0u8; 5];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG"
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn group_spreads_its_receivers_over_every_address_given() {
+    // One server given twice: the spreading works without a cluster.
+    let server = Server::start(&[]);
+    let report = bench_on(
+        &[&server, &server],
+        "group",
+        "native",
+        &["-n", "5", "-m", "2", "-k", "20"],
+    );
+    assert_eq!(report["params"]["servers"], 2);
+    let r = results(&report);
+    assert_eq!(r["expected"], 2 * 20 * (5 + 1));
+    assert_eq!(r["lost"], 0);
+    assert_eq!(r["duplicates"], 0);
+}
+
+#[test]
+fn group_across_two_cluster_nodes_loses_nothing_on_either_protocol() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let n1 = Server::start(&["--redis", &url, "--node-id", "n1"]);
+    let n2 = Server::start(&["--redis", &url, "--node-id", "n2"]);
+    for proto in ["native", "seed"] {
+        let report = bench_on(
+            &[&n1, &n2],
+            "group",
+            proto,
+            &["-n", "6", "-m", "2", "-k", "25"],
+        );
+        assert_eq!(report["params"]["servers"], 2);
+        let r = results(&report);
+        assert_eq!(r["expected"], 2 * 25 * (6 + 1));
+        assert_eq!(r["lost"], 0);
+        assert_eq!(r["duplicates"], 0);
+        assert_eq!(r["disconnected"], 0);
+        assert_eq!(r["server_errors"], 0);
     }
 }

@@ -1,4 +1,6 @@
 //! `group`: N receivers and M senders in one room, K messages of S bytes from each sender.
+//! Given several servers (nodes of one cluster), receiver i connects to server i mod count and
+//! the senders to the first, so that every message crosses to the other nodes.
 //!
 //! Native clients join a room of their own (`<prefix>-room`); seed clients are group pages in
 //! `lobby`. Every member but the sender gets each message (senders receive each other's too),
@@ -7,7 +9,7 @@
 
 use super::{Cost, Run, await_count, mib, within_window};
 use crate::Common;
-use crate::client::{self, Control, Proto, Ws};
+use crate::client::{self, Control, Dialer, Proto, Ws};
 use crate::payload::{self, Stamp};
 use crate::report::{Report, ratio, round3};
 use crate::tally::{Counters, Tally, read_stamps};
@@ -48,42 +50,49 @@ pub struct GroupArgs {
 /// A connected room member and the task counting what it receives.
 pub type Reader = JoinHandle<(Tally, SplitStream<Ws>)>;
 
-/// Connects one member of the run's room: a native client logged in as `nick` that joined
-/// `room`, or a seed group page (which is in `lobby`).
+/// Connects one member of the run's room to `server`: a native client logged in as `nick`
+/// that joined `room`, or a seed group page (which is in `lobby`).
 pub async fn member(
     run: &Run,
+    server: &Dialer,
     nick: &str,
     room: &str,
     recv_buffer: Option<u32>,
 ) -> anyhow::Result<Ws> {
     match run.proto {
         Proto::Native => {
-            let mut ws = run.dialer.open("/ws", true, recv_buffer).await?;
+            let mut ws = server.open("/ws", true, recv_buffer).await?;
             client::login(&mut ws, nick).await?;
             client::join(&mut ws, room).await?;
             Ok(ws)
         }
-        Proto::Seed => run.dialer.open("/my_ws", false, recv_buffer).await,
+        Proto::Seed => server.open("/my_ws", false, recv_buffer).await,
     }
 }
 
-/// For seed runs: a control client, and the lobby's size before the run's members came.
-pub async fn seed_baseline(run: &Run) -> anyhow::Result<Option<(Control, u64)>> {
+/// For seed runs: a control client on each server, and the lobby's size there before the
+/// run's members came; nothing for native runs.
+pub async fn seed_baseline(run: &Run) -> anyhow::Result<Vec<(Control, u64)>> {
+    let mut baseline = Vec::new();
     if run.proto != Proto::Seed {
-        return Ok(None);
+        return Ok(baseline);
     }
-    let mut control = Control::open(&run.dialer, &format!("{}-ctl", run.prefix)).await?;
-    let before = control.lobby_members().await?;
-    Ok(Some((control, before)))
+    for (k, server) in run.servers.iter().enumerate() {
+        let mut control = Control::open(server, &format!("{}-ctl{k}", run.prefix)).await?;
+        let before = control.lobby_members().await?;
+        baseline.push((control, before));
+    }
+    Ok(baseline)
 }
 
-/// For seed runs: waits until the server has put all `added` group pages in the lobby.
+/// For seed runs: waits until each server has put the group pages added there (`added[k]`
+/// for server k) in the lobby. A lobby counted across a cluster only makes the wait shorter.
 pub async fn await_seed_members(
-    baseline: Option<(Control, u64)>,
-    added: usize,
+    baseline: Vec<(Control, u64)>,
+    added: &[usize],
 ) -> anyhow::Result<()> {
-    if let Some((mut control, before)) = baseline {
-        control.await_lobby(before + added as u64).await?;
+    for ((mut control, before), added) in baseline.into_iter().zip(added) {
+        control.await_lobby(before + *added as u64).await?;
         control.close().await;
     }
     Ok(())
@@ -120,7 +129,8 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
             client::all(n, run.concurrency, |i| {
                 let (run, room, counters, stop) = (&run, &room, counters.clone(), stop.clone());
                 async move {
-                    let ws = member(run, &format!("{}-r{i}", run.prefix), room, None).await?;
+                    let nick = format!("{}-r{i}", run.prefix);
+                    let ws = member(run, run.node(i), &nick, room, None).await?;
                     let (_, stream) = ws.split();
                     Ok(tokio::spawn(read_stamps(
                         stream,
@@ -140,7 +150,8 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
             client::all(m, run.concurrency, |j| {
                 let (run, room, counters, stop) = (&run, &room, counters.clone(), stop.clone());
                 async move {
-                    let ws = member(run, &format!("{}-s{j}", run.prefix), room, None).await?;
+                    let nick = format!("{}-s{j}", run.prefix);
+                    let ws = member(run, &run.dialer, &nick, room, None).await?;
                     let (sink, stream) = ws.split();
                     let reader =
                         tokio::spawn(read_stamps(stream, slots, slot_of, counters, None, stop));
@@ -149,7 +160,12 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
             }),
         )
         .await?;
-    run.setup("seed members", await_seed_members(baseline, n + m))
+    let mut added = vec![0; run.servers.len()];
+    for i in 0..n {
+        added[i % run.servers.len()] += 1;
+    }
+    added[0] += m;
+    run.setup("seed members", await_seed_members(baseline, &added))
         .await?;
     // Let join and presence notices of the setup drain before the traffic is measured.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -235,6 +251,7 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
         .map(|t| t.duration_since(started.into_std()).as_secs_f64());
     let mut report = Report::new("group", run.proto.name());
     report
+        .param("servers", run.servers.len())
         .param("receivers", n)
         .param("senders", m)
         .param("messages", k)

@@ -20,7 +20,11 @@ const POLL: Duration = Duration::from_millis(1);
 /// One run's settings and deadline.
 #[derive(Debug)]
 pub struct Run {
+    /// The first server: senders and control clients connect here.
     pub dialer: Dialer,
+    /// Every server given, the first included: nodes of one cluster that receivers are spread
+    /// over (see [`Run::node`]).
+    pub servers: Vec<Dialer>,
     pub proto: Proto,
     pub probe: Probe,
     /// When the run must stop, set from `--max-secs` at start.
@@ -35,10 +39,11 @@ pub struct Run {
 
 impl Run {
     #[allow(clippy::too_many_arguments)]
+    /// `servers` must not be empty.
     pub fn new(
-        dialer: Dialer,
+        servers: Vec<Dialer>,
         proto: Proto,
-        server_pid: Option<u32>,
+        server_pids: &[u32],
         max: Duration,
         drain: Duration,
         prefix: String,
@@ -46,15 +51,21 @@ impl Run {
         progress: bool,
     ) -> Self {
         Self {
-            dialer,
+            dialer: *servers.first().expect("at least one server"),
+            servers,
             proto,
-            probe: Probe::new(server_pid),
+            probe: Probe::new(server_pids),
             deadline: Instant::now() + max,
             drain,
             prefix,
             concurrency,
             progress,
         }
+    }
+
+    /// The server of client number `i`, taking the servers in turn.
+    pub fn node(&self, i: usize) -> &Dialer {
+        &self.servers[i % self.servers.len()]
     }
 
     /// Runs a setup step, failing it when the deadline passes first.

@@ -59,7 +59,13 @@ pub async fn run(args: &StallArgs, run: Run) -> anyhow::Result<Report> {
     let mut stalled = run
         .setup(
             "stalled member",
-            member(&run, &stalled_nick, &room, args.stalled_recv_buffer),
+            member(
+                &run,
+                &run.dialer,
+                &stalled_nick,
+                &room,
+                args.stalled_recv_buffer,
+            ),
         )
         .await?;
     let readers: Vec<Reader> = run
@@ -68,7 +74,8 @@ pub async fn run(args: &StallArgs, run: Run) -> anyhow::Result<Report> {
             crate::client::all(r, run.concurrency, |i| {
                 let (run, room, counters, stop) = (&run, &room, counters.clone(), stop.clone());
                 async move {
-                    let ws = member(run, &format!("{}-r{i}", run.prefix), room, None).await?;
+                    let nick = format!("{}-r{i}", run.prefix);
+                    let ws = member(run, &run.dialer, &nick, room, None).await?;
                     let (_, stream) = ws.split();
                     Ok(tokio::spawn(read_stamps(
                         stream,
@@ -85,7 +92,13 @@ pub async fn run(args: &StallArgs, run: Run) -> anyhow::Result<Report> {
     let sender = run
         .setup(
             "sender",
-            member(&run, &format!("{}-s0", run.prefix), &room, None),
+            member(
+                &run,
+                &run.dialer,
+                &format!("{}-s0", run.prefix),
+                &room,
+                None,
+            ),
         )
         .await?;
     let (mut sink, stream) = sender.split();
@@ -98,7 +111,7 @@ pub async fn run(args: &StallArgs, run: Run) -> anyhow::Result<Report> {
         None,
         stop.clone(),
     ));
-    run.setup("seed members", await_seed_members(baseline, r + 2))
+    run.setup("seed members", await_seed_members(baseline, &[r + 2]))
         .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
