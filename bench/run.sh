@@ -8,6 +8,11 @@
 #   python3 bench/summarize.py results.jsonl      # medians, as a Markdown table
 #
 # CASE_PATTERN (a bash regular expression) picks cases by name, e.g. 'group|direct'.
+#
+# The cluster-* cases start a redis-server of their own on a free port (nothing saved) and
+# NODES chat-server nodes pointed at it; chat-bench gets every node's --addr and --server-pid
+# (its receivers spread over the nodes, its senders on the first; CPU and memory summed).
+# They are skipped, with a note, when redis-server is not installed.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,6 +63,51 @@ case_() {
     done
 }
 
+# cluster_case NAME NODES "SERVER ARGS" WORKLOAD BENCH ARGS...
+cluster_case() {
+    local name=$1 nodes=$2 server_args=$3
+    shift 3
+    [[ $name =~ $pattern ]] || return 0
+    if ! command -v redis-server >/dev/null; then
+        echo "== $name skipped: redis-server is not installed" >&2
+        return 0
+    fi
+    for run in $(seq "$runs"); do
+        local redis_port redis_pid line load pids=() addrs=() port pid
+        redis_port=$(free_port)
+        rm -rf "$data/redis" && mkdir -p "$data/redis"
+        redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+            --dir "$data/redis" >"$data/redis.log" 2>&1 &
+        redis_pid=$!
+        for _ in $(seq 200); do
+            [[ $(redis-cli -p "$redis_port" ping 2>/dev/null) == PONG ]] && break
+            sleep 0.05
+        done
+        for node in $(seq "$nodes"); do
+            port=$(free_port)
+            # shellcheck disable=SC2086 # server_args is a word list
+            "$server_bin" --host 127.0.0.1 --port "$port" --log warn $server_args \
+                --redis "redis://127.0.0.1:$redis_port" --node-id "n$node" \
+                >"$data/server-n$node.log" 2>&1 &
+            pid=$!
+            for _ in $(seq 200); do
+                (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+                sleep 0.05
+            done
+            pids+=("$pid")
+            addrs+=(--addr "127.0.0.1:$port" --server-pid "$pid")
+        done
+        echo "== $name run $run ($nodes nodes: $server_args --redis)" >&2
+        line=$("$bench_bin" "$@" "${addrs[@]}" --json --no-progress | tail -n 1) || line='null'
+        kill "${pids[@]}" 2>/dev/null || true
+        wait "${pids[@]}" 2>/dev/null || true
+        kill "$redis_pid" 2>/dev/null || true
+        wait "$redis_pid" 2>/dev/null || true
+        load=$(cut -d ' ' -f 1 /proc/loadavg)
+        echo "{\"case\":\"$name\",\"run\":$run,\"load\":$load,\"server_args\":\"$server_args --redis ($nodes nodes)\",\"report\":$line}"
+    done
+}
+
 # The per-connection rate limit (20 frames/s, burst 50, by default) is off: the senders here
 # are load, not people, and an unpaced one would get rate_limited errors after 50 messages.
 mem="--ephemeral --rate-limit 0"
@@ -73,4 +123,13 @@ for proto in native seed; do
     case_ "idle-5000-$proto" "$mem" idle --proto "$proto" -c 5000 --hold-secs 10 --max-secs 240
     case_ "idle-19000-$proto" "$mem --max-connections 19500" idle --proto "$proto" -c 19000 \
         --hold-secs 10 --max-secs 240
+done
+
+# One node alone, one node with Redis, and two nodes with the receivers spread over them (every
+# message crosses from the senders' node to the other one through Redis).
+for proto in native seed; do
+    cluster_case "cluster1-group-200x2-$proto" 1 "$mem" group --proto "$proto" -n 200 -m 2 \
+        -k 2000 -s 64 --max-secs 120
+    cluster_case "cluster2-group-200x2-$proto" 2 "$mem" group --proto "$proto" -n 200 -m 2 \
+        -k 2000 -s 64 --max-secs 120
 done
