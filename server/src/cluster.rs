@@ -646,6 +646,23 @@ impl Link {
         self.reserved_at = std::time::Instant::now();
     }
 
+    /// The position of the last entry of the log now (`None` while Redis is unreachable).
+    pub fn log_end(&mut self) -> Option<String> {
+        self.with_conn(|conn, _| {
+            let last: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+                .arg(LOG)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query(conn)?;
+            Ok(last
+                .ids
+                .first()
+                .map_or_else(|| "0-0".to_owned(), |e| e.id.clone()))
+        })
+    }
+
     /// Keeps `events`, applied here already, for appending when Redis is back.
     pub fn defer(&mut self, events: impl IntoIterator<Item = Outgoing>) {
         self.backlog.extend(events);

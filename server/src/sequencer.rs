@@ -139,12 +139,13 @@ impl Sequencer {
         cluster: Option<Link>,
     ) -> std::io::Result<(Self, tokio::sync::oneshot::Receiver<()>)> {
         let (queue, commands) = mpsc::channel(QUEUE);
+        let cursor = store
+            .meta(CLUSTER_CURSOR)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "0-0".to_owned());
+        let applied = position(&cursor);
         if let Some(link) = &cluster {
-            let cursor = store
-                .meta(CLUSTER_CURSOR)
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| "0-0".to_owned());
             let results = queue.downgrade();
             cluster::spawn_threads(link.config(), link.health(), cursor, move |signal| {
                 let Some(queue) = results.upgrade() else {
@@ -167,6 +168,8 @@ impl Sequencer {
             metrics,
             sends: Vec::new(),
             typing_sent: std::collections::HashMap::new(),
+            applied,
+            waiting: Vec::new(),
             cluster,
         };
         worker.prune();
@@ -234,10 +237,28 @@ struct Worker {
     typing_sent: std::collections::HashMap<(ConnId, String), std::time::Instant>,
     /// The cluster this node is part of, if any.
     cluster: Option<Link>,
+    /// How far this node has applied the cluster log.
+    applied: (u64, u64),
+    /// Logins waiting for the node to catch up with the cluster log.
+    waiting: Vec<WaitingLogin>,
 }
 
 /// Where the store keeps how far this node has applied the cluster log.
 const CLUSTER_CURSOR: &str = "cluster_cursor";
+
+/// The longest a login waits for this node to catch up with the cluster log.
+const LOGIN_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A login waiting for the node to apply the cluster log up to `until`.
+#[derive(Debug)]
+struct WaitingLogin {
+    until: (u64, u64),
+    since: std::time::Instant,
+    peer: Peer,
+    nick: Nick,
+    resume: Vec<Cursor>,
+    authenticated: bool,
+}
 
 struct PendingSend {
     peer: Peer,
@@ -301,6 +322,16 @@ impl Worker {
             }
             Command::Logout(id) => {
                 self.flush_sends();
+                if let Some(at) = self.waiting.iter().position(|w| w.peer.id == id) {
+                    // Gone before its login was answered: free the name it claimed.
+                    let w = self.waiting.remove(at);
+                    if let Some(link) = &mut self.cluster
+                        && !self.hub.is_here(&w.nick)
+                    {
+                        link.release(&w.nick);
+                    }
+                    return;
+                }
                 if let Some(nick) = self.hub.nick_of(id) {
                     tracing::info!(nick = %nick, conn = id, "left");
                 }
@@ -451,6 +482,56 @@ impl Worker {
             let err = HubError::NickTaken(nick);
             return refuse_login(&peer, &raw, err.code(), &err.to_string());
         }
+        // In a cluster, the login is answered once this node has applied the log as far as it
+        // reaches now: the welcome lists everyone online, and a resume includes every message
+        // acknowledged anywhere before the login.
+        if let Some(link) = &mut self.cluster
+            && let Some(end) = link.log_end()
+            && position(&end) > self.applied
+        {
+            self.waiting.push(WaitingLogin {
+                until: position(&end),
+                since: std::time::Instant::now(),
+                peer,
+                nick,
+                resume,
+                authenticated,
+            });
+            let results = self.results.clone();
+            self.runtime.spawn(async move {
+                tokio::time::sleep(LOGIN_CATCH_UP).await;
+                if let Some(queue) = results.upgrade() {
+                    let _ = queue
+                        .send(Command::Cluster(Signal::Entries(Vec::new())))
+                        .await;
+                }
+            });
+            return;
+        }
+        self.finish_login(peer, nick, resume, authenticated);
+    }
+
+    /// Answers the logins that waited for this node to catch up with the cluster log, or
+    /// waited long enough.
+    fn finish_waiting_logins(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let applied = self.applied;
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|w| w.until <= applied || w.since.elapsed() >= LOGIN_CATCH_UP);
+        self.waiting = waiting;
+        for w in ready {
+            if w.until > applied {
+                tracing::warn!(nick = %w.nick, "logged in before this node caught up with the cluster log");
+            }
+            self.finish_login(w.peer, w.nick, w.resume, w.authenticated);
+        }
+    }
+
+    fn finish_login(&mut self, peer: Peer, nick: Nick, resume: Vec<Cursor>, authenticated: bool) {
+        let raw = nick.to_string();
         let new_user = !self.hub.is_known(&nick);
         if let Err(err) = self.hub.login(nick.clone(), peer.clone(), authenticated) {
             return refuse_login(&peer, &raw, err.code(), &err.to_string());
@@ -1183,6 +1264,7 @@ impl Worker {
             }
             Signal::Entries(entries) => self.apply_entries(entries),
         }
+        self.finish_waiting_logins();
     }
 
     /// Applies entries read from the cluster log, in order; consecutive messages are stored
@@ -1216,6 +1298,7 @@ impl Worker {
             }
         }
         self.store_and_deliver(messages);
+        self.applied = self.applied.max(position(&last));
         if let Err(err) = self.store.set_meta(CLUSTER_CURSOR, &last) {
             tracing::error!(error = %err, "could not record how far the cluster log was read");
         }
