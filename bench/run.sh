@@ -132,4 +132,6 @@ for proto in native seed; do
         -k 2000 -s 64 --max-secs 120
     cluster_case "cluster2-group-200x2-$proto" 2 "$mem" group --proto "$proto" -n 200 -m 2 \
         -k 2000 -s 64 --max-secs 120
+    cluster_case "cluster2-group-paced-$proto" 2 "$mem" group --proto "$proto" -n 200 -m 2 \
+        -k 200 -s 64 --rate 20 --max-secs 120
 done
