@@ -35,6 +35,9 @@ const ONLINE: &str = "chat:online";
 const NODES: &str = "chat:nodes";
 const CLUSTER: &str = "chat:cluster";
 
+/// Where a node's store keeps how far it has applied the cluster log.
+pub const CURSOR_KEY: &str = "cluster_cursor";
+
 /// Message ids a node sets aside for the times Redis is unreachable.
 const RESERVED_IDS: u64 = 10_000;
 
@@ -520,6 +523,25 @@ impl Link {
         let max = store.max_id().unwrap_or(0);
         let node = self.config.node_id.clone();
         let conn = self.conn.as_mut().expect("connected at start");
+        // Whether the log still holds everything after where this node stopped reading.
+        let first: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(LOG)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query(conn)?;
+        let read = store.meta(CURSOR_KEY).ok().flatten();
+        if let (Some(first), Some(read)) = (first.ids.first(), read)
+            && position(&read) < position(&first.id)
+        {
+            tracing::warn!(
+                read,
+                first = first.id,
+                "this node was away longer than the cluster log keeps: \
+                 changes the log dropped meanwhile are missing here"
+            );
+        }
         self.reap
             .key(NODES)
             .key(ONLINE)
@@ -836,6 +858,12 @@ impl Link {
                 .query::<()>(conn)
         });
     }
+}
+
+/// A log position (`<ms>-<seq>`) as numbers, for comparing.
+pub fn position(at: &str) -> (u64, u64) {
+    let mut parts = at.splitn(2, '-').map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
 fn encode(event: &Event) -> String {

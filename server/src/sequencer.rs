@@ -6,7 +6,7 @@
 //! room sees messages in id order, and a login's history ends exactly where live delivery
 //! begins. Consecutive sends are stored in one transaction (group commit) and then delivered.
 
-use crate::cluster::{self, Event, Link, Outgoing, Posted, Signal};
+use crate::cluster::{self, Event, Link, Outgoing, Posted, Signal, position};
 use crate::hub::{self, Absence, Hub, HubError, Route, native, now_ms, offer};
 use crate::metrics::Metrics;
 use crate::peer::{ConnId, Peer, PeerKind};
@@ -140,7 +140,7 @@ impl Sequencer {
     ) -> std::io::Result<(Self, tokio::sync::oneshot::Receiver<()>)> {
         let (queue, commands) = mpsc::channel(QUEUE);
         let cursor = store
-            .meta(CLUSTER_CURSOR)
+            .meta(cluster::CURSOR_KEY)
             .ok()
             .flatten()
             .unwrap_or_else(|| "0-0".to_owned());
@@ -242,9 +242,6 @@ struct Worker {
     /// Logins waiting for the node to catch up with the cluster log.
     waiting: Vec<WaitingLogin>,
 }
-
-/// Where the store keeps how far this node has applied the cluster log.
-const CLUSTER_CURSOR: &str = "cluster_cursor";
 
 /// The longest a login waits for this node to catch up with the cluster log.
 const LOGIN_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
@@ -1299,7 +1296,7 @@ impl Worker {
         }
         self.store_and_deliver(messages);
         self.applied = self.applied.max(position(&last));
-        if let Err(err) = self.store.set_meta(CLUSTER_CURSOR, &last) {
+        if let Err(err) = self.store.set_meta(cluster::CURSOR_KEY, &last) {
             tracing::error!(error = %err, "could not record how far the cluster log was read");
         }
     }
@@ -1369,12 +1366,6 @@ fn chat_message(id: MsgId, reply_to: Option<protocol::Quote>, m: NewMessage) -> 
         edited: None,
         deleted: false,
     }
-}
-
-/// A cluster log position (`<ms>-<seq>`) as numbers, for comparing.
-fn position(at: &str) -> (u64, u64) {
-    let mut parts = at.splitn(2, '-').map(|p| p.parse().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
 /// Tells the sender its message is stored: an `ack` for native clients, a notice for a seed
