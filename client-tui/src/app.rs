@@ -323,6 +323,10 @@ pub struct App {
     pub asked_who: usize,
     /// How many times the server welcomed us (more than one means we reconnected).
     pub sessions: u32,
+    /// After a reconnect, our nickname was still online (our previous connection, or a server
+    /// that died and has not expired yet): seconds until the login is tried again, and how
+    /// many tries there were.
+    pub relogin: Option<(u32, u32)>,
     /// The full-screen client: mark conversations read when viewed, keep the terminal title,
     /// ring the bell (`--plain` does none of these).
     pub full_screen: bool,
@@ -384,6 +388,7 @@ impl App {
             awaiting_replies: 0,
             asked_who: 0,
             sessions: 0,
+            relogin: None,
             full_screen: false,
             notify: false,
             selected: None,

@@ -203,6 +203,69 @@ fn a_refused_nickname_shows_the_reason_and_a_retry_logs_in() {
 }
 
 #[test]
+fn after_a_reconnect_a_name_still_online_is_tried_again_until_it_is_free() {
+    let mut app = online_app("alice", &["bob"]);
+    disconnect(&mut app);
+    net(&mut app, NetEvent::Connected);
+    let taken = || ServerFrame::Error {
+        code: ErrorCode::NickTaken,
+        message: "the nickname alice is already online".into(),
+        client_id: None,
+    };
+    let logins = |cmds: &[Cmd]| {
+        sent(cmds)
+            .iter()
+            .filter(|f| matches!(f, ClientFrame::Login { nick, .. } if nick == "alice"))
+            .count()
+    };
+    // Refused twice: each time the client waits two ticks, logs in again, and stays in the chat.
+    for _ in 0..2 {
+        assert_eq!(logins(&frame(&mut app, taken())), 0);
+        assert_eq!(app.screen, Screen::Chat);
+        assert_eq!(logins(&update(&mut app, Msg::Tick)), 0);
+        assert_eq!(logins(&update(&mut app, Msg::Tick)), 1);
+        // Nothing more while the answer is awaited.
+        assert_eq!(logins(&update(&mut app, Msg::Tick)), 0);
+    }
+    assert!(
+        notices(&app, app.active)
+            .iter()
+            .any(|n| n.contains("already online; trying again in 2 s")),
+        "{:?}",
+        notices(&app, app.active)
+    );
+    frame(&mut app, welcome("alice", vec![nick("alice"), nick("bob")]));
+    assert_eq!(app.conn, ConnState::Online);
+    assert_eq!(app.relogin, None);
+}
+
+#[test]
+fn a_name_that_stays_taken_after_a_reconnect_goes_back_to_the_login_screen() {
+    let mut app = online_app("alice", &[]);
+    disconnect(&mut app);
+    net(&mut app, NetEvent::Connected);
+    let mut tries = 0;
+    while app.screen == Screen::Chat {
+        tries += 1;
+        assert!(tries < 100, "the client never gave up");
+        frame(
+            &mut app,
+            ServerFrame::Error {
+                code: ErrorCode::NickTaken,
+                message: "the nickname alice is already online".into(),
+                client_id: None,
+            },
+        );
+        update(&mut app, Msg::Tick);
+        update(&mut app, Msg::Tick);
+    }
+    assert_eq!(tries, 16, "15 retries, then the login screen");
+    assert!(
+        matches!(app.screen, Screen::Login { error: Some(ref e) } if e.contains("already online"))
+    );
+}
+
+#[test]
 fn without_a_name_the_login_screen_waits_for_one() {
     let mut app = client_tui::app::App::new("ws://x", None, "c".into());
     assert!(sent(&net(&mut app, NetEvent::Connected)).is_empty());

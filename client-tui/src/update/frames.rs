@@ -41,6 +41,30 @@ pub(super) fn on_net(app: &mut App, event: NetEvent, cmds: &mut Vec<Cmd>) {
     }
 }
 
+/// How often, and how many times, a reconnect whose nickname is still online tries again:
+/// long enough for a dead cluster node to expire (10 s by default) and a presence grace.
+const RELOGIN_EVERY_SECS: u32 = 2;
+const RELOGIN_TRIES: u32 = 15;
+
+/// Counts down a login retry (once a second); sends the login when it is due.
+pub(super) fn relogin_tick(app: &mut App, cmds: &mut Vec<Cmd>) {
+    let Some((secs, tries)) = app.relogin else {
+        return;
+    };
+    if app.conn != ConnState::LoggingIn {
+        app.relogin = None;
+        return;
+    }
+    if secs == 0 {
+        // Sent; waiting for the answer.
+    } else if secs > 1 {
+        app.relogin = Some((secs - 1, tries));
+    } else if let Some(nick) = app.nick.clone() {
+        app.relogin = Some((0, tries));
+        log_in(app, &nick, cmds);
+    }
+}
+
 /// Sends `login` for `nick`.
 pub(super) fn log_in(app: &mut App, nick: &Nick, cmds: &mut Vec<Cmd>) {
     app.conn = ConnState::LoggingIn;
@@ -188,6 +212,7 @@ fn welcome(
     users.sort();
     app.online = users;
     app.sessions += 1;
+    app.relogin = None;
     for room in &rooms {
         let index = app.open_conv(ConvKey::Room(room.clone()));
         if app.sessions == 1 {
@@ -305,6 +330,18 @@ fn error(
             .unwrap_or(app.active);
         return notice(app, index, &format!("not sent: {message}"), cmds);
     }
+    if code == ErrorCode::NickTaken && app.conn == ConnState::LoggingIn && app.sessions > 0 {
+        // Our own name, after a reconnect: most likely our previous connection, which the
+        // server has not seen close yet, or a server of a cluster that died and whose users
+        // are freed when it expires. Try again for a while before asking for another name.
+        let tries = app.relogin.map_or(0, |(_, tries)| tries);
+        if tries < RELOGIN_TRIES {
+            app.relogin = Some((RELOGIN_EVERY_SECS, tries + 1));
+            let text = format!("{message}; trying again in {RELOGIN_EVERY_SECS} s");
+            return notice(app, app.active, &text, cmds);
+        }
+    }
+    app.relogin = None;
     let refused_nick = matches!(
         code,
         ErrorCode::InvalidNick | ErrorCode::ReservedNick | ErrorCode::NickTaken

@@ -37,6 +37,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Cmd> {
                 *retry_in_ms = retry_in_ms.saturating_sub(1000);
             }
             features::on_tick(app);
+            frames::relogin_tick(app, &mut cmds);
         }
     }
     features::after_update(app, &mut cmds);
