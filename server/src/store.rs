@@ -5,9 +5,15 @@
 //! database runs in WAL mode with `synchronous = NORMAL`: a committed message survives the
 //! server being killed; a power cut may lose the last moments. Only the sequencer thread
 //! touches the store, so it needs no locking of its own.
+//!
+//! The full-text index is brought up to date in batches: a stored message is first noted in
+//! `fts_pending` (in its own transaction), and the pending ones are indexed together once
+//! [`FTS_BATCH`] have gathered, before every search, and at open. Indexing one message per
+//! transaction cost more than all the rest of storing it (FTS5 writes a segment per commit).
 
 use protocol::{ChatMessage, MsgId, Nick, Quote, RoomName, Target};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
@@ -17,6 +23,12 @@ pub const DB_FILE: &str = "chat.db";
 
 /// The most messages one history answer holds.
 pub const MAX_PAGE: u32 = 200;
+
+/// Stored messages waiting for the full-text index before they are indexed together.
+pub const FTS_BATCH: u64 = 128;
+
+/// Prepared statements kept for reuse (rusqlite keeps 16 by default; the store uses more).
+const STATEMENT_CACHE: usize = 64;
 
 /// Where the store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +115,8 @@ pub enum Stored {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Messages noted in `fts_pending` since the index was last brought up to date.
+    unindexed: Cell<u64>,
 }
 
 /// The columns `collect` reads, with the quoted message of a reply.
@@ -153,7 +167,38 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "SELECT count(*) FROM sqlite_master WHERE name = 'meta'",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    (
+        "SELECT count(*) FROM sqlite_master WHERE name = 'fts_pending'",
+        // Index in batches (see the module doc). A message still pending is not in the index
+        // yet: editing or deleting it leaves the index alone, and indexing reads its text then.
+        "BEGIN;
+      CREATE TABLE fts_pending (id INTEGER PRIMARY KEY);
+      DROP TRIGGER messages_fts_insert;
+      DROP TRIGGER messages_fts_delete;
+      DROP TRIGGER messages_fts_update;
+      CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+          INSERT INTO fts_pending (id) VALUES (new.id);
+      END;
+      CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+          INSERT INTO messages_fts (messages_fts, rowid, text)
+              SELECT 'delete', old.id, old.text
+              WHERE NOT EXISTS (SELECT 1 FROM fts_pending WHERE id = old.id);
+          DELETE FROM fts_pending WHERE id = old.id;
+      END;
+      CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages
+          WHEN NOT EXISTS (SELECT 1 FROM fts_pending WHERE id = old.id) BEGIN
+          INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+          INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
+      END;
+      COMMIT;",
+    ),
 ];
+
+/// Indexes the pending messages with their current text, and forgets them.
+const INDEX_PENDING: &str = "
+    INSERT INTO messages_fts (rowid, text)
+        SELECT m.id, m.text FROM fts_pending p JOIN messages m ON m.id = p.id;
+    DELETE FROM fts_pending;";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -199,8 +244,15 @@ impl Store {
                 (conn, path)
             }
         };
-        let store = Self { conn, path };
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let store = Self {
+            conn,
+            path,
+            unindexed: Cell::new(0),
+        };
         store.check_and_migrate()?;
+        // Messages stored before the last stop but not yet indexed.
+        store.index_pending()?;
         Ok(store)
     }
 
@@ -226,10 +278,9 @@ impl Store {
 
     /// Records that `nick` went offline at `ts`.
     pub fn set_last_seen(&mut self, nick: &Nick, ts: i64) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE users SET last_seen = ?2 WHERE nick = ?1",
-            params![nick.as_str(), ts],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE users SET last_seen = ?2 WHERE nick = ?1")?
+            .execute(params![nick.as_str(), ts])?;
         Ok(())
     }
 
@@ -238,11 +289,8 @@ impl Store {
     pub fn last_seen(&self, nick: &Nick) -> Result<Option<Option<i64>>, StoreError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT last_seen FROM users WHERE nick = ?1",
-                params![nick.as_str()],
-                |row| row.get::<_, Option<i64>>(0),
-            )
+            .prepare_cached("SELECT last_seen FROM users WHERE nick = ?1")?
+            .query_row(params![nick.as_str()], |row| row.get::<_, Option<i64>>(0))
             .optional()?)
     }
 
@@ -259,11 +307,8 @@ impl Store {
     pub fn message(&self, id: MsgId) -> Result<Option<(String, ChatMessage)>, StoreError> {
         let conv: Option<String> = self
             .conn
-            .query_row(
-                "SELECT conv FROM messages WHERE id = ?1",
-                params![id as i64],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT conv FROM messages WHERE id = ?1")?
+            .query_row(params![id as i64], |row| row.get(0))
             .optional()?;
         let Some(conv) = conv else { return Ok(None) };
         let mut stmt = self
@@ -298,22 +343,20 @@ impl Store {
         conv: &str,
         up_to: MsgId,
     ) -> Result<MsgId, StoreError> {
-        self.conn.execute(
-            "INSERT INTO reads (nick, conv, last_read) VALUES (?1, ?2, ?3)
-             ON CONFLICT (nick, conv) DO UPDATE SET last_read = max(last_read, excluded.last_read)",
-            params![nick.as_str(), conv, up_to as i64],
-        )?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO reads (nick, conv, last_read) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (nick, conv) DO UPDATE SET last_read = max(last_read, excluded.last_read)",
+            )?
+            .execute(params![nick.as_str(), conv, up_to as i64])?;
         self.last_read(nick, conv)
     }
 
     fn last_read(&self, nick: &Nick, conv: &str) -> Result<MsgId, StoreError> {
         let last: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT last_read FROM reads WHERE nick = ?1 AND conv = ?2",
-                params![nick.as_str(), conv],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT last_read FROM reads WHERE nick = ?1 AND conv = ?2")?
+            .query_row(params![nick.as_str(), conv], |row| row.get(0))
             .optional()?;
         Ok(last.unwrap_or(0) as MsgId)
     }
@@ -321,11 +364,12 @@ impl Store {
     /// How many messages of `conv` from others `nick` has not read, and their read marker.
     pub fn unread(&self, nick: &Nick, conv: &str) -> Result<(u64, MsgId), StoreError> {
         let last = self.last_read(nick, conv)?;
-        let count: i64 = self.conn.query_row(
-            "SELECT count(*) FROM messages WHERE conv = ?1 AND id > ?2 AND sender <> ?3 AND deleted = 0",
-            params![conv, last as i64, nick.as_str()],
-            |row| row.get(0),
-        )?;
+        let count: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM messages WHERE conv = ?1 AND id > ?2 AND sender <> ?3 AND deleted = 0",
+            )?
+            .query_row(params![conv, last as i64, nick.as_str()], |row| row.get(0))?;
         Ok((count as u64, last))
     }
 
@@ -360,6 +404,7 @@ impl Store {
                          OR (m.room IS NULL AND (m.sender = ?2 OR m.recipient = ?2)))
                         AND m.deleted = 0";
         let limit = i64::from(limit.clamp(1, MAX_PAGE));
+        self.index_pending()?;
         // The trigram index answers queries of three characters or more; shorter ones (a
         // two-character Chinese word) are matched by scanning.
         let found = if text.chars().count() >= 3 {
@@ -415,6 +460,13 @@ impl Store {
         Ok(())
     }
 
+    /// Brings the full-text index up to date with every stored message.
+    fn index_pending(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch(INDEX_PENDING)?;
+        self.unindexed.set(0);
+        Ok(())
+    }
+
     /// Every nickname that has ever logged in.
     pub fn known_users(&self) -> Result<Vec<Nick>, StoreError> {
         let mut stmt = self.conn.prepare("SELECT nick FROM users")?;
@@ -427,10 +479,11 @@ impl Store {
 
     /// Remembers `nick` as a known user.
     pub fn add_user(&mut self, nick: &Nick, ts: i64) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO users (nick, first_ts) VALUES (?1, ?2) ON CONFLICT (nick) DO NOTHING",
-            params![nick.as_str(), ts],
-        )?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO users (nick, first_ts) VALUES (?1, ?2) ON CONFLICT (nick) DO NOTHING",
+            )?
+            .execute(params![nick.as_str(), ts])?;
         Ok(())
     }
 
@@ -488,6 +541,8 @@ impl Store {
                 out.push(Stored::New(id as MsgId));
             }
         }
+        let stored = out.iter().filter(|s| matches!(s, Stored::New(_))).count() as u64;
+        note_unindexed(&self.unindexed, &tx, stored)?;
         tx.commit()?;
         Ok(out)
     }
@@ -530,6 +585,8 @@ impl Store {
                 out.push(new);
             }
         }
+        let stored = out.iter().filter(|&&new| new).count() as u64;
+        note_unindexed(&self.unindexed, &tx, stored)?;
         tx.commit()?;
         Ok(out)
     }
@@ -656,6 +713,23 @@ impl Store {
         }
         Ok(removed)
     }
+}
+
+/// Counts `stored` more messages waiting for the full-text index, and indexes them all once
+/// enough have gathered, inside the transaction `tx` that stored them.
+fn note_unindexed(
+    unindexed: &Cell<u64>,
+    tx: &rusqlite::Transaction<'_>,
+    stored: u64,
+) -> Result<(), StoreError> {
+    let count = unindexed.get() + stored;
+    if count >= FTS_BATCH {
+        tx.execute_batch(INDEX_PENDING)?;
+        unindexed.set(0);
+    } else {
+        unindexed.set(count);
+    }
+    Ok(())
 }
 
 fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
@@ -891,6 +965,60 @@ mod tests {
                 .expect("undelivered")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn search_sees_messages_indexed_or_still_pending_with_their_edits_and_deletions() {
+        let mut store = Store::open(&Location::Memory).expect("open");
+        let n = FTS_BATCH as usize;
+        let apples = |i: usize| room_message("alice", &format!("note {i} about apples"), 10_000);
+        // The first batch is indexed as it is stored; the next five wait for the index.
+        let mut ids = Vec::new();
+        for batch in [
+            (0..n).map(apples).collect::<Vec<_>>(),
+            (n..n + 5).map(apples).collect(),
+        ] {
+            for stored in store.insert(&batch).expect("insert") {
+                let Stored::New(id) = stored else {
+                    panic!("{stored:?}")
+                };
+                ids.push(id);
+            }
+        }
+        store
+            .insert(&[room_message("alice", "old apples", 0)])
+            .expect("insert");
+        assert_eq!(store.unindexed.get(), 6);
+        // Edit and delete one indexed and one pending message; retention removes a pending one.
+        for id in [ids[0], ids[n]] {
+            store
+                .edit(id, &format!("pears {id}"), 20_000)
+                .expect("edit");
+        }
+        for id in [ids[1], ids[n + 1]] {
+            store.delete(id).expect("delete");
+        }
+        let retention = Retention {
+            max_messages: None,
+            max_age: Some(Duration::from_secs(5)),
+        };
+        assert_eq!(store.prune(retention, 10_000).expect("prune"), 1);
+
+        let search = |text: &str| -> Vec<String> {
+            let found = store.search(&nick("alice"), &[RoomName::lobby()], text, MAX_PAGE);
+            found.expect("search").into_iter().map(|m| m.text).collect()
+        };
+        assert_eq!(search("apples").len(), n + 5 - 4);
+        assert!(!search("apples").contains(&"old apples".to_owned()));
+        assert_eq!(
+            search("pears"),
+            [format!("pears {}", ids[n]), format!("pears {}", ids[0])]
+        );
+        assert_eq!(store.unindexed.get(), 0);
+        store
+            .conn
+            .execute_batch("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+            .expect("the index matches the messages");
     }
 
     #[test]
