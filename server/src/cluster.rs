@@ -34,6 +34,14 @@ const NEXT_GUEST: &str = "chat:next_guest";
 const ONLINE: &str = "chat:online";
 const NODES: &str = "chat:nodes";
 const CLUSTER: &str = "chat:cluster";
+const KNOWN: &str = "chat:known";
+const PASSWORDS: &str = "chat:passwords";
+
+/// Why the directory could not be loaded.
+enum DirectoryError {
+    Redis(redis::RedisError),
+    Store(crate::store::StoreError),
+}
 
 /// Where a node's store keeps how far it has applied the cluster log.
 pub const CURSOR_KEY: &str = "cluster_cursor";
@@ -107,6 +115,8 @@ fn plain(err: &redis::RedisError) -> String {
 #[derive(Debug, Default)]
 pub struct Health {
     down: AtomicBool,
+    /// The node has left the cluster (shutdown): its threads stop.
+    stopped: AtomicBool,
 }
 
 impl Health {
@@ -265,9 +275,11 @@ while i <= #ARGV do
   if id == 0 and ARGV[i + 1] == 'm' then id = redis.call('INCR', KEYS[2]) end
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
     'id', id, 'n', ARGV[i + 2], 'l', ARGV[i + 3], 'e', ARGV[i + 4])
-  local side, nick, room = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
-  if side == 'join' then redis.call('SADD', 'chat:rooms:' .. nick, room) end
-  if side == 'leave' then redis.call('SREM', 'chat:rooms:' .. nick, room) end
+  local side, nick, arg = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  if side == 'join' then redis.call('SADD', 'chat:rooms:' .. nick, arg) end
+  if side == 'leave' then redis.call('SREM', 'chat:rooms:' .. nick, arg) end
+  if side == 'user' then redis.call('HSETNX', 'chat:known', nick, arg) end
+  if side == 'reg' then redis.call('HSET', 'chat:passwords', nick, arg) end
   out[#out + 1] = id
   i = i + 8
 end
@@ -276,7 +288,9 @@ return out
 ";
 
 /// Claims a nickname for a node: refused (the owner's name is returned) while another live
-/// node has it; taken over from an away user or a dead node. Announces it in the log.
+/// node has it; taken over from an away user or a dead node, and announced in the log. A name
+/// the node holds already (its user back within the grace period, or registered again after
+/// an outage) is only marked present again.
 const CLAIM: &str = r"
 local nick, node = ARGV[1], ARGV[2]
 local owner = redis.call('HGET', KEYS[1], nick)
@@ -284,11 +298,16 @@ local moved = '0'
 if owner then
   local name, away = owner, false
   if string.sub(owner, -5) == '|away' then name, away = string.sub(owner, 1, -6), true end
-  if name ~= node and not away and redis.call('EXISTS', 'chat:node:' .. name) == 1 then
+  if name == node then
+    redis.call('HSET', KEYS[1], nick, node)
+    redis.call('SADD', 'chat:users:' .. node, nick)
+    return ''
+  end
+  if not away and redis.call('EXISTS', 'chat:node:' .. name) == 1 then
     return name
   end
   moved = '1'
-  if name ~= node then redis.call('SREM', 'chat:users:' .. name, nick) end
+  redis.call('SREM', 'chat:users:' .. name, nick)
 end
 redis.call('HSET', KEYS[1], nick, node)
 redis.call('SADD', 'chat:users:' .. node, nick)
@@ -498,8 +517,67 @@ impl Link {
             cluster_id,
             config,
         };
+        link.load_directory(store).map_err(|e| match e {
+            DirectoryError::Redis(err) => unreachable(err),
+            DirectoryError::Store(err) => ClusterError::Store(err),
+        })?;
         let remote = link.start(store).map_err(unreachable)?;
         Ok(Joined { link, remote })
+    }
+
+    /// Brings every user and registered password the cluster knows into the store, however
+    /// old (the log may have dropped their entries).
+    fn load_directory(&mut self, store: &mut Store) -> Result<(), DirectoryError> {
+        let conn = self.conn.as_mut().expect("connected at start");
+        type Known = Vec<(String, i64)>;
+        type Passwords = Vec<(String, String)>;
+        let (known, passwords): (Known, Passwords) = redis::pipe()
+            .cmd("HGETALL")
+            .arg(KNOWN)
+            .cmd("HGETALL")
+            .arg(PASSWORDS)
+            .query(conn)
+            .map_err(DirectoryError::Redis)?;
+        for (nick, ts) in known {
+            if let Ok(nick) = Nick::parse(&nick) {
+                store.add_user(&nick, ts).map_err(DirectoryError::Store)?;
+            }
+        }
+        for (nick, hash) in passwords {
+            if let Ok(nick) = Nick::parse(&nick) {
+                store
+                    .add_user(&nick, now_ms())
+                    .map_err(DirectoryError::Store)?;
+                store
+                    .set_password(&nick, &hash)
+                    .map_err(DirectoryError::Store)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives Redis, which lost its data, this node's directory of users and passwords.
+    fn restore_directory(&mut self, store: &Store) {
+        let known = store.known_users().unwrap_or_default();
+        let passwords = store.registered_users().unwrap_or_default();
+        self.with_conn(|conn, _| {
+            let mut pipe = redis::pipe();
+            for nick in &known {
+                pipe.cmd("HSETNX")
+                    .arg(KNOWN)
+                    .arg(nick.as_str())
+                    .arg(now_ms())
+                    .ignore();
+            }
+            for (nick, hash) in &passwords {
+                pipe.cmd("HSETNX")
+                    .arg(PASSWORDS)
+                    .arg(nick.as_str())
+                    .arg(hash)
+                    .ignore();
+            }
+            pipe.query::<()>(conn)
+        });
     }
 
     /// How this node joined.
@@ -556,26 +634,10 @@ impl Link {
             .arg(NEXT_ID)
             .arg(RESERVED_IDS)
             .query(conn)?;
-        let (cursor, online): (String, Vec<(String, String, Vec<String>)>) =
-            redis::Script::new(SNAPSHOT)
-                .key(ONLINE)
-                .key(LOG)
-                .invoke(conn)?;
+        let (cursor, remote) = snapshot(conn, &node)?;
         self.snapshot_at = cursor;
         self.reserve(end);
-        Ok(online
-            .into_iter()
-            .filter(|(_, owner, _)| owner.split('|').next() != Some(node.as_str()))
-            .filter_map(|(nick, _, rooms)| {
-                Some(RemoteUser {
-                    nick: Nick::parse(&nick).ok()?,
-                    rooms: rooms
-                        .iter()
-                        .filter_map(|r| RoomName::parse(r).ok())
-                        .collect(),
-                })
-            })
-            .collect())
+        Ok(remote)
     }
 
     /// Runs `f` on the connection, reconnecting first when needed; any failure marks Redis
@@ -633,9 +695,17 @@ impl Link {
             let mut call = link.append.key(LOG);
             call.key(NEXT_ID).arg(link.config.log_cap).arg(reserve);
             for out in events {
-                let (side, nick, room) = match &out.event {
+                // Besides the log: who is in which room, and the directory of users and
+                // passwords, which outlives the log's trimming.
+                let ts;
+                let (side, nick, arg) = match &out.event {
                     Event::Joined { room, nick } => ("join", nick.as_str(), room.as_str()),
                     Event::Left { room, nick } => ("leave", nick.as_str(), room.as_str()),
+                    Event::User { nick, ts: at } => {
+                        ts = at.to_string();
+                        ("user", nick.as_str(), ts.as_str())
+                    }
+                    Event::Registered { nick, hash } => ("reg", nick.as_str(), hash.as_str()),
                     _ => ("", "", ""),
                 };
                 let kind = if matches!(out.event, Event::Message(_)) {
@@ -650,7 +720,7 @@ impl Link {
                     .arg(encode(&out.event))
                     .arg(side)
                     .arg(nick)
-                    .arg(room);
+                    .arg(arg);
             }
             call.invoke(conn)
         })?;
@@ -663,7 +733,7 @@ impl Link {
     }
 
     /// Takes the block of ids that ends with `end` as the one for the next outage.
-    fn reserve(&mut self, end: MsgId) {
+    pub fn reserve(&mut self, end: MsgId) {
         self.reserved = (end + 1 - RESERVED_IDS, end + 1);
         self.reserved_at = std::time::Instant::now();
     }
@@ -784,10 +854,10 @@ impl Link {
         let max = store.max_id().unwrap_or(0).max(self.reserved.1);
         let cluster_id = self.cluster_id.clone();
         let restored = self.with_conn(|conn, link| {
-            redis::cmd("SETNX")
+            let lost: bool = redis::cmd("SETNX")
                 .arg(CLUSTER)
                 .arg(&cluster_id)
-                .query::<()>(conn)?;
+                .query(conn)?;
             heartbeat(conn, &link.config)?;
             link.ensure_ids.key(NEXT_ID).arg(max).invoke::<i64>(conn)?;
             // A fresh block of ids for the next outage.
@@ -795,12 +865,16 @@ impl Link {
                 .arg(NEXT_ID)
                 .arg(RESERVED_IDS)
                 .query(conn)?;
-            Ok(end)
+            Ok((end, lost))
         });
-        let Some(end) = restored else {
+        let Some((end, lost)) = restored else {
             return;
         };
         self.reserve(end);
+        if lost {
+            tracing::warn!("Redis lost the cluster's data; registering this node's part again");
+            self.restore_directory(store);
+        }
         // Who went offline meanwhile is released now, which also frees their names.
         let (gone, backlog): (Vec<Outgoing>, Vec<Outgoing>) = std::mem::take(&mut self.backlog)
             .into_iter()
@@ -841,8 +915,16 @@ impl Link {
         }
     }
 
+    /// Who is online on the other nodes now (`None` while Redis is unreachable).
+    pub fn online_elsewhere(&mut self) -> Option<Vec<RemoteUser>> {
+        let node = self.config.node_id.clone();
+        self.with_conn(|conn, _| snapshot(conn, &node))
+            .map(|(_, remote)| remote)
+    }
+
     /// Leaves the cluster at shutdown: this node's users go offline at once.
     pub fn leave(&mut self) {
+        self.health.stopped.store(true, Relaxed);
         let node = self.config.node_id.clone();
         self.with_conn(|conn, link| {
             link.reap
@@ -866,13 +948,41 @@ pub fn position(at: &str) -> (u64, u64) {
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
+/// Who is online on nodes other than `node`, and the log position that view is as of.
+fn snapshot(
+    conn: &mut redis::Connection,
+    node: &str,
+) -> redis::RedisResult<(String, Vec<RemoteUser>)> {
+    let (cursor, online): (String, Vec<(String, String, Vec<String>)>) =
+        redis::Script::new(SNAPSHOT)
+            .key(ONLINE)
+            .key(LOG)
+            .invoke(conn)?;
+    let remote = online
+        .into_iter()
+        .filter(|(_, owner, _)| owner.split('|').next() != Some(node))
+        .filter_map(|(nick, _, rooms)| {
+            Some(RemoteUser {
+                nick: Nick::parse(&nick).ok()?,
+                rooms: rooms
+                    .iter()
+                    .filter_map(|r| RoomName::parse(r).ok())
+                    .collect(),
+            })
+        })
+        .collect();
+    Ok((cursor, remote))
+}
+
 fn encode(event: &Event) -> String {
     serde_json::to_string(event).expect("events serialize")
 }
 
-fn heartbeat(conn: &mut redis::Connection, config: &ClusterConfig) -> redis::RedisResult<()> {
+/// Refreshes the node's heartbeat; true when the node was not registered any more (other
+/// nodes took it for dead, or Redis lost its data), so that it registers its users again.
+fn heartbeat(conn: &mut redis::Connection, config: &ClusterConfig) -> redis::RedisResult<bool> {
     let expiry = u64::try_from(config.expiry.as_millis()).unwrap_or(u64::MAX);
-    redis::pipe()
+    let (added,): (u32,) = redis::pipe()
         .cmd("SET")
         .arg(format!("chat:node:{}", config.node_id))
         .arg(1)
@@ -882,8 +992,8 @@ fn heartbeat(conn: &mut redis::Connection, config: &ClusterConfig) -> redis::Red
         .cmd("SADD")
         .arg(NODES)
         .arg(&config.node_id)
-        .ignore()
-        .query(conn)
+        .query(conn)?;
+    Ok(added == 1)
 }
 
 /// What the background threads tell the sequencer.
@@ -891,8 +1001,12 @@ fn heartbeat(conn: &mut redis::Connection, config: &ClusterConfig) -> redis::Red
 pub enum Signal {
     /// Entries read from the log, in order.
     Entries(Vec<Entry>),
-    /// Redis answers again after being unreachable.
+    /// Redis answers again after being unreachable (or the node found itself taken for dead).
     Recovered,
+    /// A fresh block of ids for an outage, ending with this one.
+    Reserved(MsgId),
+    /// Time to compare who is shown online elsewhere with the cluster's view.
+    Reconcile,
 }
 
 /// Starts the log reader (from `cursor`) and the heartbeat, which also reaps dead nodes. Each
@@ -903,7 +1017,9 @@ pub fn spawn_threads(
     cursor: String,
     deliver: impl Fn(Signal) -> bool + Send + Sync + 'static,
 ) -> std::io::Result<()> {
-    let deliver = Arc::new(deliver);
+    let stopped = health.clone();
+    // Nothing more once the node has left the cluster.
+    let deliver = Arc::new(move |signal| !stopped.stopped.load(Relaxed) && deliver(signal));
     let client = redis::Client::open(config.url.as_str()).map_err(std::io::Error::other)?;
     let (reader_client, reader_deliver) = (client.clone(), deliver.clone());
     std::thread::Builder::new()
@@ -1014,8 +1130,17 @@ fn beat(
                 None => connect(client)?,
             };
             let mut c = c;
+            let mut signals = Vec::new();
             if !health.degraded() {
-                heartbeat(&mut c, config)?;
+                if heartbeat(&mut c, config)? {
+                    tracing::warn!("this node was taken for dead; registering its users again");
+                    signals.push(Signal::Recovered);
+                }
+                let end: MsgId = redis::cmd("INCRBY")
+                    .arg(NEXT_ID)
+                    .arg(RESERVED_IDS)
+                    .query(&mut c)?;
+                signals.push(Signal::Reserved(end));
                 let reaped: i64 = reap
                     .key(NODES)
                     .key(ONLINE)
@@ -1034,17 +1159,25 @@ fn beat(
                 redis::cmd("PING").query::<String>(&mut c)?;
             }
             conn = Some(c);
-            redis::RedisResult::Ok(())
+            redis::RedisResult::Ok(signals)
         })();
         match result {
-            Ok(()) if health.degraded() => {
+            Ok(signals) if !signals.is_empty() => {
+                failed = false;
+                for signal in signals {
+                    if !deliver(signal) {
+                        return;
+                    }
+                }
+            }
+            Ok(_) if health.degraded() => {
                 failed = false;
                 // The sequencer re-registers the node and appends its backlog.
                 if !deliver(Signal::Recovered) {
                     return;
                 }
             }
-            Ok(()) => {
+            Ok(_) => {
                 failed = false;
                 if !deliver(Signal::Entries(Vec::new())) {
                     return;

@@ -221,6 +221,11 @@ impl Hub {
         }
     }
 
+    /// Whether `nick` has a session on this node.
+    pub fn has_sessions(&self, nick: &Nick) -> bool {
+        self.online.get(nick).is_some_and(|s| !s.is_empty())
+    }
+
     /// Whether `nick` has a session on this node (or lingers here in their grace period).
     pub fn is_here(&self, nick: &Nick) -> bool {
         self.online.get(nick).is_some_and(|s| !s.is_empty()) || self.lingering.contains_key(nick)
@@ -254,22 +259,51 @@ impl Hub {
     /// `nick` came online on another node. A user lingering here moved there: their absence
     /// here ends quietly.
     pub fn remote_online(&mut self, nick: Nick, moved: bool) {
-        let lingered = self.lingering.remove(&nick).is_some();
-        if lingered && self.online.get(&nick).is_some_and(Vec::is_empty) {
+        let lingered = self.lingering.remove(&nick);
+        if lingered.is_some() && self.online.get(&nick).is_some_and(Vec::is_empty) {
             self.online.remove(&nick);
             self.metrics.users_online.fetch_sub(1, Relaxed);
         }
-        let shown = lingered || self.is_online(&nick);
+        let shown = lingered.is_some() || self.is_online(&nick);
         self.known.insert(nick.clone());
         let entry = self.remote.entry(nick.clone()).or_default();
         entry.named = true;
-        // A user who moved joins their rooms again on the new node; one who was online all
-        // along (registered again after Redis lost its data) keeps them.
-        if moved || !shown {
+        // A user who moved keeps their rooms: the new node joins them again quietly and
+        // announces the ones they did not come back to (see `login`).
+        if let Some(lingered) = lingered {
+            entry.rooms = lingered.rooms;
+        } else if !moved && !shown {
             entry.rooms.clear();
         }
         if !shown {
             self.to_natives_except(0, &ServerFrame::Presence { nick, online: true });
+        }
+    }
+
+    /// Brings the users online elsewhere in line with `remote`, the cluster's view (after an
+    /// outage, during which nodes may have died or Redis may have lost its data).
+    pub fn reconcile(&mut self, remote: Vec<crate::cluster::RemoteUser>) {
+        let now: HashMap<Nick, Vec<RoomName>> =
+            remote.into_iter().map(|u| (u.nick, u.rooms)).collect();
+        let gone: Vec<Nick> = self
+            .remote
+            .iter()
+            .filter(|(nick, r)| r.named && !now.contains_key(*nick))
+            .map(|(nick, _)| nick.clone())
+            .collect();
+        for nick in gone {
+            self.remote_offline(&nick);
+        }
+        for (nick, rooms) in now {
+            if self.has_sessions(&nick) {
+                continue;
+            }
+            if !self.remote.get(&nick).is_some_and(|r| r.named) {
+                self.remote_online(nick.clone(), false);
+            }
+            for room in rooms {
+                self.remote_joined(room, nick.clone());
+            }
         }
     }
 
@@ -424,8 +458,14 @@ impl Hub {
         }
         // Back within the grace period: others never saw the user leave.
         let returning = self.lingering.remove(&nick);
-        // Moved here from another node: shown online already.
-        let moved = self.remote.remove(&nick).is_some_and(|r| r.named);
+        // Moved here from another node: shown online already, and their rooms there are
+        // joined again quietly.
+        let moved_rooms = self
+            .remote
+            .remove(&nick)
+            .filter(|r| r.named)
+            .map(|r| r.rooms);
+        let moved = moved_rooms.is_some();
         let first_here = sessions == 0 && returning.is_none();
         let first_session = first_here && !moved;
         let (id, kind) = (peer.id, peer.kind);
@@ -437,8 +477,9 @@ impl Hub {
         }
         self.known.insert(nick.clone());
         self.add(nick.clone(), peer);
-        if let (Some(returning), Some(member)) = (returning, self.conns.get_mut(&id)) {
-            member.quiet_rejoin = returning.rooms;
+        let rejoin = returning.map(|r| r.rooms).or(moved_rooms);
+        if let (Some(rooms), Some(member)) = (rejoin, self.conns.get_mut(&id)) {
+            member.quiet_rejoin = rooms;
         }
         if kind == PeerKind::Native {
             let welcome = ServerFrame::Welcome {

@@ -322,8 +322,10 @@ impl Worker {
                 if let Some(at) = self.waiting.iter().position(|w| w.peer.id == id) {
                     // Gone before its login was answered: free the name it claimed.
                     let w = self.waiting.remove(at);
+                    let still_wanted = self.waiting.iter().any(|o| o.nick == w.nick);
                     if let Some(link) = &mut self.cluster
                         && !self.hub.is_here(&w.nick)
+                        && !still_wanted
                     {
                         link.release(&w.nick);
                     }
@@ -471,7 +473,7 @@ impl Worker {
         let raw = nick.to_string();
         if let Some(link) = &mut self.cluster
             && !nick.is_reserved()
-            && !self.hub.is_here(&nick)
+            && !self.hub.has_sessions(&nick)
             && let cluster::Claim::Taken(node) = link.claim(&nick)
             && !authenticated
         {
@@ -694,6 +696,11 @@ impl Worker {
         }
         if let Some(why) = crate::auth::weakness(&password) {
             return fail(&peer, ErrorCode::WeakPassword, &why, None);
+        }
+        if self.cluster.as_ref().is_some_and(Link::degraded) {
+            let why = "registering needs the whole chat service, which is partly unreachable \
+                       now; try again in a moment";
+            return fail(&peer, ErrorCode::Internal, why, None);
         }
         let results = self.results.clone();
         self.runtime.spawn_blocking(move || {
@@ -1111,7 +1118,14 @@ impl Worker {
             }
             return;
         }
-        for (send, mut out) in fresh.into_iter().zip(outgoing) {
+        for (mut send, mut out) in fresh.into_iter().zip(outgoing) {
+            // Delivered only if the recipient is here; other nodes decide for themselves.
+            let here = send
+                .message
+                .delivered_to
+                .take()
+                .filter(|to| self.hub.has_sessions(to));
+            send.message.delivered_to = here;
             let Some(id) = link.reserved_id() else {
                 let why =
                     "the chat service is degraded and cannot take more messages now; try again";
@@ -1257,9 +1271,29 @@ impl Worker {
                 let users = self.hub.local_users();
                 if let Some(link) = &mut self.cluster {
                     link.recover(&self.store, &users);
+                    // Nodes may have died during the outage, unseen, or Redis may have lost
+                    // who was online; once every live node had a heartbeat's time to register
+                    // again, what is still missing is gone.
+                    let (results, wait) = (self.results.clone(), link.config().expiry);
+                    self.runtime.spawn(async move {
+                        tokio::time::sleep(wait).await;
+                        if let Some(queue) = results.upgrade() {
+                            let _ = queue.send(Command::Cluster(Signal::Reconcile)).await;
+                        }
+                    });
+                }
+            }
+            Signal::Reconcile => {
+                if let Some(remote) = self.cluster.as_mut().and_then(Link::online_elsewhere) {
+                    self.hub.reconcile(remote);
                 }
             }
             Signal::Entries(entries) => self.apply_entries(entries),
+            Signal::Reserved(end) => {
+                if let Some(link) = &mut self.cluster {
+                    link.reserve(end);
+                }
+            }
         }
         self.finish_waiting_logins();
     }
@@ -1305,7 +1339,16 @@ impl Worker {
         if messages.is_empty() {
             return;
         }
-        let news: Vec<NewMessage> = messages.iter().map(|(_, _, p)| p.to_new()).collect();
+        // A direct message counts as delivered where its recipient has a session: that node
+        // tells the others (a user shown online elsewhere may be in their grace period, or on
+        // a node that died).
+        let news: Vec<NewMessage> = messages
+            .iter()
+            .map(|(_, _, p)| NewMessage {
+                delivered_to: None,
+                ..p.to_new()
+            })
+            .collect();
         let started = std::time::Instant::now();
         let stored = self
             .store
@@ -1318,13 +1361,27 @@ impl Worker {
                 return;
             }
         };
+        let mut delivered: BTreeMap<Nick, MsgId> = BTreeMap::new();
         for (((id, from, posted), new), fresh) in messages.into_iter().zip(news).zip(stored) {
             if fresh {
                 self.metrics.messages_stored.fetch_add(1, Relaxed);
                 let message = chat_message(id, posted.reply_to, new);
+                if let Target::User(to) = &message.target
+                    && self.hub.has_sessions(to)
+                {
+                    delivered.insert(to.clone(), id);
+                }
                 self.hub.deliver(from, &message);
             }
         }
+        let mut events = Vec::with_capacity(delivered.len());
+        for (nick, up_to) in delivered {
+            if let Err(err) = self.store.mark_delivered(&nick, up_to) {
+                tracing::error!(error = %err, "could not record a delivery");
+            }
+            events.push(Event::Delivered { nick, up_to });
+        }
+        self.share(events);
     }
 
     fn prune(&mut self) {

@@ -28,8 +28,13 @@ const REDIS_NOTICED_WITHIN: Duration = Duration::from_secs(20);
 
 /// A `chat-server` node of the cluster at `redis`, its messages in memory.
 async fn node(redis: &RedisServer, id: &str) -> Binary {
+    node_with(redis, id, &[]).await
+}
+
+/// A node with `more` options besides those of [`node`].
+async fn node_with(redis: &RedisServer, id: &str, more: &[&str]) -> Binary {
     let url = redis.url();
-    Binary::start(&[
+    let mut args = vec![
         "--redis",
         &url,
         "--node-id",
@@ -37,8 +42,27 @@ async fn node(redis: &RedisServer, id: &str) -> Binary {
         "--node-expiry-secs",
         EXPIRY_SECS,
         "--ephemeral",
-    ])
-    .await
+    ];
+    args.extend_from_slice(more);
+    Binary::start(&args).await
+}
+
+/// Polls `/metrics` of `server` until it serves no WebSocket connection: the server has seen
+/// its clients go.
+async fn await_no_connections(server: &TestServer) {
+    let started = Instant::now();
+    loop {
+        let metrics = common::http_get(server.addr, "/metrics").await;
+        if metrics.lines().any(|l| l == "chat_connections_open 0") {
+            return;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{} still has connections after {DEADLINE:?}",
+            server.addr
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn nick(name: &str) -> Nick {
@@ -655,4 +679,136 @@ async fn a_node_that_cannot_reach_redis_at_start_exits_with_an_error() {
         "--redis is an option of chat-server: {stderr}"
     );
     assert!(stderr.to_lowercase().contains("redis"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_on_the_same_node_within_the_grace_period_the_name_stays_taken() {
+    let redis = RedisServer::start().await;
+    let (n1, n2) = (node(&redis, "n1").await, node(&redis, "n2").await);
+    let (s1, s2) = (n1.as_test_server(), n2.as_test_server());
+    let alice = s1.native("alice").await;
+    let mut bob = s2.native("bob").await;
+    await_online(&mut bob, &["alice", "bob"]).await;
+    // alice's connection drops; she is back on n1 within the grace period (5 s by default).
+    drop(alice);
+    await_no_connections(&s1).await;
+    let _alice = s1.native("alice").await;
+    // Somebody else cannot take her name on n2.
+    let mut mallory = s2.native_unlogged().await;
+    mallory.send(&ClientFrame::login("alice")).await;
+    let reply = mallory.reply().await;
+    assert_eq!(error_code(&reply), ErrorCode::NickTaken, "{reply:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm_to_someone_in_their_grace_period_on_another_node_waits_for_their_return() {
+    let redis = RedisServer::start().await;
+    let (n1, n2) = (node(&redis, "n1").await, node(&redis, "n2").await);
+    let (s1, s2) = (n1.as_test_server(), n2.as_test_server());
+    let mut alice = s1.native("alice").await;
+    let bob = s2.native("bob").await;
+    await_online(&mut alice, &["alice", "bob"]).await;
+    drop(bob);
+    await_no_connections(&s2).await;
+    // bob is still shown online (grace period), but no session of his is there to take it.
+    alice.send(&to_user("m1", "bob", "are you there?")).await;
+    let id = alice.ack_id().await;
+    // Back on n2 without cursors: the message comes as the start of a conversation he has
+    // not seen.
+    let mut bob = s2.native("bob").await;
+    let history = bob
+        .frame_where(
+            |f| matches!(f, ServerFrame::History { target, .. } if *target == dm_with("alice")),
+        )
+        .await;
+    let ServerFrame::History { messages, .. } = history else {
+        unreachable!("filtered to history");
+    };
+    let ids: Vec<MsgId> = messages.iter().map(|m| m.id).collect();
+    assert_eq!(ids, [id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_name_stays_protected_on_a_node_started_after_the_log_dropped_it() {
+    let redis = RedisServer::start().await;
+    let small_log = ["--redis-log-cap", "1000", "--presence-grace-secs", "0"];
+    let n1 = node_with(&redis, "n1", &small_log).await;
+    let watcher = node_with(&redis, "w", &small_log).await;
+    let mut alice = n1.as_test_server().native("alice").await;
+    let mut carol = watcher.as_test_server().native("carol").await;
+    await_online(&mut carol, &["alice", "carol"]).await;
+    alice
+        .send(&ClientFrame::Register {
+            password: "correct horse battery".into(),
+        })
+        .await;
+    let reply = alice
+        .frame_where(|f| {
+            matches!(
+                f,
+                ServerFrame::Registered { .. } | ServerFrame::Error { .. }
+            )
+        })
+        .await;
+    assert!(matches!(reply, ServerFrame::Registered { .. }), "{reply:?}");
+    // Enough messages for the log to drop its oldest entries, the registration among them.
+    for _ in 0..3 {
+        send_acked(&mut alice, "filler", 1000, &lobby()).await;
+    }
+    // Once another node hears that alice left, her name is free in Redis.
+    drop(alice);
+    carol
+        .frame_where(
+            |f| matches!(f, ServerFrame::Presence { nick, online: false } if nick.as_str() == "alice"),
+        )
+        .await;
+    let n2 = node_with(&redis, "n2", &small_log).await;
+    let mut somebody = n2.as_test_server().native_unlogged().await;
+    somebody.send(&ClientFrame::login("alice")).await;
+    let reply = somebody
+        .frame_where(|f| matches!(f, ServerFrame::Welcome { .. } | ServerFrame::Error { .. }))
+        .await;
+    assert!(
+        matches!(
+            &reply,
+            ServerFrame::Error {
+                code: ErrorCode::PasswordRequired,
+                ..
+            }
+        ),
+        "somebody logged in as registered alice without her password: {reply:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_taken_for_dead_while_paused_registers_its_users_again() {
+    let redis = RedisServer::start().await;
+    let (n1, n2) = (node(&redis, "n1").await, node(&redis, "n2").await);
+    let (s1, s2) = (n1.as_test_server(), n2.as_test_server());
+    let mut alice = s1.native("alice").await;
+    let mut bob = s2.native("bob").await;
+    await_online(&mut bob, &["alice", "bob"]).await;
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &n1.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {sig}");
+    };
+    // n1 stops (as a stalled machine would) for longer than its heartbeat lives: n2 takes it
+    // for dead and shows alice offline.
+    signal("-STOP");
+    let paused = Instant::now();
+    await_offline(&mut bob, "alice", paused).await;
+    signal("-CONT");
+    // Running again, n1 notices and registers alice again: she is online for bob once more,
+    // and reachable.
+    bob.frame_where(
+        |f| matches!(f, ServerFrame::Presence { nick, online: true } if nick.as_str() == "alice"),
+    )
+    .await;
+    bob.send(&to_user("b1", "alice", "welcome back")).await;
+    bob.ack_id().await;
+    let m = alice.message().await;
+    assert_eq!(m.text, "welcome back");
 }
