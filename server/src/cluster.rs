@@ -18,7 +18,9 @@
 //!
 //! Redis keys: `chat:log` (stream), `chat:next_id`, `chat:next_guest`, `chat:cluster`,
 //! `chat:online` (hash), `chat:nodes` (set), `chat:node:<id>` (heartbeat),
-//! `chat:users:<id>` (a node's users), `chat:rooms:<nick>` (a user's rooms).
+//! `chat:users:<id>` (a node's users), `chat:rooms:<nick>` (a user's rooms), `chat:known` and
+//! `chat:passwords` (hashes: the directory, which outlives the log's trimming); typing notices
+//! go through the pub/sub channel `chat:typing`.
 
 use crate::store::{NewMessage, Store};
 use protocol::{MsgId, Nick, Quote, RoomName, Target};
@@ -34,6 +36,8 @@ const NEXT_GUEST: &str = "chat:next_guest";
 const ONLINE: &str = "chat:online";
 const NODES: &str = "chat:nodes";
 const CLUSTER: &str = "chat:cluster";
+/// The pub/sub channel of typing notices, which are passed on but never kept.
+const TYPING: &str = "chat:typing";
 const KNOWN: &str = "chat:known";
 const PASSWORDS: &str = "chat:passwords";
 
@@ -755,6 +759,17 @@ impl Link {
         })
     }
 
+    /// Passes a typing notice to the other nodes while Redis answers; never kept for later.
+    pub fn publish_typing(&mut self, event: &Event) {
+        let body = format!("{}\n{}", self.config.node_id, encode(event));
+        self.with_conn(|conn, _| {
+            redis::cmd("PUBLISH")
+                .arg(TYPING)
+                .arg(&body)
+                .query::<()>(conn)
+        });
+    }
+
     /// Keeps `events`, applied here already, for appending when Redis is back.
     pub fn defer(&mut self, events: impl IntoIterator<Item = Outgoing>) {
         self.backlog.extend(events);
@@ -1007,6 +1022,8 @@ pub enum Signal {
     Reserved(MsgId),
     /// Time to compare who is shown online elsewhere with the cluster's view.
     Reconcile,
+    /// Someone on `node` is typing.
+    Typing { node: String, event: Event },
 }
 
 /// Starts the log reader (from `cursor`) and the heartbeat, which also reaps dead nodes. Each
@@ -1025,11 +1042,61 @@ pub fn spawn_threads(
     std::thread::Builder::new()
         .name("cluster-log".into())
         .spawn(move || read_log(&reader_client, cursor, &*reader_deliver))?;
+    let (typing_client, typing_deliver) = (client.clone(), deliver.clone());
+    std::thread::Builder::new()
+        .name("cluster-typing".into())
+        .spawn(move || read_typing(&typing_client, &*typing_deliver))?;
     let config = config.clone();
     std::thread::Builder::new()
         .name("cluster-heartbeat".into())
         .spawn(move || beat(&client, &config, &health, &*deliver))?;
     Ok(())
+}
+
+/// Listens to the typing channel, forever, reconnecting with backoff.
+fn read_typing(client: &redis::Client, deliver: &dyn Fn(Signal) -> bool) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let listened = (|| {
+            let mut conn = client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
+            // Wakes up now and then to see whether the node is still there.
+            conn.set_read_timeout(Some(Duration::from_secs(1)))?;
+            let mut pubsub = conn.as_pubsub();
+            pubsub.subscribe(TYPING)?;
+            backoff = Duration::from_millis(100);
+            loop {
+                match pubsub.get_message() {
+                    Ok(message) => {
+                        let payload: String = message.get_payload()?;
+                        let parsed = payload.split_once('\n').and_then(|(node, body)| {
+                            Some((node.to_owned(), serde_json::from_str(body).ok()?))
+                        });
+                        if let Some((node, event)) = parsed
+                            && !deliver(Signal::Typing { node, event })
+                        {
+                            return Ok(false);
+                        }
+                    }
+                    Err(err) if err.is_timeout() => {
+                        if !deliver(Signal::Entries(Vec::new())) {
+                            return Ok(false);
+                        }
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+        })();
+        match listened {
+            Ok(false) => return,
+            _ => {
+                if !deliver(Signal::Entries(Vec::new())) {
+                    return;
+                }
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
 }
 
 /// Reads the log from `cursor` on, forever: blocks for new entries and hands them over.

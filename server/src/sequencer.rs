@@ -1007,10 +1007,7 @@ impl Worker {
                 for_ms,
                 ts,
             };
-            link.append(&[Outgoing {
-                preset_id: None,
-                event,
-            }]);
+            link.publish_typing(&event);
         }
     }
 
@@ -1281,6 +1278,11 @@ impl Worker {
                             let _ = queue.send(Command::Cluster(Signal::Reconcile)).await;
                         }
                     });
+                }
+            }
+            Signal::Typing { node, event } => {
+                if self.cluster.as_ref().is_some_and(|l| l.node() != node) {
+                    let _ = self.apply(event);
                 }
             }
             Signal::Reconcile => {

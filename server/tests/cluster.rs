@@ -812,3 +812,25 @@ async fn a_node_taken_for_dead_while_paused_registers_its_users_again() {
     let m = alice.message().await;
     assert_eq!(m.text, "welcome back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_notices_reach_the_other_node() {
+    let redis = RedisServer::start().await;
+    let (n1, n2) = (node(&redis, "n1").await, node(&redis, "n2").await);
+    let mut alice = n1.as_test_server().native("alice").await;
+    let mut bob = n2.as_test_server().native("bob").await;
+    await_online(&mut alice, &["alice", "bob"]).await;
+    alice
+        .send(&ClientFrame::Typing {
+            target: dm_with("bob"),
+        })
+        .await;
+    let typing = bob
+        .frame_where(|f| matches!(f, ServerFrame::Typing { .. }))
+        .await;
+    assert!(
+        matches!(&typing, ServerFrame::Typing { target, nick, .. }
+            if *target == dm_with("bob") && nick.as_str() == "alice"),
+        "{typing:?}"
+    );
+}
