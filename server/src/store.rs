@@ -8,7 +8,8 @@
 //!
 //! The full-text index is brought up to date in batches: a stored message is first noted in
 //! `fts_pending` (in its own transaction), and the pending ones are indexed together once
-//! [`FTS_BATCH`] have gathered, before every search, and at open. Indexing one message per
+//! [`FTS_BATCH`] messages or [`FTS_BATCH_BYTES`] of text have gathered, before every search,
+//! and at open. Indexing one message per
 //! transaction cost more than all the rest of storing it (FTS5 writes a segment per commit).
 
 use protocol::{ChatMessage, MsgId, Nick, Quote, RoomName, Target};
@@ -26,6 +27,10 @@ pub const MAX_PAGE: u32 = 200;
 
 /// Stored messages waiting for the full-text index before they are indexed together.
 pub const FTS_BATCH: u64 = 128;
+
+/// Text waiting for the full-text index before it is indexed: FTS5 holds a batch's terms in
+/// memory until it writes them, so long messages are indexed in smaller batches.
+pub const FTS_BATCH_BYTES: usize = 64 * 1024;
 
 /// Prepared statements kept for reuse (rusqlite keeps 16 by default; the store uses more).
 const STATEMENT_CACHE: usize = 64;
@@ -116,7 +121,7 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     /// Messages noted in `fts_pending` since the index was last brought up to date.
-    unindexed: Cell<u64>,
+    unindexed: Cell<Unindexed>,
 }
 
 /// The columns `collect` reads, with the quoted message of a reply.
@@ -248,7 +253,7 @@ impl Store {
         let store = Self {
             conn,
             path,
-            unindexed: Cell::new(0),
+            unindexed: Cell::default(),
         };
         store.check_and_migrate()?;
         // Messages stored before the last stop but not yet indexed.
@@ -463,7 +468,7 @@ impl Store {
     /// Brings the full-text index up to date with every stored message.
     fn index_pending(&self) -> Result<(), StoreError> {
         self.conn.execute_batch(INDEX_PENDING)?;
-        self.unindexed.set(0);
+        self.unindexed.take();
         Ok(())
     }
 
@@ -495,6 +500,7 @@ impl Store {
     ) -> Result<Vec<Stored>, StoreError> {
         let tx = self.conn.transaction()?;
         let mut out = Vec::new();
+        let mut stored = Unindexed::default();
         {
             let mut find = tx.prepare_cached(
                 "SELECT id, ts FROM messages WHERE sender = ?1 AND client_id = ?2",
@@ -539,9 +545,9 @@ impl Store {
                     seen.execute(params![to.as_str(), id])?;
                 }
                 out.push(Stored::New(id as MsgId));
+                stored.add(&m.text);
             }
         }
-        let stored = out.iter().filter(|s| matches!(s, Stored::New(_))).count() as u64;
         note_unindexed(&self.unindexed, &tx, stored)?;
         tx.commit()?;
         Ok(out)
@@ -555,6 +561,7 @@ impl Store {
     ) -> Result<Vec<bool>, StoreError> {
         let tx = self.conn.transaction()?;
         let mut out = Vec::new();
+        let mut stored = Unindexed::default();
         {
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO messages
@@ -579,13 +586,15 @@ impl Store {
                     m.client_id,
                     m.reply_to.map(|id| id as i64),
                 ])? == 1;
-                if new && let Some(to) = &m.delivered_to {
-                    seen.execute(params![to.as_str(), id as i64])?;
+                if new {
+                    stored.add(&m.text);
+                    if let Some(to) = &m.delivered_to {
+                        seen.execute(params![to.as_str(), id as i64])?;
+                    }
                 }
                 out.push(new);
             }
         }
-        let stored = out.iter().filter(|&&new| new).count() as u64;
         note_unindexed(&self.unindexed, &tx, stored)?;
         tx.commit()?;
         Ok(out)
@@ -715,19 +724,36 @@ impl Store {
     }
 }
 
-/// Counts `stored` more messages waiting for the full-text index, and indexes them all once
-/// enough have gathered, inside the transaction `tx` that stored them.
+/// Messages waiting for the full-text index, and the size of their text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Unindexed {
+    messages: u64,
+    bytes: usize,
+}
+
+impl Unindexed {
+    fn add(&mut self, text: &str) {
+        self.messages += 1;
+        self.bytes += text.len();
+    }
+}
+
+/// Counts `stored` as waiting for the full-text index, and indexes everything pending once
+/// enough has gathered, inside the transaction `tx` that stored them.
 fn note_unindexed(
-    unindexed: &Cell<u64>,
+    unindexed: &Cell<Unindexed>,
     tx: &rusqlite::Transaction<'_>,
-    stored: u64,
+    stored: Unindexed,
 ) -> Result<(), StoreError> {
-    let count = unindexed.get() + stored;
-    if count >= FTS_BATCH {
+    let waiting = Unindexed {
+        messages: unindexed.get().messages + stored.messages,
+        bytes: unindexed.get().bytes + stored.bytes,
+    };
+    if waiting.messages >= FTS_BATCH || waiting.bytes >= FTS_BATCH_BYTES {
         tx.execute_batch(INDEX_PENDING)?;
-        unindexed.set(0);
+        unindexed.take();
     } else {
-        unindexed.set(count);
+        unindexed.set(waiting);
     }
     Ok(())
 }
@@ -988,7 +1014,7 @@ mod tests {
         store
             .insert(&[room_message("alice", "old apples", 0)])
             .expect("insert");
-        assert_eq!(store.unindexed.get(), 6);
+        assert_eq!(store.unindexed.get().messages, 6);
         // Edit and delete one indexed and one pending message; retention removes a pending one.
         for id in [ids[0], ids[n]] {
             store
@@ -1014,11 +1040,27 @@ mod tests {
             search("pears"),
             [format!("pears {}", ids[n]), format!("pears {}", ids[0])]
         );
-        assert_eq!(store.unindexed.get(), 0);
+        assert_eq!(store.unindexed.get(), Unindexed::default());
         store
             .conn
             .execute_batch("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
             .expect("the index matches the messages");
+    }
+
+    #[test]
+    fn long_messages_are_indexed_in_smaller_batches() {
+        let mut store = Store::open(&Location::Memory).expect("open");
+        let long = "apples ".repeat(FTS_BATCH_BYTES / 7 / 4 + 1);
+        for _ in 0..3 {
+            store
+                .insert(&[room_message("alice", &long, 1)])
+                .expect("insert");
+        }
+        assert_eq!(store.unindexed.get().messages, 3);
+        store
+            .insert(&[room_message("alice", &long, 1)])
+            .expect("insert");
+        assert_eq!(store.unindexed.get(), Unindexed::default());
     }
 
     #[test]
