@@ -19,7 +19,8 @@
 //! Redis keys: `chat:log` (stream), `chat:next_id`, `chat:next_guest`, `chat:cluster`,
 //! `chat:online` (hash), `chat:nodes` (set), `chat:node:<id>` (heartbeat),
 //! `chat:users:<id>` (a node's users), `chat:rooms:<nick>` (a user's rooms), `chat:known` and
-//! `chat:passwords` (hashes: the directory, which outlives the log's trimming); typing notices
+//! `chat:passwords` (hashes: the directory, which outlives the log's trimming),
+//! `chat:where:<nick>` (the nodes with a session of a user); typing notices
 //! go through the pub/sub channel `chat:typing`.
 
 use crate::store::{NewMessage, Store};
@@ -292,9 +293,10 @@ return out
 ";
 
 /// Claims a nickname for a node: refused (the owner's name is returned) while another live
-/// node has it; taken over from an away user or a dead node, and announced in the log. A name
-/// the node holds already (its user back within the grace period, or registered again after
-/// an outage) is only marked present again.
+/// node has it, unless ARGV[6] is '1' (a registered user's further session: `+` is returned);
+/// taken over from an away user or a dead node, and announced in the log. A name the node
+/// holds already (its user back within the grace period, or registered again after an
+/// outage) is only marked present again. `chat:where:<nick>` keeps every node with a session.
 const CLAIM: &str = r"
 local nick, node = ARGV[1], ARGV[2]
 local owner = redis.call('HGET', KEYS[1], nick)
@@ -305,16 +307,23 @@ if owner then
   if name == node then
     redis.call('HSET', KEYS[1], nick, node)
     redis.call('SADD', 'chat:users:' .. node, nick)
+    redis.call('SADD', 'chat:where:' .. nick, node)
     return ''
   end
   if not away and redis.call('EXISTS', 'chat:node:' .. name) == 1 then
-    return name
+    if ARGV[6] ~= '1' then return name end
+    redis.call('SADD', 'chat:users:' .. node, nick)
+    redis.call('SADD', 'chat:where:' .. nick, node)
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'id', 0, 'n', node, 'l', 0, 'e', ARGV[5])
+    return '+'
   end
   moved = '1'
   redis.call('SREM', 'chat:users:' .. name, nick)
+  redis.call('SREM', 'chat:where:' .. nick, name)
 end
 redis.call('HSET', KEYS[1], nick, node)
 redis.call('SADD', 'chat:users:' .. node, nick)
+redis.call('SADD', 'chat:where:' .. nick, node)
 if moved == '0' then redis.call('DEL', 'chat:rooms:' .. nick) end
 local body = ARGV[4]
 if moved == '1' then body = ARGV[5] end
@@ -322,20 +331,36 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'id', 0, 'n', node, 'l'
 return ''
 ";
 
-/// Marks a node's user as away (presence grace): another node may take the name over.
+/// Marks a node's user as away (presence grace): another node may take the name over. When
+/// the user has a session on another node too, that node holds the name from now on.
 const AWAY: &str = r"
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|away')
+local nick, node = ARGV[1], ARGV[2]
+if redis.call('HGET', KEYS[1], nick) == node then
+  redis.call('SREM', 'chat:where:' .. nick, node)
+  local other = redis.call('SRANDMEMBER', 'chat:where:' .. nick)
+  if other then
+    redis.call('HSET', KEYS[1], nick, other)
+    redis.call('SREM', 'chat:users:' .. node, nick)
+  else
+    redis.call('SADD', 'chat:where:' .. nick, node)
+    redis.call('HSET', KEYS[1], nick, node .. '|away')
+  end
 end
 return 0
 ";
 
-/// Releases a node's user and announces them offline, unless they moved to another node.
+/// Releases a node's user and announces them offline, unless they are on another node.
 const RELEASE: &str = r"
 local nick, node = ARGV[1], ARGV[2]
 local owner = redis.call('HGET', KEYS[1], nick)
 redis.call('SREM', 'chat:users:' .. node, nick)
+redis.call('SREM', 'chat:where:' .. nick, node)
 if owner == node or owner == node .. '|away' then
+  local other = redis.call('SRANDMEMBER', 'chat:where:' .. nick)
+  if other then
+    redis.call('HSET', KEYS[1], nick, other)
+    return 0
+  end
   redis.call('HDEL', KEYS[1], nick)
   redis.call('DEL', 'chat:rooms:' .. nick)
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'id', 0, 'n', node, 'l', 0, 'e', ARGV[4])
@@ -345,7 +370,7 @@ return 0
 ";
 
 /// Removes dead nodes (or the node in ARGV[3], dead or not) and announces their users
-/// offline; returns how many nodes went.
+/// offline, unless they have a session on another node; returns how many nodes went.
 const REAP: &str = r#"
 local reaped = 0
 local nodes = redis.call('SMEMBERS', KEYS[1])
@@ -353,12 +378,18 @@ if ARGV[3] ~= '' then nodes = {ARGV[3]} end
 for _, node in ipairs(nodes) do
   if ARGV[3] ~= '' or redis.call('EXISTS', 'chat:node:' .. node) == 0 then
     for _, nick in ipairs(redis.call('SMEMBERS', 'chat:users:' .. node)) do
+      redis.call('SREM', 'chat:where:' .. nick, node)
       local owner = redis.call('HGET', KEYS[2], nick)
       if not owner or owner == node or owner == node .. '|away' then
-        if owner then redis.call('HDEL', KEYS[2], nick) end
-        redis.call('DEL', 'chat:rooms:' .. nick)
-        local body = '{"k":"offline","nick":' .. cjson.encode(nick) .. ',"ts":' .. ARGV[2] .. '}'
-        redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'id', 0, 'n', node, 'l', 0, 'e', body)
+        local other = redis.call('SRANDMEMBER', 'chat:where:' .. nick)
+        if other then
+          redis.call('HSET', KEYS[2], nick, other)
+        else
+          if owner then redis.call('HDEL', KEYS[2], nick) end
+          redis.call('DEL', 'chat:rooms:' .. nick)
+          local body = '{"k":"offline","nick":' .. cjson.encode(nick) .. ',"ts":' .. ARGV[2] .. '}'
+          redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'id', 0, 'n', node, 'l', 0, 'e', body)
+        end
       end
     end
     redis.call('DEL', 'chat:users:' .. node)
@@ -439,6 +470,9 @@ impl std::fmt::Debug for Link {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Claim {
     Granted,
+    /// A registered user's further session: another node holds the name, and this one has a
+    /// session too.
+    Beside,
     /// Online on this other node.
     Taken(String),
     /// Redis is unreachable: the name is checked on this node only.
@@ -784,8 +818,9 @@ impl Link {
         })
     }
 
-    /// Claims `nick` for this node.
-    pub fn claim(&mut self, nick: &Nick) -> Claim {
+    /// Claims `nick` for this node; `authenticated` lets a registered user in beside their
+    /// sessions on other nodes.
+    pub fn claim(&mut self, nick: &Nick, authenticated: bool) -> Claim {
         let online = |moved| {
             encode(&Event::Online {
                 nick: nick.clone(),
@@ -802,11 +837,13 @@ impl Link {
                 .arg(link.config.log_cap)
                 .arg(&fresh)
                 .arg(&moved)
+                .arg(u8::from(authenticated))
                 .invoke::<String>(conn)
         });
         match result {
             None => Claim::Unchecked,
             Some(owner) if owner.is_empty() => Claim::Granted,
+            Some(owner) if owner == "+" => Claim::Beside,
             Some(owner) => Claim::Taken(owner),
         }
     }
@@ -902,7 +939,7 @@ impl Link {
             }
         }
         for (nick, rooms, away) in users {
-            if let Claim::Taken(owner) = self.claim(nick) {
+            if let Claim::Taken(owner) = self.claim(nick, false) {
                 tracing::warn!(nick = %nick, other = owner, "a nickname is online on two nodes");
             }
             if *away {

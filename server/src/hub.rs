@@ -445,7 +445,16 @@ impl Hub {
     /// Logs in a named user. A native user joins the lobby and is sent `welcome` before any
     /// other frame; everyone else hears of them by `presence` (on their first session) and
     /// `joined`. `another_session` lets an authenticated user in beside their other sessions.
-    pub fn login(&mut self, nick: Nick, peer: Peer, another_session: bool) -> Result<(), HubError> {
+    ///
+    /// In a cluster, `beside` says the user has a session on another node too: they stay
+    /// shown online through it.
+    pub fn login(
+        &mut self,
+        nick: Nick,
+        peer: Peer,
+        another_session: bool,
+        beside: bool,
+    ) -> Result<(), HubError> {
         if self.conns.contains_key(&peer.id) {
             return Err(HubError::AlreadyLoggedIn);
         }
@@ -460,12 +469,15 @@ impl Hub {
         let returning = self.lingering.remove(&nick);
         // Moved here from another node: shown online already, and their rooms there are
         // joined again quietly.
-        let moved_rooms = self
-            .remote
-            .remove(&nick)
-            .filter(|r| r.named)
-            .map(|r| r.rooms);
-        let moved = moved_rooms.is_some();
+        let moved_rooms = if beside {
+            None
+        } else {
+            self.remote
+                .remove(&nick)
+                .filter(|r| r.named)
+                .map(|r| r.rooms)
+        };
+        let moved = moved_rooms.is_some() || beside;
         let first_here = sessions == 0 && returning.is_none();
         let first_session = first_here && !moved;
         let (id, kind) = (peer.id, peer.kind);

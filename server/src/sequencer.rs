@@ -255,6 +255,7 @@ struct WaitingLogin {
     nick: Nick,
     resume: Vec<Cursor>,
     authenticated: bool,
+    beside: bool,
 }
 
 struct PendingSend {
@@ -471,15 +472,20 @@ impl Worker {
 
     fn complete_login(&mut self, peer: Peer, nick: Nick, resume: Vec<Cursor>, authenticated: bool) {
         let raw = nick.to_string();
+        let mut beside = false;
         if let Some(link) = &mut self.cluster
             && !nick.is_reserved()
             && !self.hub.has_sessions(&nick)
-            && let cluster::Claim::Taken(node) = link.claim(&nick)
-            && !authenticated
         {
-            tracing::info!(nick = %nick, node, "nickname online on another node");
-            let err = HubError::NickTaken(nick);
-            return refuse_login(&peer, &raw, err.code(), &err.to_string());
+            match link.claim(&nick, authenticated) {
+                cluster::Claim::Taken(node) => {
+                    tracing::info!(nick = %nick, node, "nickname online on another node");
+                    let err = HubError::NickTaken(nick);
+                    return refuse_login(&peer, &raw, err.code(), &err.to_string());
+                }
+                cluster::Claim::Beside => beside = true,
+                cluster::Claim::Granted | cluster::Claim::Unchecked => {}
+            }
         }
         // In a cluster, the login is answered once this node has applied the log as far as it
         // reaches now: the welcome lists everyone online, and a resume includes every message
@@ -495,6 +501,7 @@ impl Worker {
                 nick,
                 resume,
                 authenticated,
+                beside,
             });
             let results = self.results.clone();
             self.runtime.spawn(async move {
@@ -507,7 +514,7 @@ impl Worker {
             });
             return;
         }
-        self.finish_login(peer, nick, resume, authenticated);
+        self.finish_login(peer, nick, resume, authenticated, beside);
     }
 
     /// Answers the logins that waited for this node to catch up with the cluster log, or
@@ -525,14 +532,25 @@ impl Worker {
             if w.until > applied {
                 tracing::warn!(nick = %w.nick, "logged in before this node caught up with the cluster log");
             }
-            self.finish_login(w.peer, w.nick, w.resume, w.authenticated);
+            self.finish_login(w.peer, w.nick, w.resume, w.authenticated, w.beside);
         }
     }
 
-    fn finish_login(&mut self, peer: Peer, nick: Nick, resume: Vec<Cursor>, authenticated: bool) {
+    /// Logs the user in here; `beside` when they have a session on another node too.
+    fn finish_login(
+        &mut self,
+        peer: Peer,
+        nick: Nick,
+        resume: Vec<Cursor>,
+        authenticated: bool,
+        beside: bool,
+    ) {
         let raw = nick.to_string();
         let new_user = !self.hub.is_known(&nick);
-        if let Err(err) = self.hub.login(nick.clone(), peer.clone(), authenticated) {
+        if let Err(err) = self
+            .hub
+            .login(nick.clone(), peer.clone(), authenticated, beside)
+        {
             return refuse_login(&peer, &raw, err.code(), &err.to_string());
         }
         tracing::info!(nick = %nick, conn = peer.id, kind = ?peer.kind, "logged in");

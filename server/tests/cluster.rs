@@ -834,3 +834,59 @@ async fn typing_notices_reach_the_other_node() {
         "{typing:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_user_on_two_nodes_stays_online_until_the_last_session_ends() {
+    let redis = RedisServer::start().await;
+    let no_grace = ["--presence-grace-secs", "0"];
+    let n1 = node_with(&redis, "n1", &no_grace).await;
+    let n2 = node_with(&redis, "n2", &no_grace).await;
+    let (s1, s2) = (n1.as_test_server(), n2.as_test_server());
+    let mut laptop = s1.native("alice").await;
+    laptop
+        .send(&ClientFrame::Register {
+            password: "correct horse battery".into(),
+        })
+        .await;
+    laptop
+        .frame_where(|f| matches!(f, ServerFrame::Registered { .. }))
+        .await;
+    let mut bob = s1.native("bob").await;
+    // Her phone logs in on the other node, with the password.
+    let mut phone = s2.native_unlogged().await;
+    phone
+        .send(&ClientFrame::Login {
+            nick: "alice".into(),
+            resume: Vec::new(),
+            password: Some("correct horse battery".into()),
+        })
+        .await;
+    let welcome = phone
+        .frame_where(|f| matches!(f, ServerFrame::Welcome { .. } | ServerFrame::Error { .. }))
+        .await;
+    assert!(
+        matches!(welcome, ServerFrame::Welcome { .. }),
+        "{welcome:?}"
+    );
+    // The laptop goes; alice is still online for bob, and his message reaches her phone.
+    drop(laptop);
+    bob.send(&to_user("b1", "alice", "still there?")).await;
+    let ack = bob.reply().await;
+    assert!(
+        matches!(ack, ServerFrame::Ack { offline: false, .. }),
+        "{ack:?}"
+    );
+    assert_eq!(phone.message().await.text, "still there?");
+    assert!(who(&mut bob).await.contains(&"alice".to_owned()));
+    // Her last session goes: now she is offline.
+    drop(phone);
+    let went = bob
+        .frame_where(
+            |f| matches!(f, ServerFrame::Presence { nick, .. } if nick.as_str() == "alice"),
+        )
+        .await;
+    assert!(
+        matches!(went, ServerFrame::Presence { online: false, .. }),
+        "{went:?}"
+    );
+}
