@@ -33,6 +33,9 @@ pub const FTS_BATCH: u64 = 128;
 /// memory until it writes them, so long messages are indexed in smaller batches.
 pub const FTS_BATCH_BYTES: usize = 64 * 1024;
 
+/// WAL pages written between two automatic checkpoints.
+const WAL_CHECKPOINT_PAGES: u32 = 10_000;
+
 /// Prepared statements kept for reuse (rusqlite keeps 16 by default; the store uses more).
 const STATEMENT_CACHE: usize = 64;
 
@@ -463,6 +466,15 @@ impl Store {
             return Err(corrupt(check));
         }
         self.conn.pragma_update(None, "synchronous", synchronous)?;
+        if !in_memory {
+            // A checkpoint copies each page changed since the last one back into the database
+            // and syncs it. Messages change the same few pages over and over, so checkpointing
+            // less often copies far fewer pages per message: every 10,000 WAL pages (about
+            // 40 MB) instead of SQLite's 1,000 (it was about a third of the time spent storing
+            // a message).
+            self.conn
+                .pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+        }
         self.conn.busy_timeout(Duration::from_secs(5))?;
         self.conn
             .execute_batch(SCHEMA)
