@@ -4,7 +4,8 @@
 //! - `config`: [`Config`], limits and timeouts.
 //! - `accept`: the accept loop, per-address limit, handshake deadline, HTTP/1 per connection.
 //! - `http`: routes by path and WebSocket subprotocol.
-//! - `connection`: one peer — reader loop, writer task, bounded outbox, close with a reason.
+//! - `connection`: one peer, one task — reading, batched writing from the bounded outbox,
+//!   timers, close with a reason.
 //! - `native`, `seed`: what each protocol does with the frames it receives.
 //! - `sequencer`: the one thread that owns hub and store and carries out requests in order.
 //! - `hub`: users, rooms, guests and routing.
