@@ -890,3 +890,63 @@ async fn a_registered_user_on_two_nodes_stays_online_until_the_last_session_ends
         "{went:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_to_another_node_within_the_grace_period_makes_no_noise() {
+    let redis = RedisServer::start().await;
+    let n1 = node_with(&redis, "n1", &["--presence-grace-secs", "30"]).await;
+    let n2 = node_with(&redis, "n2", &["--presence-grace-secs", "30"]).await;
+    let (s1, s2) = (n1.as_test_server(), n2.as_test_server());
+    let ops = || protocol::RoomName::parse("ops").expect("room");
+    let mut alice = s1.native("alice").await;
+    let mut bob = s2.native("bob").await;
+    for client in [&mut alice, &mut bob] {
+        client.send(&ClientFrame::Join { room: ops() }).await;
+    }
+    await_online(&mut bob, &["alice", "bob"]).await;
+    // Both in the room, as bob's node sees it.
+    loop {
+        bob.send(&ClientFrame::Who { room: Some(ops()) }).await;
+        let users = bob
+            .frame_where(|f| matches!(f, ServerFrame::Users { room: Some(_), .. }))
+            .await;
+        if matches!(&users, ServerFrame::Users { users, .. } if users.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // alice's connection to n1 drops; the load balancer sends her back to n2, where she
+    // resumes the room.
+    drop(alice);
+    await_no_connections(&s1).await;
+    let mut alice = s2.native_unlogged().await;
+    alice
+        .send(&ClientFrame::Login {
+            nick: "alice".into(),
+            resume: vec![Cursor {
+                target: Target::Room(ops()),
+                after: 0,
+            }],
+            password: None,
+        })
+        .await;
+    alice
+        .frame_where(|f| matches!(f, ServerFrame::Welcome { .. }))
+        .await;
+    // Her room is back: bob's message reaches her.
+    bob.send(&to_room("b1", "ops", "you still there?")).await;
+    assert_eq!(alice.message().await.text, "you still there?");
+    // Meanwhile bob heard nothing of her leaving, coming back, or her rooms.
+    let mut noise = Vec::new();
+    loop {
+        match bob.frame().await {
+            ServerFrame::Ack { .. } => break,
+            f @ (ServerFrame::Presence { .. }
+            | ServerFrame::Joined { .. }
+            | ServerFrame::Left { .. }) => noise.push(f),
+            _ => {}
+        }
+    }
+    assert!(noise.is_empty(), "bob heard: {noise:?}");
+    assert_eq!(who(&mut bob).await, ["alice", "bob"]);
+}
