@@ -23,6 +23,7 @@
 //! `chat:where:<nick>` (the nodes with a session of a user); typing notices
 //! go through the pub/sub channel `chat:typing`.
 
+use crate::hub::now_ms;
 use crate::store::{NewMessage, Store};
 use protocol::{MsgId, Nick, Quote, RoomName, Target};
 use redis::streams::{StreamReadOptions, StreamReadReply};
@@ -162,17 +163,18 @@ pub struct Posted {
 }
 
 impl Posted {
-    /// The message as the store takes it.
-    pub fn to_new(&self) -> NewMessage {
-        NewMessage {
-            from: self.from.clone(),
-            target: self.target.clone(),
-            text: self.text.clone(),
-            client_id: self.client_id.clone(),
+    /// The message as the store takes it, and the quote it replies to.
+    pub fn into_new(self) -> (NewMessage, Option<Quote>) {
+        let message = NewMessage {
+            from: self.from,
+            target: self.target,
+            text: self.text,
+            client_id: self.client_id,
             reply_to: self.reply_to.as_ref().map(|q| q.id),
             ts: self.ts,
-            delivered_to: self.delivered_to.clone(),
-        }
+            delivered_to: self.delivered_to,
+        };
+        (message, self.reply_to)
     }
 }
 
@@ -268,6 +270,16 @@ pub struct Entry {
 pub struct Outgoing {
     pub preset_id: Option<MsgId>,
     pub event: Event,
+}
+
+impl From<Event> for Outgoing {
+    /// An event without a preset id: a message among them gets its id from Redis.
+    fn from(event: Event) -> Self {
+        Self {
+            preset_id: None,
+            event,
+        }
+    }
 }
 
 /// Appends events; a message without a preset id gets the next id. Returns the ids, and
@@ -484,10 +496,6 @@ fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
     conn.set_read_timeout(Some(COMMAND_TIMEOUT))?;
     conn.set_write_timeout(Some(COMMAND_TIMEOUT))?;
     Ok(conn)
-}
-
-fn now_ms() -> i64 {
-    crate::hub::now_ms()
 }
 
 impl Link {
@@ -878,10 +886,7 @@ impl Link {
                 .invoke::<i64>(conn)
         });
         if done.is_none() {
-            self.defer([Outgoing {
-                preset_id: None,
-                event: offline,
-            }]);
+            self.defer([offline.into()]);
         }
     }
 
@@ -947,12 +952,9 @@ impl Link {
             }
             let joins: Vec<Outgoing> = rooms
                 .iter()
-                .map(|room| Outgoing {
-                    preset_id: None,
-                    event: Event::Joined {
-                        room: room.clone(),
-                        nick: nick.clone(),
-                    },
+                .map(|room| {
+                    let (room, nick) = (room.clone(), nick.clone());
+                    Event::Joined { room, nick }.into()
                 })
                 .collect();
             self.append(&joins);
@@ -1061,6 +1063,8 @@ pub enum Signal {
     Reconcile,
     /// Someone on `node` is typing.
     Typing { node: String, event: Event },
+    /// A login has waited as long as it may for the node to catch up with the log.
+    LoginDeadline,
 }
 
 /// Starts the log reader (from `cursor`) and the heartbeat, which also reaps dead nodes. Each

@@ -313,11 +313,7 @@ impl Hub {
             return;
         };
         for room in &remote.rooms {
-            let left = ServerFrame::Left {
-                room: room.clone(),
-                nick: nick.clone(),
-            };
-            self.to_room_natives(room, &left);
+            self.tell_left(room, nick);
         }
         if remote.named && !self.is_online(nick) {
             let gone = ServerFrame::Presence {
@@ -350,11 +346,7 @@ impl Hub {
             self.remote.remove(nick);
         }
         if was_in {
-            let left = ServerFrame::Left {
-                room: room.clone(),
-                nick: nick.clone(),
-            };
-            self.to_room_natives(room, &left);
+            self.tell_left(room, nick);
         }
     }
 
@@ -609,12 +601,17 @@ impl Hub {
 
     /// Tells the members of `room`, here and on other nodes, that `nick` left it.
     fn announce_left(&mut self, room: RoomName, nick: Nick) {
+        self.tell_left(&room, &nick);
+        self.emit(crate::cluster::Event::Left { room, nick });
+    }
+
+    /// Tells the native members of `room` on this node that `nick` left it.
+    fn tell_left(&self, room: &RoomName, nick: &Nick) {
         let left = ServerFrame::Left {
             room: room.clone(),
             nick: nick.clone(),
         };
-        self.to_room_natives(&room, &left);
-        self.emit(crate::cluster::Event::Left { room, nick });
+        self.to_room_natives(room, &left);
     }
 
     fn gone_offline(&mut self, nick: Nick) {
@@ -722,15 +719,9 @@ impl Hub {
         if !member.rooms.remove(room) {
             return;
         }
-        let frame = ServerFrame::Left {
-            room: room.clone(),
-            nick: member.nick.clone(),
-        };
+        let nick = member.nick.clone();
         // The leaver hears it too, so every client learns of leaving the same way.
-        self.to_room_natives(room, &frame);
-        if let ServerFrame::Left { room, nick } = frame {
-            self.emit(crate::cluster::Event::Left { room, nick });
-        }
+        self.announce_left(room.clone(), nick);
         if let Some(r) = self.rooms.get_mut(room) {
             r.members.remove(&id);
             if r.members.is_empty() && *room != RoomName::lobby() {
@@ -873,8 +864,6 @@ impl Hub {
         let Some(members) = self.rooms.get(room) else {
             return;
         };
-        // Only guests of the seed group page have reserved names (on any node of a cluster).
-        let from_guest = message.from.is_reserved();
         let mut as_native = None;
         let mut as_text = None;
         let mut delivered = 0;
@@ -893,7 +882,9 @@ impl Hub {
                 // verbatim, as the seed did; a named user's carry their name.
                 PeerKind::SeedGroup => as_text
                     .get_or_insert_with(|| {
-                        let text = if from_guest {
+                        // Only guests of the seed group page have reserved names (on any
+                        // node of a cluster).
+                        let text = if message.from.is_reserved() {
                             message.text.clone()
                         } else {
                             format!("{}: {}", message.from, message.text)

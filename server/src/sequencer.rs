@@ -507,9 +507,7 @@ impl Worker {
             self.runtime.spawn(async move {
                 tokio::time::sleep(LOGIN_CATCH_UP).await;
                 if let Some(queue) = results.upgrade() {
-                    let _ = queue
-                        .send(Command::Cluster(Signal::Entries(Vec::new())))
-                        .await;
+                    let _ = queue.send(Command::Cluster(Signal::LoginDeadline)).await;
                 }
             });
             return;
@@ -600,9 +598,8 @@ impl Worker {
             }
         }
         self.store.mark_delivered(nick, last)?;
-        let nick_ = nick.clone();
         self.share(vec![Event::Delivered {
-            nick: nick_,
+            nick: nick.clone(),
             up_to: last,
         }]);
         // For a native client they are history of each direct chat, from the first unseen one.
@@ -1120,10 +1117,7 @@ impl Worker {
         }
         let outgoing: Vec<Outgoing> = fresh
             .iter()
-            .map(|send| Outgoing {
-                preset_id: None,
-                event: Event::Message(posted(send)),
-            })
+            .map(|send| Event::Message(posted(send)).into())
             .collect();
         let started = std::time::Instant::now();
         if let Some(ids) = link.append(&outgoing) {
@@ -1171,13 +1165,7 @@ impl Worker {
         if events.is_empty() {
             return;
         }
-        let outgoing: Vec<Outgoing> = events
-            .into_iter()
-            .map(|event| Outgoing {
-                preset_id: None,
-                event,
-            })
-            .collect();
+        let outgoing: Vec<Outgoing> = events.into_iter().map(Outgoing::from).collect();
         if link.append(&outgoing).is_none() {
             link.defer(outgoing);
         }
@@ -1189,10 +1177,7 @@ impl Worker {
         let Some(link) = &mut self.cluster else {
             return self.apply(event);
         };
-        let outgoing = [Outgoing {
-            preset_id: None,
-            event,
-        }];
+        let outgoing = [Outgoing::from(event)];
         if link.append(&outgoing).is_some() {
             return Ok(());
         }
@@ -1314,6 +1299,8 @@ impl Worker {
                     link.reserve(end);
                 }
             }
+            // Answered below.
+            Signal::LoginDeadline => {}
         }
         self.finish_waiting_logins();
     }
@@ -1362,30 +1349,35 @@ impl Worker {
         // A direct message counts as delivered where its recipient has a session: that node
         // tells the others (a user shown online elsewhere may be in their grace period, or on
         // a node that died).
-        let news: Vec<NewMessage> = messages
-            .iter()
-            .map(|(_, _, p)| NewMessage {
-                delivered_to: None,
-                ..p.to_new()
+        let messages: Vec<(MsgId, ConnId, NewMessage, Option<protocol::Quote>)> = messages
+            .into_iter()
+            .map(|(id, from, posted)| {
+                let (message, quote) = posted.into_new();
+                let message = NewMessage {
+                    delivered_to: None,
+                    ..message
+                };
+                (id, from, message, quote)
             })
             .collect();
         let started = std::time::Instant::now();
         let stored = self
             .store
-            .insert_at(messages.iter().map(|(id, _, _)| *id).zip(&news));
+            .insert_at(messages.iter().map(|(id, _, m, _)| (*id, m)));
         self.metrics.store_commit(started.elapsed());
         let stored = match stored {
             Ok(stored) => stored,
             Err(err) => {
-                tracing::error!(error = %err, count = news.len(), "could not store messages of the cluster");
+                let count = messages.len();
+                tracing::error!(error = %err, count, "could not store messages of the cluster");
                 return;
             }
         };
         let mut delivered: BTreeMap<Nick, MsgId> = BTreeMap::new();
-        for (((id, from, posted), new), fresh) in messages.into_iter().zip(news).zip(stored) {
+        for ((id, from, new, quote), fresh) in messages.into_iter().zip(stored) {
             if fresh {
                 self.metrics.messages_stored.fetch_add(1, Relaxed);
-                let message = chat_message(id, posted.reply_to, new);
+                let message = chat_message(id, quote, new);
                 if let Target::User(to) = &message.target
                     && self.hub.has_sessions(to)
                 {

@@ -85,6 +85,14 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
 }
 
+/// The `room` and `recipient` columns of a message to `target`.
+fn room_and_recipient(target: &Target) -> (Option<&str>, Option<&str>) {
+    match target {
+        Target::Room(room) => (Some(room.as_str()), None),
+        Target::User(to) => (None, Some(to.as_str())),
+    }
+}
+
 /// The key of a conversation: `#room`, or `@a @b` for the direct chat of `a` and `b` in
 /// sorted order. Names contain neither `#`, `@` nor spaces, so keys never collide.
 pub fn conversation(from: &Nick, target: &Target) -> String {
@@ -549,10 +557,7 @@ impl Store {
                         continue;
                     }
                 }
-                let (room, recipient) = match &m.target {
-                    Target::Room(room) => (Some(room.as_str()), None),
-                    Target::User(to) => (None, Some(to.as_str())),
-                };
+                let (room, recipient) = room_and_recipient(&m.target);
                 insert.execute(params![
                     conversation(&m.from, &m.target),
                     m.ts,
@@ -594,10 +599,7 @@ impl Store {
             let mut seen =
                 tx.prepare_cached("UPDATE users SET dm_seen = max(dm_seen, ?2) WHERE nick = ?1")?;
             for (id, m) in batch {
-                let (room, recipient) = match &m.target {
-                    Target::Room(room) => (Some(room.as_str()), None),
-                    Target::User(to) => (None, Some(to.as_str())),
-                };
+                let (room, recipient) = room_and_recipient(&m.target);
                 let new = insert.execute(params![
                     id as i64,
                     conversation(&m.from, &m.target),
