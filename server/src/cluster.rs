@@ -1146,7 +1146,7 @@ fn read_log(client: &redis::Client, mut cursor: String, deliver: &dyn Fn(Signal)
     let mut conn = None;
     let block = 1000;
     loop {
-        let c = match conn.take() {
+        let mut c = match conn.take() {
             Some(c) => c,
             None => match client.get_connection_with_timeout(COMMAND_TIMEOUT) {
                 Ok(c) => {
@@ -1164,7 +1164,6 @@ fn read_log(client: &redis::Client, mut cursor: String, deliver: &dyn Fn(Signal)
                 }
             },
         };
-        let mut c = c;
         let options = StreamReadOptions::default().block(block).count(READ_COUNT);
         let reply: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREAD")
             .arg(&options)
@@ -1233,11 +1232,10 @@ fn beat(
             every
         });
         let result = (|| {
-            let c = match conn.take() {
+            let mut c = match conn.take() {
                 Some(c) => c,
                 None => connect(client)?,
             };
-            let mut c = c;
             let mut signals = Vec::new();
             if !health.degraded() {
                 if heartbeat(&mut c, config)? {
