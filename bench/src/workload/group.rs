@@ -15,6 +15,7 @@ use crate::report::{Report, ratio, round3};
 use crate::tally::{Counters, Tally, read_stamps};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -70,6 +71,35 @@ pub async fn member(
     }
 }
 
+/// Connects `count` members of `room` that only read (reader i to server i mod count, as
+/// `<prefix>-r<i>`), each counting in `counters` the stamps it receives: `slots` expected
+/// messages, a stamp's slot given by `slot_of`.
+pub async fn readers<F>(
+    run: &Run,
+    count: usize,
+    room: &str,
+    (slots, slot_of): (usize, F),
+    counters: &Arc<Counters>,
+    stop: &CancellationToken,
+) -> anyhow::Result<Vec<Reader>>
+where
+    F: Fn(Stamp) -> Option<usize> + Copy + Send + 'static,
+{
+    client::all(count, run.concurrency, |i| {
+        let (counters, stop) = (counters.clone(), stop.clone());
+        async move {
+            let nick = format!("{}-r{i}", run.prefix);
+            let ws = member(run, run.node(i), &nick, room, None).await?;
+            let (_, stream) = ws.split();
+            let index = Some(i);
+            Ok(tokio::spawn(read_stamps(
+                stream, slots, slot_of, counters, index, stop,
+            )))
+        }
+    })
+    .await
+}
+
 /// For seed runs: a control client on each server, and the lobby's size there before the
 /// run's members came; nothing for native runs.
 pub async fn seed_baseline(run: &Run) -> anyhow::Result<Vec<(Control, u64)>> {
@@ -123,25 +153,10 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
     let stop = CancellationToken::new();
 
     let baseline = run.setup("control client", seed_baseline(&run)).await?;
-    let receivers: Vec<Reader> = run
+    let receivers = run
         .setup(
             "receivers",
-            client::all(n, run.concurrency, |i| {
-                let (run, room, counters, stop) = (&run, &room, counters.clone(), stop.clone());
-                async move {
-                    let nick = format!("{}-r{i}", run.prefix);
-                    let ws = member(run, run.node(i), &nick, room, None).await?;
-                    let (_, stream) = ws.split();
-                    Ok(tokio::spawn(read_stamps(
-                        stream,
-                        slots,
-                        slot_of,
-                        counters,
-                        Some(i),
-                        stop,
-                    )))
-                }
-            }),
+            readers(&run, n, &room, (slots, slot_of), &counters, &stop),
         )
         .await?;
     let senders: Vec<(SplitSink<Ws, Message>, Reader)> = run

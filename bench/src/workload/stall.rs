@@ -2,7 +2,7 @@
 //! readers must get every message; the stalled member should be disconnected with a reason,
 //! which it finds when it finally reads after the traffic.
 
-use super::group::{Reader, await_seed_members, member, room_message, seed_baseline};
+use super::group::{await_seed_members, member, readers, room_message, seed_baseline};
 use super::{Cost, Run, await_count, mib, within_window};
 use crate::Common;
 use crate::payload::{self, Stamp};
@@ -68,25 +68,10 @@ pub async fn run(args: &StallArgs, run: Run) -> anyhow::Result<Report> {
             ),
         )
         .await?;
-    let readers: Vec<Reader> = run
+    let readers = run
         .setup(
             "readers",
-            crate::client::all(r, run.concurrency, |i| {
-                let (run, room, counters, stop) = (&run, &room, counters.clone(), stop.clone());
-                async move {
-                    let nick = format!("{}-r{i}", run.prefix);
-                    let ws = member(run, &run.dialer, &nick, room, None).await?;
-                    let (_, stream) = ws.split();
-                    Ok(tokio::spawn(read_stamps(
-                        stream,
-                        slots,
-                        slot_of,
-                        counters,
-                        Some(i),
-                        stop,
-                    )))
-                }
-            }),
+            readers(&run, r, &room, (slots, slot_of), &counters, &stop),
         )
         .await?;
     let sender = run
