@@ -180,6 +180,9 @@ fn direct_ping_pong_loses_nothing_on_either_protocol() {
         assert_eq!(r["round_trips_done"], 4 * 20);
         assert_eq!(r["lost"], 0);
         assert_eq!(r["server_errors"], 0);
+        // The costs of both sides are reported (the server's given by --server-pid).
+        assert!(r["server_cpu_us_per_forward"].is_number(), "{r}");
+        assert!(r["bench_cpu_us_per_forward"].is_number(), "{r}");
     }
 }
 

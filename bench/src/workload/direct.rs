@@ -178,7 +178,7 @@ pub async fn run(args: &DirectArgs, run: Run) -> anyhow::Result<Report> {
         completed += result.completed;
         last_at = last_at.max(result.last_at);
     }
-    let cpu = cost.cpu_micros(&run);
+    let (cpu, own_cpu) = (cost.cpu_micros(&run), cost.own_cpu_micros());
     let (rss, peak) = (run.probe.rss_kib(), run.probe.peak_rss_kib());
     bar.finish();
     stop.cancel();
@@ -209,6 +209,7 @@ pub async fn run(args: &DirectArgs, run: Run) -> anyhow::Result<Report> {
         .latency(["rtt_p50_ms", "rtt_p99_ms", "rtt_max_ms"], &rtt)
         .maybe("server_cpu_ms", cpu.map(|us| us / 1000), "ms")
         .maybe("server_cpu_us_per_forward", ratio(cpu, forwarded), "µs")
+        .maybe("bench_cpu_us_per_forward", ratio(own_cpu, forwarded), "µs")
         .maybe("server_rss_mib", mib(rss), "MiB")
         .maybe("server_peak_rss_mib", mib(peak), "MiB")
         .result(

@@ -240,14 +240,10 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
             done.load(Ordering::Relaxed) == m as u64
         })
         .await;
-        (
-            ending,
-            cost.cpu_micros(&run),
-            run.probe.rss_kib(),
-            run.probe.peak_rss_kib(),
-        )
+        let cpu = (cost.cpu_micros(&run), cost.own_cpu_micros());
+        (ending, cpu, run.probe.rss_kib(), run.probe.peak_rss_kib())
     };
-    let (_sinks, (ending, cpu, rss, peak)) = tokio::join!(sending, waiting);
+    let (_sinks, (ending, (cpu, own_cpu), rss, peak)) = tokio::join!(sending, waiting);
     bar.finish();
     stop.cancel();
 
@@ -293,6 +289,7 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
         )
         .maybe("server_cpu_ms", cpu.map(|us| us / 1000), "ms")
         .maybe("server_cpu_us_per_delivery", ratio(cpu, delivered), "µs")
+        .maybe("bench_cpu_us_per_delivery", ratio(own_cpu, delivered), "µs")
         .maybe("server_rss_mib", mib(rss), "MiB")
         .maybe("server_peak_rss_mib", mib(peak), "MiB");
     report.result("server_errors", all.errors, "frames");

@@ -153,22 +153,33 @@ pub async fn within_window(
 }
 
 /// Server CPU and memory around a traffic phase.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Cost {
     cpu_before: Option<u64>,
+    /// This process (the load generator), which shares the machine's cores with the server.
+    own: Probe,
+    own_before: Option<u64>,
 }
 
 impl Cost {
-    /// Reads the server's CPU time at the start of the traffic.
+    /// Reads the server's and this process's CPU time at the start of the traffic.
     pub fn start(run: &Run) -> Self {
+        let own = Probe::new(&[std::process::id()]);
         Self {
             cpu_before: run.probe.cpu_micros(),
+            own_before: own.cpu_micros(),
+            own,
         }
     }
 
     /// Server CPU microseconds used since [`start`](Self::start).
     pub fn cpu_micros(&self, run: &Run) -> Option<u64> {
         Some(run.probe.cpu_micros()?.saturating_sub(self.cpu_before?))
+    }
+
+    /// CPU microseconds this load generator used since [`start`](Self::start).
+    pub fn own_cpu_micros(&self) -> Option<u64> {
+        Some(self.own.cpu_micros()?.saturating_sub(self.own_before?))
     }
 }
 
