@@ -7,12 +7,14 @@
 //! - `probe`: the server's CPU time and memory from `/proc/<pid>`.
 //! - `report`: the table and the JSON line.
 //! - `progress`: a progress bar for phases longer than a few seconds.
+//! - `reference`: a minimal server of the seed endpoints, the yardstick for the machine.
 //! - `workload/`: `group`, `direct`, `idle`, `stall`, one file each, and the shared run context.
 
 mod client;
 mod payload;
 mod probe;
 mod progress;
+mod reference;
 mod report;
 mod tally;
 mod workload;
@@ -47,6 +49,10 @@ enum Workload {
     /// R readers, one member that never reads, one sender of K large messages: loss at the
     /// readers and what happened to the stalled member.
     Stall(workload::stall::StallArgs),
+    /// Not a workload: a minimal server of the seed endpoints (forward and relay, nothing else),
+    /// to measure what this machine allows with no chat features. Run the seed workloads
+    /// against it with `--no-control`.
+    ReferenceServer(reference::ReferenceArgs),
 }
 
 /// Options every workload takes.
@@ -79,6 +85,10 @@ pub struct Common {
     /// Client WebSocket read buffer per connection, in bytes (idle defaults to 4096 instead).
     #[arg(long)]
     client_read_buffer: Option<usize>,
+    /// The server has no native endpoint (`chat-bench reference-server`): seed runs skip the
+    /// native control client that checks every page is connected before the traffic.
+    #[arg(long)]
+    no_control: bool,
     /// Draw no progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -117,6 +127,7 @@ impl Common {
                 .unwrap_or_else(|| format!("b{}", std::process::id())),
             self.connect_concurrency,
             !self.no_progress,
+            !self.no_control,
         ))
     }
 }
@@ -127,19 +138,21 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (common, max_secs) = match &args.workload {
-        Workload::Group(a) => (&a.common, a.common.max_secs),
-        Workload::Direct(a) => (&a.common, a.common.max_secs),
-        Workload::Idle(a) => (&a.common, a.common.max_secs),
-        Workload::Stall(a) => (&a.common, a.common.max_secs),
+    let common = match &args.workload {
+        Workload::Group(a) => &a.common,
+        Workload::Direct(a) => &a.common,
+        Workload::Idle(a) => &a.common,
+        Workload::Stall(a) => &a.common,
+        Workload::ReferenceServer(a) => return runtime.block_on(reference::run(a)),
     };
-    let json_only = common.json;
+    let (max_secs, json_only) = (common.max_secs, common.json);
     let work = async {
         match &args.workload {
             Workload::Group(a) => workload::group::run(a, a.common.run(32 * 1024, true)?).await,
             Workload::Direct(a) => workload::direct::run(a, a.common.run(16 * 1024, false)?).await,
             Workload::Idle(a) => workload::idle::run(a, a.common.run(4 * 1024, false)?).await,
             Workload::Stall(a) => workload::stall::run(a, a.common.run(64 * 1024, false)?).await,
+            Workload::ReferenceServer(_) => unreachable!("served above"),
         }
     };
     // The workloads stop at --max-secs on their own; this is the backstop for a hung step.

@@ -62,6 +62,26 @@ impl Server {
         server
     }
 
+    /// `chat-bench reference-server` on a free port, found from the address it prints.
+    fn reference() -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-bench"))
+            .args(["reference-server", "--port", "0", "--max-secs", "120"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting chat-bench reference-server");
+        let stdout = child.stdout.take().expect("its output");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("reading its address");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Self { child, addr }
+    }
+
     /// Runs `chat-bench <workload> <args>` against this server and returns its JSON line.
     fn bench(&self, workload: &str, proto: &str, args: &[&str]) -> Value {
         bench_on(&[self], workload, proto, args)
@@ -338,4 +358,19 @@ fn group_across_two_cluster_nodes_loses_nothing_on_either_protocol() {
         assert_eq!(r["disconnected"], 0);
         assert_eq!(r["server_errors"], 0);
     }
+}
+
+#[test]
+fn the_reference_server_forwards_and_relays_the_seed_protocol() {
+    let server = Server::reference();
+    let report = server.bench("direct", "seed", &["--no-control", "-p", "4", "-k", "20"]);
+    let r = results(&report);
+    assert_eq!(r["round_trips_done"], 4 * 20);
+    assert_eq!(r["lost"], 0);
+    let args = ["--no-control", "-n", "5", "-m", "2", "-k", "20"];
+    let report = server.bench("group", "seed", &args);
+    let r = results(&report);
+    assert_eq!(r["expected"], 2 * 20 * (5 + 1));
+    assert_eq!(r["lost"], 0);
+    assert_eq!(r["duplicates"], 0);
 }

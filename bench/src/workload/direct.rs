@@ -109,7 +109,7 @@ pub async fn run(args: &DirectArgs, run: Run) -> anyhow::Result<Report> {
             client::all(p, run.concurrency, |i| connect(name('b', i))),
         )
         .await?;
-    if run.proto == Proto::Seed {
+    if run.proto == Proto::Seed && run.control {
         let nicks: Vec<String> = (0..p).flat_map(|i| [name('a', i), name('b', i)]).collect();
         run.setup("seed pages online", async {
             let mut control = Control::open(&run.dialer, &format!("{}-ctl", run.prefix)).await?;

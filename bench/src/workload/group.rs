@@ -101,10 +101,10 @@ where
 }
 
 /// For seed runs: a control client on each server, and the lobby's size there before the
-/// run's members came; nothing for native runs.
+/// run's members came; nothing for native runs or without control clients.
 pub async fn seed_baseline(run: &Run) -> anyhow::Result<Vec<(Control, u64)>> {
     let mut baseline = Vec::new();
-    if run.proto != Proto::Seed {
+    if run.proto != Proto::Seed || !run.control {
         return Ok(baseline);
     }
     for (k, server) in run.servers.iter().enumerate() {

@@ -35,6 +35,8 @@ pub struct Run {
     pub prefix: String,
     pub concurrency: usize,
     pub progress: bool,
+    /// Seed runs check with a native control client that every page is connected.
+    pub control: bool,
 }
 
 impl Run {
@@ -49,6 +51,7 @@ impl Run {
         prefix: String,
         concurrency: usize,
         progress: bool,
+        control: bool,
     ) -> Self {
         Self {
             dialer: *servers.first().expect("at least one server"),
@@ -60,6 +63,7 @@ impl Run {
             prefix,
             concurrency,
             progress,
+            control,
         }
     }
 
