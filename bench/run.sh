@@ -37,6 +37,7 @@ free_port() {
 }
 
 # case NAME "SERVER ARGS" WORKLOAD BENCH ARGS...
+# SERVER ARGS `reference` runs `chat-bench reference-server` instead of chat-server.
 case_() {
     local name=$1 server_args=$2
     shift 2
@@ -45,9 +46,13 @@ case_() {
         local port pid line load
         port=$(free_port)
         rm -rf "$data/db" && mkdir -p "$data/db"
-        # shellcheck disable=SC2086 # server_args is a word list
-        "$server_bin" --host 127.0.0.1 --port "$port" --log warn $server_args \
-            >"$data/server.log" 2>&1 &
+        if [[ $server_args == reference ]]; then
+            "$bench_bin" reference-server --port "$port" --max-secs 600 >"$data/server.log" 2>&1 &
+        else
+            # shellcheck disable=SC2086 # server_args is a word list
+            "$server_bin" --host 127.0.0.1 --port "$port" --log warn $server_args \
+                >"$data/server.log" 2>&1 &
+        fi
         pid=$!
         for _ in $(seq 200); do
             (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
@@ -124,6 +129,14 @@ for proto in native seed; do
     case_ "idle-19000-$proto" "$mem --max-connections 19500" idle --proto "$proto" -c 19000 \
         --hold-secs 10 --max-secs 240
 done
+
+# The yardstick: a minimal forwarder of the seed endpoints with no chat features at all.
+case_ "reference-group-200x2-seed" reference group --proto seed --no-control -n 200 -m 2 -k 2000 \
+    -s 64 --max-secs 120
+case_ "reference-group-1000x1-seed" reference group --proto seed --no-control -n 1000 -m 1 \
+    -k 200 -s 64 --max-secs 120
+case_ "reference-direct-seed" reference direct --proto seed --no-control -p 100 -k 1000 -s 64 \
+    --max-secs 120
 
 # One node alone, one node with Redis, and two nodes with the receivers spread over them (every
 # message crosses from the senders' node to the other one through Redis).
