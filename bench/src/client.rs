@@ -226,23 +226,44 @@ impl Control {
     /// Waits until every one of `nicks` is online.
     pub async fn await_online(&mut self, nicks: &[String]) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + SETUP_TIMEOUT;
-        loop {
-            send_json(&mut self.ws, json!({"type": "who"})).await?;
-            let users = Self::answer(&mut self.ws, "users", |v| {
-                v["type"] == "users" && v.get("room").is_none_or(Value::is_null)
-            })
-            .await?;
-            let online: std::collections::HashSet<&str> = users["users"]
-                .as_array()
-                .map(|u| u.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            if nicks.iter().all(|n| online.contains(n.as_str())) {
-                return Ok(());
-            }
+        while !self.online(nicks).await? {
             if tokio::time::Instant::now() > deadline {
                 bail!("not every client was online after {SETUP_TIMEOUT:?}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// Whether every one of `nicks` is online, asking `who` page by page (the server lists a
+    /// page of names at a time, in name order).
+    async fn online(&mut self, nicks: &[String]) -> anyhow::Result<bool> {
+        let mut missing: std::collections::HashSet<&str> =
+            nicks.iter().map(String::as_str).collect();
+        let mut after: Option<String> = None;
+        loop {
+            let mut who = json!({"type": "who", "limit": 500});
+            if let Some(after) = &after {
+                who["after"] = json!(after);
+            }
+            send_json(&mut self.ws, who).await?;
+            let page = Self::answer(&mut self.ws, "users", |v| {
+                v["type"] == "users" && v.get("room").is_none_or(Value::is_null)
+            })
+            .await?;
+            let names: Vec<&str> = page["users"]
+                .as_array()
+                .map(|u| u.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            for name in &names {
+                missing.remove(*name);
+            }
+            let more = page["has_more"].as_bool().unwrap_or(false);
+            match names.last() {
+                _ if missing.is_empty() => return Ok(true),
+                Some(last) if more => after = Some((*last).to_owned()),
+                _ => return Ok(false),
+            }
         }
     }
 
