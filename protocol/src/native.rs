@@ -107,7 +107,7 @@ pub enum ClientFrame {
     Leave { room: RoomName },
     /// Ask for the list of rooms.
     Rooms,
-    /// Ask who is online, or who is in `room`: in name order, at most `limit` names (100 by
+    /// Ask who is online, or who is in `room`: in name order, at most `limit` names (50 by
     /// default, at most 500), only names that start with `prefix`, and only names after
     /// `after` (the last name of the previous page). Answered by `users`.
     Who {
@@ -202,7 +202,7 @@ pub struct RoomInfo {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// Login accepted. `rooms` are the rooms the user is in (the lobby at first), `users` who is
-    /// online now, in name order, the user included; at most the first 100 names, and
+    /// online now, in name order, the user included; at most the first 50 names, and
     /// `users_total` how many are online in all (absent from older servers, which listed
     /// everyone).
     Welcome {
@@ -285,7 +285,7 @@ pub enum ServerFrame {
     Presence { nick: Nick, online: bool },
     /// Who came online and who went offline since the last such frame (the server gathers
     /// changes for a short interval and sends one frame per interval). A name's last change
-    /// counts: it is in `online` or in `offline`, never both. At most 50 names are listed;
+    /// counts: it is in `online` or in `offline`, never both. At most 20 names are listed;
     /// `unlisted` counts the changes left out. `total` is how many are online now.
     PresenceChanges {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -316,7 +316,7 @@ pub enum ServerFrame {
     /// of it by [`ServerFrame::RoomChanges`] instead.
     Left { room: RoomName, nick: Nick },
     /// Who entered and who left a large room since the last such frame, gathered like
-    /// [`ServerFrame::PresenceChanges`]: at most 50 names listed, `unlisted` the changes left
+    /// [`ServerFrame::PresenceChanges`]: at most 20 names listed, `unlisted` the changes left
     /// out, `total` how many are in the room now.
     RoomChanges {
         room: RoomName,

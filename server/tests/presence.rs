@@ -21,7 +21,7 @@ fn names(users: &[Nick]) -> Vec<&str> {
 }
 
 #[tokio::test]
-async fn a_login_lists_the_first_hundred_names_and_counts_everyone() {
+async fn a_login_lists_the_first_fifty_names_and_counts_everyone() {
     let server = TestServer::start().await;
     let _crowd = crowd(&server, "u", 120).await;
     let mut zoe = server.native_unlogged().await;
@@ -30,8 +30,8 @@ async fn a_login_lists_the_first_hundred_names_and_counts_everyone() {
         ServerFrame::Welcome {
             users, users_total, ..
         } => {
-            assert_eq!(users.len(), 100);
-            assert_eq!((users[0].as_str(), users[99].as_str()), ("u000", "u099"));
+            assert_eq!(users.len(), 50);
+            assert_eq!((users[0].as_str(), users[49].as_str()), ("u000", "u049"));
             assert_eq!(users_total, Some(121));
         }
         other => panic!("expected welcome, got {other:?}"),
@@ -45,7 +45,7 @@ async fn a_login_lists_the_first_hundred_names_and_counts_everyone() {
             total,
             has_more,
             ..
-        } => assert_eq!((users.len(), total, has_more), (100, Some(121), true)),
+        } => assert_eq!((users.len(), total, has_more), (50, Some(121), true)),
         _ => unreachable!(),
     }
 
@@ -53,7 +53,7 @@ async fn a_login_lists_the_first_hundred_names_and_counts_everyone() {
     zoe.send(&ClientFrame::Who {
         room: None,
         prefix: None,
-        after: Some("u099".parse().expect("nick")),
+        after: Some("u049".parse().expect("nick")),
         limit: Some(500),
     })
     .await;
@@ -67,8 +67,8 @@ async fn a_login_lists_the_first_hundred_names_and_counts_everyone() {
             has_more,
             ..
         } => {
-            assert_eq!(users.len(), 21);
-            assert_eq!((users[0].as_str(), users[20].as_str()), ("u100", "zoe"));
+            assert_eq!(users.len(), 71);
+            assert_eq!((users[0].as_str(), users[70].as_str()), ("u050", "zoe"));
             assert_eq!((total, has_more), (Some(121), false));
         }
         _ => unreachable!(),
@@ -105,7 +105,7 @@ async fn presence_changes_come_gathered_and_name_each_user() {
     let server = TestServer::start().await;
     let mut watcher = server.native("watcher").await;
     let crowd = crowd(&server, "p", 60).await;
-    // Arrivals are told (named, or counted beyond 50 names a frame) with the count of everyone
+    // Arrivals are told (named, or counted beyond 20 names a frame) with the count of everyone
     // online, in fewer frames than there were arrivals. The watcher may hear of itself too.
     let mut seen = std::collections::BTreeSet::new();
     let (mut told, mut frames, mut total) = (0, 0, 0);
@@ -121,7 +121,7 @@ async fn presence_changes_come_gathered_and_name_each_user() {
                 total: now,
             } => {
                 assert!(offline.is_empty(), "{offline:?}");
-                assert!(online.len() <= 50);
+                assert!(online.len() <= 20);
                 told += online.len() + unlisted;
                 seen.extend(online.into_iter().map(|n| n.to_string()));
                 frames += 1;

@@ -11,16 +11,18 @@ use std::ops::Bound;
 use std::time::Duration;
 
 /// Names listed in `welcome`, in the `users` frame after a join, and in a `who` answer unless
-/// it asks for another `limit`. Every frame a connection was ever sent keeps its write buffer
-/// that large, so the lists stay short; the rest is paged with `who`.
-pub const LISTED_USERS: usize = 100;
+/// it asks for another `limit`: a screenful for the clients' lists, whose "and N more" pages
+/// in the rest with `who`. Kept short because a connection's write buffer stays as large as
+/// the most it was sent at once, and a login's frames go out together (at 5,000 idle
+/// connections, 100 names cost 12.6 KiB per connection, 50 names 10.0 KiB, 10 names 9.0 KiB).
+pub const LISTED_USERS: usize = 50;
 
 /// The most names one `who` answer lists.
 pub const MAX_LISTED_USERS: usize = 500;
 
 /// Names listed in one `presence_changes` or `room_changes` frame; further changes are only
 /// counted (`unlisted`).
-pub const LISTED_CHANGES: usize = 50;
+pub const LISTED_CHANGES: usize = 20;
 
 /// Rooms with more members than this tell joins and leaves in `room_changes` batches; smaller
 /// rooms send each `joined` and `left` at once.
@@ -279,8 +281,8 @@ mod tests {
         let (users, total, more) = names(&first);
         assert_eq!(users.len(), LISTED_USERS);
         assert_eq!(
-            (users[0], users[99], total, more),
-            ("u000", "u099", Some(250), true)
+            (users[0], users[LISTED_USERS - 1], total, more),
+            ("u000", "u049", Some(250), true)
         );
         let last = roster.who(&WhoQuery {
             after: Some(nick("u199")),
