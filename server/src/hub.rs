@@ -9,11 +9,14 @@
 //!
 //! A login costs the same however many are online: the lists it is sent are cut to a page
 //! (see [`roster`]), and others hear of it in the next `presence_changes` frame (and, in a
-//! large room, `room_changes`), which [`Hub::send_changes`] sends once per [`CHANGES_EVERY`].
+//! large room, `room_changes`), which [`Hub::send_changes`] sends once per
+//! [`Hub::changes_every`] (200 ms, longer with many connections).
 
 mod roster;
 
-pub use roster::{CHANGES_EVERY, LARGE_ROOM, LISTED_CHANGES, LISTED_USERS, WhoQuery};
+pub use roster::{
+    CHANGES_EVERY, LARGE_ROOM, LISTED_CHANGES, LISTED_USERS, MAX_CHANGES_EVERY, WhoQuery,
+};
 
 use crate::metrics::Metrics;
 use crate::peer::{CloseReason, ConnId, Peer, PeerKind};
@@ -676,6 +679,12 @@ impl Hub {
         self.sync_online(nick);
     }
 
+    /// How long to gather changes before [`send_changes`](Self::send_changes): longer with
+    /// more connections, see [`roster::changes_every`].
+    pub fn changes_every(&self) -> std::time::Duration {
+        roster::changes_every(self.conns.len())
+    }
+
     /// Whether presence changes or joins and leaves of large rooms wait to be sent.
     pub fn has_changes(&self) -> bool {
         self.roster.has_changes()
@@ -683,7 +692,8 @@ impl Hub {
 
     /// Sends what changed since the last call: one `presence_changes` frame to every native
     /// client, and one `room_changes` frame to the native members of each large room that
-    /// changed. Called once per [`CHANGES_EVERY`] while [`has_changes`](Self::has_changes).
+    /// changed. Called once per [`changes_every`](Self::changes_every) while
+    /// [`has_changes`](Self::has_changes).
     pub fn send_changes(&mut self) {
         if let Some(frame) = self.roster.take_presence() {
             // Connection ids start at 1: nobody is excepted.

@@ -440,10 +440,10 @@ impl Worker {
             return;
         }
         self.changes_due = true;
-        let results = self.results.clone();
+        let (results, every) = (self.results.clone(), self.hub.changes_every());
         // Ends after one interval, or at once if the server stops first.
         self.runtime.spawn(async move {
-            tokio::time::sleep(hub::CHANGES_EVERY).await;
+            tokio::time::sleep(every).await;
             if let Some(queue) = results.upgrade() {
                 let _ = queue.send(Command::SendChanges).await;
             }

@@ -29,8 +29,23 @@ pub const LISTED_CHANGES: usize = 20;
 pub const LARGE_ROOM: usize = 50;
 
 /// How long presence changes and joins and leaves of large rooms are gathered before they are
-/// sent, in one frame per client (and room).
+/// sent, in one frame per client (and room), with few connections; see [`changes_every`].
 pub const CHANGES_EVERY: Duration = Duration::from_millis(200);
+
+/// The longest changes are gathered, however many are connected.
+pub const MAX_CHANGES_EVERY: Duration = Duration::from_secs(1);
+
+/// How long changes are gathered with `connections` connected: [`CHANGES_EVERY`], and 50 µs
+/// per connection beyond 4,000 (up to [`MAX_CHANGES_EVERY`] at 20,000). Each interval costs
+/// one frame per client, so an interval that grows with the audience keeps the server's work
+/// per login about the same during a crowd's arrival instead of growing with everyone already
+/// there.
+pub fn changes_every(connections: usize) -> Duration {
+    let per_connection = Duration::from_micros(50);
+    per_connection
+        .saturating_mul(u32::try_from(connections).unwrap_or(u32::MAX))
+        .clamp(CHANGES_EVERY, MAX_CHANGES_EVERY)
+}
 
 /// A `who` request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -269,6 +284,14 @@ mod tests {
             } => (users.iter().map(Nick::as_str).collect(), *total, *has_more),
             other => panic!("not a users frame: {other:?}"),
         }
+    }
+
+    #[test]
+    fn changes_are_gathered_longer_for_a_larger_audience() {
+        assert_eq!(changes_every(0), CHANGES_EVERY);
+        assert_eq!(changes_every(4_000), CHANGES_EVERY);
+        assert_eq!(changes_every(10_000), Duration::from_millis(500));
+        assert_eq!(changes_every(50_000), MAX_CHANGES_EVERY);
     }
 
     #[test]
