@@ -458,7 +458,8 @@ impl Hub {
 
     /// Logs in a named user. A native user joins the lobby and is sent `welcome` before any
     /// other frame; everyone else hears of them in the next `presence_changes` (on their
-    /// first session) and by `joined` (or, in a large room, `room_changes`). `another_session` lets an authenticated user in beside their other sessions.
+    /// first session) and by `joined` (or, in a large room, `room_changes`).
+    /// `another_session` lets an authenticated user in beside their other sessions.
     ///
     /// In a cluster, `beside` says the user has a session on another node too: they stay
     /// shown online through it.
