@@ -82,6 +82,18 @@ fn gathered_presence_changes_update_the_list_the_count_and_open_chats() {
         notices(&app, dave).last().map(String::as_str),
         Some("dave is offline")
     );
+    // Listed again as offline (gone and back and gone within one interval): no second notice.
+    let before = notices(&app, dave).len();
+    frame(
+        &mut app,
+        ServerFrame::PresenceChanges {
+            online: vec![],
+            offline: vec![nick("dave")],
+            unlisted: 0,
+            total: 4990,
+        },
+    );
+    assert_eq!(notices(&app, dave).len(), before);
 }
 
 #[test]

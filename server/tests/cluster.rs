@@ -893,6 +893,11 @@ async fn moving_to_another_node_within_the_grace_period_makes_no_noise() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Presence changes are sent gathered: once bob hears of carol, who comes last, nothing
+    // from before (his own arrival, alice's) is still on its way to him.
+    let _carol = s2.native("carol").await;
+    bob.frame_where(|f| f.presence_of("carol") == Some(true))
+        .await;
     // alice's connection to n1 drops; the load balancer sends her back to n2, where she
     // resumes the room.
     drop(alice);
@@ -928,5 +933,5 @@ async fn moving_to_another_node_within_the_grace_period_makes_no_noise() {
         }
     }
     assert!(noise.is_empty(), "bob heard: {noise:?}");
-    assert_eq!(who(&mut bob).await, ["alice", "bob"]);
+    assert_eq!(who(&mut bob).await, ["alice", "bob", "carol"]);
 }

@@ -74,12 +74,21 @@ pub(super) fn changes(
     for (nicks, now_online) in [(online, true), (offline, false)] {
         for nick in nicks {
             let known = app.online.binary_search(&nick);
-            match (now_online, known) {
-                (true, Err(at)) => app.online.insert(at, nick.clone()),
+            let changed = match (now_online, known) {
+                (true, Err(at)) => {
+                    app.online.insert(at, nick.clone());
+                    true
+                }
                 (false, Ok(at)) => {
                     app.online.remove(at);
+                    true
                 }
-                _ => {}
+                _ => false,
+            };
+            // A name listed again in its state (a change and its undoing gathered together) is
+            // no news.
+            if !changed {
+                continue;
             }
             if let Some(i) = app.conv_index(&ConvKey::Direct(nick.clone())) {
                 let state = if now_online { "online" } else { "offline" };
