@@ -221,8 +221,11 @@ pub struct Conversation {
     pub scroll: usize,
     /// Messages that arrived while scrolled up (shown as a marker).
     pub new_below: usize,
-    /// Known members (rooms only), from `users` answers and joins/leaves.
+    /// Known members (rooms only), sorted, from `users` answers and joins/leaves. In a large
+    /// room only some of them: the server lists the first names and counts the rest.
     pub members: Vec<Nick>,
+    /// How many are in the room, as the server last counted (rooms only).
+    pub member_total: usize,
     /// Older messages were asked for and have not come yet.
     pub loading_older: bool,
     /// The server said there are no older messages.
@@ -243,6 +246,7 @@ impl Conversation {
             scroll: 0,
             new_below: 0,
             members: Vec::new(),
+            member_total: 0,
             loading_older: false,
             oldest_reached: false,
             typing: Vec::new(),
@@ -284,8 +288,11 @@ pub struct App {
     pub convs: Vec<Conversation>,
     /// Index into `convs` of the one shown.
     pub active: usize,
-    /// Who is online, sorted.
+    /// Who is known to be online, sorted: with many online, only some of them (the server
+    /// lists the first names and counts the rest).
     pub online: Vec<Nick>,
+    /// How many are online, as the server last counted.
+    pub online_total: usize,
     /// Own messages waiting for an `ack`, oldest first.
     pub outbox: Vec<Outgoing>,
     /// The message box.
@@ -369,6 +376,7 @@ impl App {
             convs: vec![Conversation::new(ConvKey::Room(RoomName::lobby()))],
             active: 0,
             online: Vec::new(),
+            online_total: 0,
             outbox: Vec::new(),
             input: LineEditor::new(),
             login_input: LineEditor::new(),

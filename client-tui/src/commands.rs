@@ -13,7 +13,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("/delete", "", "delete your message"),
     ("/search", "<text>", "find messages, open one"),
     ("/mentions", "", "messages mentioning you"),
-    ("/who", "", "who is here (or online)"),
+    ("/who", "[prefix]", "who is here (or online)"),
     ("/rooms", "", "list the rooms"),
     ("/users", "", "show / hide online list"),
     ("/register", "<password>", "protect your nickname"),
@@ -36,7 +36,8 @@ pub enum Command {
     },
     Join(RoomName),
     Part(Option<RoomName>),
-    Who,
+    /// Who is in the room shown (or online), optionally only names starting with a prefix.
+    Who(Option<String>),
     Rooms,
     Users,
     /// Register the nickname with a password.
@@ -104,7 +105,7 @@ pub fn parse_command(text: &str) -> Result<Command, String> {
         "join" | "j" => Ok(Command::Join(room()?)),
         "part" | "leave" | "close" if first.is_empty() => Ok(Command::Part(None)),
         "part" | "leave" | "close" => Ok(Command::Part(Some(room()?))),
-        "who" | "names" => Ok(Command::Who),
+        "who" | "names" => Ok(Command::Who(optional(args).map(|a| a.trim().to_owned()))),
         "rooms" | "list" => Ok(Command::Rooms),
         "users" => Ok(Command::Users),
         "register" if args.trim().is_empty() => Err("/register needs a password".into()),

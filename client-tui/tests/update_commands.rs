@@ -106,17 +106,14 @@ fn part_leaves_the_room_and_closes_it_when_the_server_confirms() {
 fn who_asks_about_the_room_shown_and_prints_the_answer() {
     let mut app = online_app("alice", &["bob"]);
     let cmds = enter_line(&mut app, "/who");
-    assert_eq!(
-        sent(&cmds),
-        [ClientFrame::Who {
-            room: Some(RoomName::lobby())
-        }]
-    );
+    assert_eq!(sent(&cmds), [ClientFrame::who(Some(RoomName::lobby()))]);
     frame(
         &mut app,
         ServerFrame::Users {
             room: Some(RoomName::lobby()),
             users: vec![nick("bob"), nick("alice")],
+            total: Some(2),
+            has_more: false,
         },
     );
     assert_eq!(
@@ -131,6 +128,8 @@ fn who_asks_about_the_room_shown_and_prints_the_answer() {
         ServerFrame::Users {
             room: Some(RoomName::lobby()),
             users: vec![nick("alice")],
+            total: Some(1),
+            has_more: false,
         },
     );
     assert_eq!(notices(&app, 0).len(), before);

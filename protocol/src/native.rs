@@ -107,10 +107,18 @@ pub enum ClientFrame {
     Leave { room: RoomName },
     /// Ask for the list of rooms.
     Rooms,
-    /// Ask who is online, or who is in `room`.
+    /// Ask who is online, or who is in `room`: in name order, at most `limit` names (50 by
+    /// default, at most 500), only names that start with `prefix`, and only names after
+    /// `after` (the last name of the previous page). Answered by `users`.
     Who {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<RoomName>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<Nick>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
     },
 }
 
@@ -194,11 +202,15 @@ pub struct RoomInfo {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// Login accepted. `rooms` are the rooms the user is in (the lobby at first), `users` who is
-    /// online now, the user included.
+    /// online now, in name order, the user included; at most the first 50 names, and
+    /// `users_total` how many are online in all (absent from older servers, which listed
+    /// everyone).
     Welcome {
         nick: Nick,
         rooms: Vec<RoomName>,
         users: Vec<Nick>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        users_total: Option<usize>,
         limits: Limits,
     },
     /// A message in a room the user is in, or a direct message to them.
@@ -268,18 +280,54 @@ pub enum ServerFrame {
     },
     /// The nickname is registered: logging in under it needs the password from now on.
     Registered { nick: Nick },
-    /// A named user came online or went offline.
+    /// A named user came online or went offline. Sent by older servers; current ones send
+    /// [`ServerFrame::PresenceChanges`] instead.
     Presence { nick: Nick, online: bool },
-    /// Who is online (`room` absent) or in `room`.
+    /// Who came online and who went offline since the last such frame (the server gathers
+    /// changes for a short interval and sends one frame per interval). A name's last change
+    /// counts: it is in `online` or in `offline`, never both. At most 20 names are listed;
+    /// `unlisted` counts the changes left out. `total` is how many are online now.
+    PresenceChanges {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        online: Vec<Nick>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        offline: Vec<Nick>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        unlisted: usize,
+        total: usize,
+    },
+    /// Who is online (`room` absent) or in `room`, in name order: the answer to `who`, and
+    /// sent after joining a room. `total` is how many the request covers in all (absent from
+    /// older servers, which listed everyone); `has_more` says that names follow the last one
+    /// listed (ask again with `after`).
     Users {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<RoomName>,
         users: Vec<Nick>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<usize>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        has_more: bool,
     },
-    /// `nick` entered `room` (also sent to the user who joined).
+    /// `nick` entered `room` (also sent to the user who joined). In a large room, the others
+    /// hear of it by [`ServerFrame::RoomChanges`] instead.
     Joined { room: RoomName, nick: Nick },
-    /// `nick` left `room` (also sent to the user who left).
+    /// `nick` left `room` (also sent to the user who left). In a large room, the others hear
+    /// of it by [`ServerFrame::RoomChanges`] instead.
     Left { room: RoomName, nick: Nick },
+    /// Who entered and who left a large room since the last such frame, gathered like
+    /// [`ServerFrame::PresenceChanges`]: at most 20 names listed, `unlisted` the changes left
+    /// out, `total` how many are in the room now.
+    RoomChanges {
+        room: RoomName,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        joined: Vec<Nick>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        left: Vec<Nick>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        unlisted: usize,
+        total: usize,
+    },
     /// The room list.
     Rooms { rooms: Vec<RoomInfo> },
     /// A request failed. `client_id` is set when it was about a `send`.
@@ -292,6 +340,10 @@ pub enum ServerFrame {
     /// A frame type this build does not know; clients ignore it.
     #[serde(other)]
     Unknown,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl ServerFrame {
@@ -308,6 +360,18 @@ impl ServerFrame {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("server frames always serialize")
     }
+
+    /// What this frame says of `nick`'s presence: `Some(true)` if it says they came online,
+    /// `Some(false)` if it says they went offline (`presence` or `presence_changes`).
+    pub fn presence_of(&self, nick: &str) -> Option<bool> {
+        let named = |list: &[Nick]| list.iter().any(|n| n.as_str() == nick);
+        match self {
+            Self::Presence { nick: n, online } if n.as_str() == nick => Some(*online),
+            Self::PresenceChanges { online, .. } if named(online) => Some(true),
+            Self::PresenceChanges { offline, .. } if named(offline) => Some(false),
+            _ => None,
+        }
+    }
 }
 
 impl ClientFrame {
@@ -318,6 +382,16 @@ impl ClientFrame {
             target,
             text: text.into(),
             reply_to: None,
+        }
+    }
+
+    /// A `who` for the first page of who is online (`room` is `None`) or in `room`.
+    pub fn who(room: Option<RoomName>) -> Self {
+        Self::Who {
+            room,
+            prefix: None,
+            after: None,
+            limit: None,
         }
     }
 
@@ -383,6 +457,54 @@ mod tests {
         let frame: ServerFrame =
             serde_json::from_str(r#"{"type":"reaction","emoji":"👍","id":3}"#).expect("parses");
         assert_eq!(frame, ServerFrame::Unknown);
+    }
+
+    #[test]
+    fn lists_from_an_older_server_parse_without_their_counts() {
+        let welcome: ServerFrame = serde_json::from_str(
+            r#"{"type":"welcome","nick":"a","rooms":["lobby"],"users":["a"],"limits":{"max_text_bytes":1}}"#,
+        )
+        .expect("parses");
+        assert!(matches!(
+            welcome,
+            ServerFrame::Welcome {
+                users_total: None,
+                ..
+            }
+        ));
+        let users: ServerFrame =
+            serde_json::from_str(r#"{"type":"users","users":["a","b"]}"#).expect("parses");
+        assert!(matches!(
+            users,
+            ServerFrame::Users {
+                total: None,
+                has_more: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn presence_of_reads_both_presence_frames() {
+        let one = ServerFrame::Presence {
+            nick: nick("carol"),
+            online: false,
+        };
+        assert_eq!(one.presence_of("carol"), Some(false));
+        let many = ServerFrame::PresenceChanges {
+            online: vec![nick("carol")],
+            offline: vec![nick("erin")],
+            unlisted: 0,
+            total: 2,
+        };
+        assert_eq!(
+            ["carol", "erin", "bob"].map(|n| many.presence_of(n)),
+            [Some(true), Some(false), None]
+        );
+        assert_eq!(
+            serde_json::to_value(&many).expect("serializes"),
+            json!({"type": "presence_changes", "online": ["carol"], "offline": ["erin"], "total": 2})
+        );
     }
 
     #[test]

@@ -6,6 +6,17 @@
 //!
 //! A broadcast is encoded once per audience (native JSON, seed group text) and the encoded bytes
 //! are shared by every recipient.
+//!
+//! A login costs the same however many are online: the lists it is sent are cut to a page
+//! (see [`roster`]), and others hear of it in the next `presence_changes` frame (and, in a
+//! large room, `room_changes`), which [`Hub::send_changes`] sends once per
+//! [`Hub::changes_every`] (200 ms, longer with many connections).
+
+mod roster;
+
+pub use roster::{
+    CHANGES_EVERY, LARGE_ROOM, LISTED_CHANGES, LISTED_USERS, MAX_CHANGES_EVERY, WhoQuery,
+};
 
 use crate::metrics::Metrics;
 use crate::peer::{CloseReason, ConnId, Peer, PeerKind};
@@ -144,6 +155,9 @@ pub struct Hub {
     remote: HashMap<Nick, Remote>,
     /// In a cluster: joins and leaves of this node's users, for the other nodes to hear of.
     events: Option<Vec<crate::cluster::Event>>,
+    /// Who is shown online and who is in each room, in name order, and the changes not yet
+    /// sent.
+    roster: roster::Roster,
 }
 
 /// Someone on another node of the cluster.
@@ -191,6 +205,7 @@ impl Hub {
             remote: HashMap::new(),
             events: None,
             rooms,
+            roster: roster::Roster::default(),
         }
     }
 
@@ -200,6 +215,10 @@ impl Hub {
         self.events = Some(Vec::new());
         for user in remote {
             self.known.insert(user.nick.clone());
+            self.roster.add_online_quietly(&user.nick);
+            for room in &user.rooms {
+                self.roster.enter(room, &user.nick);
+            }
             self.remote.insert(
                 user.nick,
                 Remote {
@@ -270,14 +289,24 @@ impl Hub {
         entry.named = true;
         // A user who moved keeps their rooms: the new node joins them again quietly and
         // announces the ones they did not come back to (see `login`).
-        if let Some(lingered) = lingered {
-            entry.rooms = lingered.rooms;
+        let rooms = if let Some(lingered) = lingered {
+            Some(lingered.rooms)
         } else if !moved && !shown {
-            entry.rooms.clear();
+            Some(BTreeSet::new())
+        } else {
+            None
+        };
+        if let Some(rooms) = rooms {
+            let before = std::mem::replace(&mut entry.rooms, rooms);
+            let after = entry.rooms.clone();
+            for room in &before {
+                self.roster.exit(room, &nick);
+            }
+            for room in &after {
+                self.roster.enter(room, &nick);
+            }
         }
-        if !shown {
-            self.to_natives_except(0, &ServerFrame::Presence { nick, online: true });
-        }
+        self.sync_online(&nick);
     }
 
     /// Brings the users online elsewhere in line with `remote`, the cluster's view (after an
@@ -313,26 +342,18 @@ impl Hub {
             return;
         };
         for room in &remote.rooms {
-            self.tell_left(room, nick);
+            self.roster.exit(room, nick);
+            self.tell_room(room, nick, false, None);
         }
-        if remote.named && !self.is_online(nick) {
-            let gone = ServerFrame::Presence {
-                nick: nick.clone(),
-                online: false,
-            };
-            self.to_natives_except(0, &gone);
-        }
+        self.sync_online(nick);
     }
 
     /// `nick`, on another node, joined `room`.
     pub fn remote_joined(&mut self, room: RoomName, nick: Nick) {
         let entry = self.remote.entry(nick.clone()).or_default();
         if entry.rooms.insert(room.clone()) {
-            let joined = ServerFrame::Joined {
-                room: room.clone(),
-                nick,
-            };
-            self.to_room_natives(&room, &joined);
+            self.roster.enter(&room, &nick);
+            self.tell_room(&room, &nick, true, None);
         }
     }
 
@@ -346,7 +367,8 @@ impl Hub {
             self.remote.remove(nick);
         }
         if was_in {
-            self.tell_left(room, nick);
+            self.roster.exit(room, nick);
+            self.tell_room(room, nick, false, None);
         }
     }
 
@@ -435,8 +457,9 @@ impl Hub {
     }
 
     /// Logs in a named user. A native user joins the lobby and is sent `welcome` before any
-    /// other frame; everyone else hears of them by `presence` (on their first session) and
-    /// `joined`. `another_session` lets an authenticated user in beside their other sessions.
+    /// other frame; everyone else hears of them in the next `presence_changes` (on their
+    /// first session) and by `joined` (or, in a large room, `room_changes`).
+    /// `another_session` lets an authenticated user in beside their other sessions.
     ///
     /// In a cluster, `beside` says the user has a session on another node too: they stay
     /// shown online through it.
@@ -464,14 +487,13 @@ impl Hub {
         let moved_rooms = if beside {
             None
         } else {
-            self.remote
-                .remove(&nick)
-                .filter(|r| r.named)
-                .map(|r| r.rooms)
+            let removed = self.remote.remove(&nick);
+            for room in removed.iter().flat_map(|r| &r.rooms) {
+                self.roster.exit(room, &nick);
+            }
+            removed.filter(|r| r.named).map(|r| r.rooms)
         };
-        let moved = moved_rooms.is_some() || beside;
         let first_here = sessions == 0 && returning.is_none();
-        let first_session = first_here && !moved;
         let (id, kind) = (peer.id, peer.kind);
         peer.logged_in
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -485,17 +507,18 @@ impl Hub {
         if let (Some(rooms), Some(member)) = (rejoin, self.conns.get_mut(&id)) {
             member.quiet_rejoin = rooms;
         }
+        // Others hear of a user who was not shown online before in the next changes.
+        self.sync_online(&nick);
         if kind == PeerKind::Native {
+            let (users, total) = self.roster.first_online();
             let welcome = ServerFrame::Welcome {
                 nick: nick.clone(),
                 rooms: vec![RoomName::lobby()],
-                users: self.online_users(),
+                users,
+                users_total: Some(total),
                 limits: self.limits.clone(),
             };
             offer(&self.conns[&id].peer, native(&welcome));
-        }
-        if first_session {
-            self.to_natives_except(id, &ServerFrame::Presence { nick, online: true });
         }
         if kind == PeerKind::Native {
             self.join(id, RoomName::lobby());
@@ -559,7 +582,7 @@ impl Hub {
             sessions.remove(at);
             if sessions.is_empty() {
                 self.online.remove(&nick);
-                self.gone_offline(nick);
+                self.gone_offline(&nick);
             }
         }
         self.conns.remove(&id);
@@ -584,7 +607,7 @@ impl Hub {
         }
         if self.online.get(&absence.nick).is_some_and(Vec::is_empty) {
             self.online.remove(&absence.nick);
-            self.gone_offline(absence.nick.clone());
+            self.gone_offline(&absence.nick);
         }
     }
 
@@ -601,35 +624,101 @@ impl Hub {
 
     /// Tells the members of `room`, here and on other nodes, that `nick` left it.
     fn announce_left(&mut self, room: RoomName, nick: Nick) {
-        self.tell_left(&room, &nick);
+        self.tell_room(&room, &nick, false, None);
         self.emit(crate::cluster::Event::Left { room, nick });
     }
 
-    /// Tells the native members of `room` on this node that `nick` left it.
-    fn tell_left(&self, room: &RoomName, nick: &Nick) {
-        let left = ServerFrame::Left {
-            room: room.clone(),
-            nick: nick.clone(),
+    /// Tells the native members of `room` on this node that `nick` entered (`joined`) or left
+    /// it: at once in a small room, in the next `room_changes` in a large one. `own`, the
+    /// connection that entered or left, hears at once either way.
+    fn tell_room(&mut self, room: &RoomName, nick: &Nick, joined: bool, own: Option<ConnId>) {
+        let frame = if joined {
+            ServerFrame::Joined {
+                room: room.clone(),
+                nick: nick.clone(),
+            }
+        } else {
+            ServerFrame::Left {
+                room: room.clone(),
+                nick: nick.clone(),
+            }
         };
-        self.to_room_natives(room, &left);
+        let large =
+            self.roster.is_large(room) || (!joined && self.roster.room_len(room) >= LARGE_ROOM);
+        let mut own_heard = false;
+        if large {
+            self.roster.note_room_change(room, nick);
+        } else {
+            // Changes gathered while the room was large go first, so that every client applies
+            // them in the order they happened.
+            self.send_room_changes(room);
+            self.to_room_natives(room, &frame);
+            own_heard = own.is_some_and(|id| {
+                self.rooms
+                    .get(room)
+                    .is_some_and(|r| r.members.contains(&id))
+            });
+        }
+        if let Some(member) = own.and_then(|id| self.conns.get(&id))
+            && member.peer.kind == PeerKind::Native
+            && !own_heard
+        {
+            offer(&member.peer, native(&frame));
+        }
     }
 
-    fn gone_offline(&mut self, nick: Nick) {
+    /// Lists `nick` as online or offline as the hub now sees them; a change is told in the
+    /// next `presence_changes`.
+    fn sync_online(&mut self, nick: &Nick) {
+        let shown = self.is_online(nick);
+        self.roster.set_online(nick, shown);
+    }
+
+    fn gone_offline(&mut self, nick: &Nick) {
         self.metrics.users_online.fetch_sub(1, Relaxed);
-        if self.is_online(&nick) {
-            // Still online on another node.
+        // Still shown online when on another node.
+        self.sync_online(nick);
+    }
+
+    /// How long to gather changes before [`send_changes`](Self::send_changes): longer with
+    /// more connections, see [`roster::changes_every`].
+    pub fn changes_every(&self) -> std::time::Duration {
+        roster::changes_every(self.conns.len())
+    }
+
+    /// Whether presence changes or joins and leaves of large rooms wait to be sent.
+    pub fn has_changes(&self) -> bool {
+        self.roster.has_changes()
+    }
+
+    /// Sends what changed since the last call: one `presence_changes` frame to every native
+    /// client, and one `room_changes` frame to the native members of each large room that
+    /// changed. Called once per [`changes_every`](Self::changes_every) while
+    /// [`has_changes`](Self::has_changes).
+    pub fn send_changes(&mut self) {
+        if let Some(frame) = self.roster.take_presence() {
+            // Connection ids start at 1: nobody is excepted.
+            self.to_natives_except(0, &frame);
+        }
+        for room in self.roster.changed_rooms() {
+            self.send_room_changes(&room);
+        }
+    }
+
+    fn send_room_changes(&mut self, room: &RoomName) {
+        if !self.roster.has_room_changes(room) {
             return;
         }
-        let gone = ServerFrame::Presence {
-            nick,
-            online: false,
-        };
-        // Connection ids start at 1: nobody is excepted.
-        self.to_natives_except(0, &gone);
+        if let Some(frame) = self.roster.take_room(room) {
+            self.to_room_natives(room, &frame);
+        }
     }
 
-    /// Takes `id` out of `room`'s members, dropping an empty room other than the lobby.
+    /// Takes `id` out of `room`'s members quietly, dropping an empty room other than the lobby.
     fn remove_member(&mut self, id: ConnId, room: &RoomName) {
+        if let Some(member) = self.conns.get(&id) {
+            self.roster.exit(room, &member.nick);
+        }
         if let Some(r) = self.rooms.get_mut(room) {
             r.members.remove(&id);
             if r.members.is_empty() && *room != RoomName::lobby() {
@@ -680,25 +769,18 @@ impl Hub {
                 .or_default()
                 .members
                 .insert(id);
+            self.roster.enter(&room, &nick);
             tracing::debug!(nick = %nick, room = %room, "joined");
             self.emit(crate::cluster::Event::Joined {
                 room: room.clone(),
                 nick: nick.clone(),
             });
             if !quiet {
-                let joined = ServerFrame::Joined {
-                    room: room.clone(),
-                    nick,
-                };
-                self.to_room_natives(&room, &joined);
+                self.tell_room(&room, &nick, true, Some(id));
             }
         }
         if kind == PeerKind::Native {
-            let users = self.room_users(&room);
-            let frame = ServerFrame::Users {
-                room: Some(room),
-                users,
-            };
+            let frame = self.roster.room_page(&room);
             offer(&self.conns[&id].peer, native(&frame));
         }
     }
@@ -720,8 +802,13 @@ impl Hub {
             return;
         }
         let nick = member.nick.clone();
+        self.roster.exit(room, &nick);
         // The leaver hears it too, so every client learns of leaving the same way.
-        self.announce_left(room.clone(), nick);
+        self.tell_room(room, &nick, false, Some(id));
+        self.emit(crate::cluster::Event::Left {
+            room: room.clone(),
+            nick,
+        });
         if let Some(r) = self.rooms.get_mut(room) {
             r.members.remove(&id);
             if r.members.is_empty() && *room != RoomName::lobby() {
@@ -757,38 +844,10 @@ impl Hub {
         rooms.into_values().collect()
     }
 
-    /// Who is online (`room` is `None`) or in `room`.
-    pub fn who(&self, room: Option<&RoomName>) -> Vec<Nick> {
-        match room {
-            None => self.online_users(),
-            Some(room) => self.room_users(room),
-        }
-    }
-
-    fn online_users(&self) -> Vec<Nick> {
-        let remote = self.remote.iter().filter(|(_, r)| r.named).map(|(n, _)| n);
-        let mut users: Vec<Nick> = self.online.keys().chain(remote).cloned().collect();
-        users.sort();
-        users.dedup();
-        users
-    }
-
-    fn room_users(&self, name: &RoomName) -> Vec<Nick> {
-        let local = self
-            .rooms
-            .get(name)
-            .into_iter()
-            .flat_map(|room| &room.members)
-            .filter_map(|id| self.conns.get(id).map(|m| m.nick.clone()));
-        let remote = self
-            .remote
-            .iter()
-            .filter(|(_, r)| r.rooms.contains(name))
-            .map(|(nick, _)| nick.clone());
-        let mut users: Vec<Nick> = local.chain(remote).collect();
-        users.sort();
-        users.dedup();
-        users
+    /// The answer to a `who` request: who is online (`room` is `None`) or in `room`, a page
+    /// at a time.
+    pub fn who(&self, query: &WhoQuery) -> ServerFrame {
+        self.roster.who(query)
     }
 
     /// Sends `frame` to every native connection but `except`, encoded once.

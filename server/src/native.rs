@@ -138,7 +138,17 @@ impl Session for NativeSession {
             ClientFrame::Whois { nick } => Op::Whois(nick),
             ClientFrame::Leave { room } => Op::Leave(room),
             ClientFrame::Rooms => Op::Rooms,
-            ClientFrame::Who { room } => Op::Who(room),
+            ClientFrame::Who {
+                room,
+                prefix,
+                after,
+                limit,
+            } => Op::Who(crate::hub::WhoQuery {
+                room,
+                prefix,
+                after,
+                limit,
+            }),
         })
     }
 

@@ -62,6 +62,8 @@ enum Command {
     Prune,
     /// News from the cluster.
     Cluster(Signal),
+    /// Time to send the presence and room changes gathered since the last time.
+    SendChanges,
 }
 
 /// The requests, as decoded from any of the protocols.
@@ -115,7 +117,7 @@ pub enum Op {
     Whois(Nick),
     Leave(RoomName),
     Rooms,
-    Who(Option<RoomName>),
+    Who(hub::WhoQuery),
 }
 
 /// A handle for submitting commands. Cheap to clone; the thread ends once every handle is
@@ -171,6 +173,7 @@ impl Sequencer {
             applied,
             waiting: Vec::new(),
             cluster,
+            changes_due: false,
         };
         worker.prune();
         // Resolves when the thread has stored what was queued and stopped (or panicked: the
@@ -241,6 +244,8 @@ struct Worker {
     applied: (u64, u64),
     /// Logins waiting for the node to catch up with the cluster log.
     waiting: Vec<WaitingLogin>,
+    /// A `SendChanges` is on its way.
+    changes_due: bool,
 }
 
 /// The longest a login waits for this node to catch up with the cluster log.
@@ -280,6 +285,7 @@ impl Worker {
                 self.handle(command);
             }
             self.flush_sends();
+            self.schedule_changes();
             let events = self.hub.take_events();
             self.share(events);
         }
@@ -295,6 +301,11 @@ impl Worker {
             Command::Prune => {
                 self.flush_sends();
                 return self.prune();
+            }
+            Command::SendChanges => {
+                self.flush_sends();
+                self.changes_due = false;
+                return self.hub.send_changes();
             }
             Command::Cluster(signal) => {
                 self.flush_sends();
@@ -416,12 +427,27 @@ impl Worker {
                 offer(&peer, native(&ServerFrame::Rooms { rooms }));
                 Ok(())
             }),
-            Op::Who(room) => self.when_logged_in(&peer, |hub| {
-                let users = hub.who(room.as_ref());
-                offer(&peer, native(&ServerFrame::Users { room, users }));
+            Op::Who(query) => self.when_logged_in(&peer, |hub| {
+                offer(&peer, native(&hub.who(&query)));
                 Ok(())
             }),
         }
+    }
+
+    /// Asks for `SendChanges` one interval from now, when changes wait and none is asked for.
+    fn schedule_changes(&mut self) {
+        if self.changes_due || !self.hub.has_changes() {
+            return;
+        }
+        self.changes_due = true;
+        let (results, every) = (self.results.clone(), self.hub.changes_every());
+        // Ends after one interval, or at once if the server stops first.
+        self.runtime.spawn(async move {
+            tokio::time::sleep(every).await;
+            if let Some(queue) = results.upgrade() {
+                let _ = queue.send(Command::SendChanges).await;
+            }
+        });
     }
 
     fn when_logged_in(&mut self, peer: &Peer, f: impl FnOnce(&mut Hub) -> Result<(), HubError>) {

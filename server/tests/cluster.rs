@@ -75,7 +75,7 @@ fn dm_with(name: &str) -> Target {
 
 /// The users online as `client` sees them (`who`), sorted.
 async fn who(client: &mut Client) -> Vec<String> {
-    client.send(&ClientFrame::Who { room: None }).await;
+    client.send(&ClientFrame::who(None)).await;
     match client
         .frame_where(|f| matches!(f, ServerFrame::Users { room: None, .. }))
         .await
@@ -260,12 +260,9 @@ async fn presence_and_nicknames_span_the_nodes() {
         other => panic!("expected welcome, got {other:?}"),
     }
     let came = alice
-        .frame_where(|f| matches!(f, ServerFrame::Presence { .. }))
+        .frame_where(|f| matches!(f, ServerFrame::PresenceChanges { .. }))
         .await;
-    assert!(
-        matches!(&came, ServerFrame::Presence { nick, online: true } if nick.as_str() == "bob"),
-        "{came:?}"
-    );
+    assert_eq!(came.presence_of("bob"), Some(true), "{came:?}");
     assert_eq!(who(&mut alice).await, ["alice", "bob"]);
     assert_eq!(who(&mut bob).await, ["alice", "bob"]);
 
@@ -290,13 +287,8 @@ async fn presence_and_nicknames_span_the_nodes() {
 
     // bob leaves: n1 hears it, and the name is free on n1.
     drop(bob);
-    let went = alice
-        .frame_where(|f| matches!(f, ServerFrame::Presence { nick, .. } if nick.as_str() == "bob"))
-        .await;
-    assert!(
-        matches!(&went, ServerFrame::Presence { online: false, .. }),
-        "{went:?}"
-    );
+    let went = alice.frame_where(|f| f.presence_of("bob").is_some()).await;
+    assert_eq!(went.presence_of("bob"), Some(false), "{went:?}");
     assert_eq!(who(&mut alice).await, ["alice", "carol"]);
     let _bob = s1.native("bob").await;
 }
@@ -339,14 +331,13 @@ async fn receive(client: &mut Client, count: usize) -> HashMap<Target, MsgId> {
 async fn await_offline(client: &mut Client, gone: &str, since: Instant) -> Duration {
     let mut told = false;
     loop {
-        client.send(&ClientFrame::Who { room: None }).await;
+        client.send(&ClientFrame::who(None)).await;
         let listed = loop {
             match client.frame().await {
-                ServerFrame::Presence {
-                    nick,
-                    online: false,
-                } if nick.as_str() == gone => told = true,
-                ServerFrame::Users { room: None, users } => {
+                f if f.presence_of(gone) == Some(false) => told = true,
+                ServerFrame::Users {
+                    room: None, users, ..
+                } => {
                     break users.iter().any(|u| u.as_str() == gone);
                 }
                 _ => {}
@@ -364,9 +355,7 @@ async fn await_offline(client: &mut Client, gone: &str, since: Instant) -> Durat
     let took = since.elapsed();
     if !told {
         client
-            .frame_where(|f| {
-                matches!(f, ServerFrame::Presence { nick, online: false } if nick.as_str() == gone)
-            })
+            .frame_where(|f| f.presence_of(gone) == Some(false))
             .await;
     }
     took
@@ -405,7 +394,7 @@ async fn resume_at(
     loop {
         if complete(&got) && !asked_who {
             // Anything more (a message twice, say) comes before the answer to this.
-            client.send(&ClientFrame::Who { room: None }).await;
+            client.send(&ClientFrame::who(None)).await;
             asked_who = true;
         }
         // Shorter than the read deadline of `frame`: an incomplete catch-up is reported below
@@ -758,9 +747,7 @@ async fn a_registered_name_stays_protected_on_a_node_started_after_the_log_dropp
     // Once another node hears that alice left, her name is free in Redis.
     drop(alice);
     carol
-        .frame_where(
-            |f| matches!(f, ServerFrame::Presence { nick, online: false } if nick.as_str() == "alice"),
-        )
+        .frame_where(|f| f.presence_of("alice") == Some(false))
         .await;
     let n2 = node_with(&redis, "n2", &small_log).await;
     let mut somebody = n2.as_test_server().native_unlogged().await;
@@ -803,10 +790,8 @@ async fn a_node_taken_for_dead_while_paused_registers_its_users_again() {
     signal("-CONT");
     // Running again, n1 notices and registers alice again: she is online for bob once more,
     // and reachable.
-    bob.frame_where(
-        |f| matches!(f, ServerFrame::Presence { nick, online: true } if nick.as_str() == "alice"),
-    )
-    .await;
+    bob.frame_where(|f| f.presence_of("alice") == Some(true))
+        .await;
     bob.send(&to_user("b1", "alice", "welcome back")).await;
     bob.ack_id().await;
     let m = alice.message().await;
@@ -880,15 +865,8 @@ async fn a_registered_user_on_two_nodes_stays_online_until_the_last_session_ends
     assert!(who(&mut bob).await.contains(&"alice".to_owned()));
     // Her last session goes: now she is offline.
     drop(phone);
-    let went = bob
-        .frame_where(
-            |f| matches!(f, ServerFrame::Presence { nick, .. } if nick.as_str() == "alice"),
-        )
-        .await;
-    assert!(
-        matches!(went, ServerFrame::Presence { online: false, .. }),
-        "{went:?}"
-    );
+    let went = bob.frame_where(|f| f.presence_of("alice").is_some()).await;
+    assert_eq!(went.presence_of("alice"), Some(false), "{went:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -906,7 +884,7 @@ async fn moving_to_another_node_within_the_grace_period_makes_no_noise() {
     await_online(&mut bob, &["alice", "bob"]).await;
     // Both in the room, as bob's node sees it.
     loop {
-        bob.send(&ClientFrame::Who { room: Some(ops()) }).await;
+        bob.send(&ClientFrame::who(Some(ops()))).await;
         let users = bob
             .frame_where(|f| matches!(f, ServerFrame::Users { room: Some(_), .. }))
             .await;
@@ -915,6 +893,11 @@ async fn moving_to_another_node_within_the_grace_period_makes_no_noise() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Presence changes are sent gathered: once bob hears of carol, who comes last, nothing
+    // from before (his own arrival, alice's) is still on its way to him.
+    let _carol = s2.native("carol").await;
+    bob.frame_where(|f| f.presence_of("carol") == Some(true))
+        .await;
     // alice's connection to n1 drops; the load balancer sends her back to n2, where she
     // resumes the room.
     drop(alice);
@@ -942,11 +925,13 @@ async fn moving_to_another_node_within_the_grace_period_makes_no_noise() {
         match bob.frame().await {
             ServerFrame::Ack { .. } => break,
             f @ (ServerFrame::Presence { .. }
+            | ServerFrame::PresenceChanges { .. }
+            | ServerFrame::RoomChanges { .. }
             | ServerFrame::Joined { .. }
             | ServerFrame::Left { .. }) => noise.push(f),
             _ => {}
         }
     }
     assert!(noise.is_empty(), "bob heard: {noise:?}");
-    assert_eq!(who(&mut bob).await, ["alice", "bob"]);
+    assert_eq!(who(&mut bob).await, ["alice", "bob", "carol"]);
 }

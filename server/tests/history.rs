@@ -41,7 +41,7 @@ async fn a_client_that_reconnects_gets_exactly_the_messages_it_missed() {
     bob.send(&to_room("b-0", "lobby", "before")).await;
     let last_seen = alice.message().await.id;
     drop(alice);
-    bob.frame_where(|f| matches!(f, ServerFrame::Presence { online: false, .. }))
+    bob.frame_where(|f| f.presence_of("alice") == Some(false))
         .await;
 
     let mut sent = Vec::new();
@@ -106,7 +106,7 @@ async fn a_direct_message_to_an_offline_user_reaches_them_at_login() {
     let bob = server.native("bob").await;
     drop(bob);
     alice
-        .frame_where(|f| matches!(f, ServerFrame::Presence { online: false, .. }))
+        .frame_where(|f| f.presence_of("bob") == Some(false))
         .await;
     for text in ["are you there?", "call me"] {
         alice.send(&to_user(text, "bob", text)).await;
@@ -128,7 +128,7 @@ async fn a_direct_message_to_an_offline_user_reaches_them_at_login() {
     // Delivered once: the next login has nothing waiting.
     drop(bob);
     alice
-        .frame_where(|f| matches!(f, ServerFrame::Presence { online: false, .. }))
+        .frame_where(|f| f.presence_of("bob") == Some(false))
         .await;
     let mut bob = server.native("bob").await;
     alice.send(&to_user("a-3", "bob", "hello again")).await;
@@ -148,7 +148,7 @@ async fn a_direct_message_to_an_offline_seed_page_user_arrives_when_the_page_con
     let bob = server.seed_single("bob").await;
     drop(bob);
     watcher
-        .frame_where(|f| matches!(f, ServerFrame::Presence { online: false, .. }))
+        .frame_where(|f| f.presence_of("bob") == Some(false))
         .await;
     // From a seed page: it is told the message is kept.
     let mut carol = server.seed_single("carol").await;

@@ -16,9 +16,11 @@ async fn login_is_welcomed_with_the_lobby_and_who_is_online() {
             nick,
             rooms,
             users,
+            users_total,
             limits,
         } => {
             assert_eq!(nick.as_str(), "张伟");
+            assert_eq!(users_total, Some(2));
             assert_eq!(
                 rooms.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
                 ["lobby"]
@@ -141,7 +143,7 @@ async fn a_direct_message_to_an_unknown_user_is_an_error_and_to_an_offline_one_i
     let bob = server.native("bob").await;
     drop(bob);
     alice
-        .frame_where(|f| matches!(f, ServerFrame::Presence { online: false, .. }))
+        .frame_where(|f| f.presence_of("bob") == Some(false))
         .await;
     alice.send(&to_user("a-1", "bob", "gone?")).await;
     match alice.reply().await {
@@ -247,8 +249,11 @@ async fn rooms_can_be_joined_listed_and_left() {
         .frame_where(|f| matches!(f, ServerFrame::Users { room: Some(_), .. }))
         .await
     {
-        ServerFrame::Users { room, users } => {
+        ServerFrame::Users {
+            room, users, total, ..
+        } => {
             assert_eq!(room.expect("room").as_str(), "rust");
+            assert_eq!(total, Some(1));
             assert_eq!(
                 users.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
                 ["alice"]
@@ -299,9 +304,7 @@ async fn rooms_can_be_joined_listed_and_left() {
         .await;
     assert!(matches!(left, ServerFrame::Left { nick, .. } if nick.as_str() == "bob"));
     alice
-        .send(&ClientFrame::Who {
-            room: Some("rust".parse().expect("room")),
-        })
+        .send(&ClientFrame::who(Some("rust".parse().expect("room"))))
         .await;
     match alice
         .frame_where(|f| matches!(f, ServerFrame::Users { .. }))
@@ -334,13 +337,10 @@ async fn presence_tells_who_comes_and_goes() {
     let mut alice = server.native("alice").await;
     let bob = server.seed_single("bob").await;
     let came = alice
-        .frame_where(|f| matches!(f, ServerFrame::Presence { .. }))
+        .frame_where(|f| matches!(f, ServerFrame::PresenceChanges { .. }))
         .await;
-    assert!(
-        matches!(&came, ServerFrame::Presence { nick, online: true } if nick.as_str() == "bob"),
-        "{came:?}"
-    );
-    alice.send(&ClientFrame::Who { room: None }).await;
+    assert_eq!(came.presence_of("bob"), Some(true), "{came:?}");
+    alice.send(&ClientFrame::who(None)).await;
     match alice
         .frame_where(|f| matches!(f, ServerFrame::Users { room: None, .. }))
         .await
@@ -355,12 +355,9 @@ async fn presence_tells_who_comes_and_goes() {
     }
     drop(bob);
     let went = alice
-        .frame_where(|f| matches!(f, ServerFrame::Presence { .. }))
+        .frame_where(|f| matches!(f, ServerFrame::PresenceChanges { .. }))
         .await;
-    assert!(
-        matches!(&went, ServerFrame::Presence { nick, online: false } if nick.as_str() == "bob"),
-        "{went:?}"
-    );
+    assert_eq!(went.presence_of("bob"), Some(false), "{went:?}");
 }
 
 #[tokio::test]

@@ -91,9 +91,7 @@ async fn message_to_an_unknown_or_offline_user_gets_a_notice_and_the_server_keep
     let mut watcher = server.native("watcher").await;
     bob.ws.close(None).await.expect("close");
     watcher
-        .frame_where(|f| {
-            matches!(f, protocol::ServerFrame::Presence { nick, online: false } if nick.as_str() == "bob")
-        })
+        .frame_where(|f| f.presence_of("bob") == Some(false))
         .await;
     let mut carol = server.seed_single("carol").await;
     carol.send_text(&seed_send("bob?", "carol", "bob")).await;

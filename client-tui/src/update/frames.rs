@@ -1,6 +1,6 @@
 //! Connection events and server frames.
 
-use super::{close_conv, conv_of, features, history, notice, own_line_mut, receive, send_frame};
+use super::{conv_of, features, history, notice, own_line_mut, presence, receive, send_frame};
 use crate::app::{App, ChatLine, ConnState, ConvKey, Delivery, LoginField, Screen};
 use crate::msg::{Cmd, NetEvent};
 use protocol::{ClientFrame, ErrorCode, Nick, RoomName, ServerFrame};
@@ -81,8 +81,13 @@ fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
             nick,
             rooms,
             users,
+            users_total,
             limits,
-        } => welcome(app, nick, rooms, users, limits, cmds),
+        } => {
+            let total = users_total.unwrap_or(users.len());
+            welcome(app, nick, rooms, users, limits, cmds);
+            app.online_total = total.max(app.online.len());
+        }
         ServerFrame::Message(m) => {
             let key = conv_of(app, &m.from, &m.target);
             let new = app.conv_index(&key).is_none();
@@ -117,41 +122,33 @@ fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
             messages,
             has_more,
         } => history::on_history(app, target, messages, has_more, cmds),
-        ServerFrame::Presence { nick, online } => presence(app, nick, online, cmds),
-        ServerFrame::Users { room, users } => {
-            let mut users = users;
-            users.sort();
-            let shown = app.asked_who > 0;
-            if shown {
-                app.asked_who -= 1;
-                app.awaiting_replies = app.awaiting_replies.saturating_sub(1);
-            }
-            let names = users
-                .iter()
-                .map(Nick::as_str)
-                .collect::<Vec<_>>()
-                .join(", ");
-            match room {
-                Some(room) => {
-                    if shown {
-                        let text = format!("in #{room} ({}): {names}", users.len());
-                        notice(app, app.active, &text, cmds);
-                    }
-                    if let Some(i) = app.conv_index(&ConvKey::Room(room)) {
-                        app.convs[i].members = users;
-                    }
-                }
-                None => {
-                    if shown {
-                        let text = format!("online ({}): {names}", users.len());
-                        notice(app, app.active, &text, cmds);
-                    }
-                    app.online = users;
-                }
-            }
+        ServerFrame::Presence { nick, online } => {
+            // An older server's frame, one per change.
+            let (online, offline) = if online {
+                (vec![nick], vec![])
+            } else {
+                (vec![], vec![nick])
+            };
+            presence::changes(app, online, offline, None, cmds);
         }
-        ServerFrame::Joined { room, nick } => joined(app, room, nick, cmds),
-        ServerFrame::Left { room, nick } => left(app, room, nick, cmds),
+        ServerFrame::PresenceChanges {
+            online,
+            offline,
+            total,
+            ..
+        } => presence::changes(app, online, offline, Some(total), cmds),
+        ServerFrame::Users {
+            room, users, total, ..
+        } => presence::users(app, room, users, total, cmds),
+        ServerFrame::Joined { room, nick } => presence::joined(app, room, nick, cmds),
+        ServerFrame::Left { room, nick } => presence::left(app, room, nick, cmds),
+        ServerFrame::RoomChanges {
+            room,
+            joined,
+            left,
+            total,
+            ..
+        } => presence::room_changes(app, &room, joined, left, total),
         ServerFrame::Rooms { rooms } => {
             app.awaiting_replies = app.awaiting_replies.saturating_sub(1);
             let list = rooms
@@ -241,69 +238,6 @@ fn welcome(
         format!("logged in as {nick}")
     };
     notice(app, app.active, &text, cmds);
-}
-
-fn presence(app: &mut App, nick: Nick, online: bool, cmds: &mut Vec<Cmd>) {
-    let known = app.online.binary_search(&nick);
-    match (online, known) {
-        (true, Err(at)) => app.online.insert(at, nick.clone()),
-        (false, Ok(at)) => {
-            app.online.remove(at);
-        }
-        _ => {}
-    }
-    if let Some(i) = app.conv_index(&ConvKey::Direct(nick.clone())) {
-        let state = if online { "online" } else { "offline" };
-        notice(app, i, &format!("{nick} is {state}"), cmds);
-    }
-}
-
-fn joined(app: &mut App, room: RoomName, nick: Nick, cmds: &mut Vec<Cmd>) {
-    let key = ConvKey::Room(room.clone());
-    if app.nick.as_ref() == Some(&nick) {
-        app.awaiting_replies = app.awaiting_replies.saturating_sub(1);
-        let new = app.conv_index(&key).is_none();
-        let index = app.open_conv(key);
-        if new {
-            history::request_older(app, index, cmds);
-        }
-        if app.switch_to_room.as_ref() == Some(&room) {
-            app.switch_to_room = None;
-            app.switch_to(index);
-        }
-        add_member(app, index, nick);
-        return notice(app, index, &format!("you joined #{room}"), cmds);
-    }
-    if let Some(index) = app.conv_index(&key) {
-        let text = format!("{nick} joined");
-        add_member(app, index, nick);
-        notice(app, index, &text, cmds);
-    }
-}
-
-fn add_member(app: &mut App, index: usize, nick: Nick) {
-    let members = &mut app.convs[index].members;
-    if let Err(at) = members.binary_search(&nick) {
-        members.insert(at, nick);
-    }
-}
-
-fn left(app: &mut App, room: RoomName, nick: Nick, cmds: &mut Vec<Cmd>) {
-    let key = ConvKey::Room(room.clone());
-    let Some(index) = app.conv_index(&key) else {
-        return;
-    };
-    if app.nick.as_ref() == Some(&nick) {
-        let Some(asked) = app.parting.iter().position(|r| r == &room) else {
-            return notice(app, index, &format!("you were taken out of #{room}"), cmds);
-        };
-        app.parting.remove(asked);
-        app.awaiting_replies = app.awaiting_replies.saturating_sub(1);
-        close_conv(app, index);
-        return notice(app, app.active, &format!("you left #{room}"), cmds);
-    }
-    app.convs[index].members.retain(|m| m != &nick);
-    notice(app, index, &format!("{nick} left"), cmds);
 }
 
 fn error(

@@ -5,11 +5,13 @@
 //! - [`frames`]: connection events and server frames.
 //! - [`history`]: resuming after a reconnect and merging `history` frames.
 //! - [`features`]: replies, edits and deletions, read markers, typing, search, mentions.
+//! - [`presence`]: who is online and who is in each room: lists, counts, comings and goings.
 
 mod features;
 mod frames;
 mod history;
 mod keys;
+mod presence;
 
 use crate::app::{
     App, ChatLine, ConnState, ConvKey, Delivery, Entry, EntryKind, Outgoing, Overlay,
@@ -101,7 +103,7 @@ fn submit(app: &mut App, text: &str, cmds: &mut Vec<Cmd>) {
             request(app, ClientFrame::Join { room }, cmds);
         }
         Command::Part(room) => part(app, room, cmds),
-        Command::Who => {
+        Command::Who(prefix) => {
             let room = match &app.active_conv().key {
                 ConvKey::Room(room) => Some(room.clone()),
                 ConvKey::Direct(_) => None,
@@ -109,7 +111,13 @@ fn submit(app: &mut App, text: &str, cmds: &mut Vec<Cmd>) {
             if app.is_online() {
                 app.asked_who += 1;
             }
-            request(app, ClientFrame::Who { room }, cmds);
+            let who = ClientFrame::Who {
+                room,
+                prefix,
+                after: None,
+                limit: None,
+            };
+            request(app, who, cmds);
         }
         Command::Rooms => request(app, ClientFrame::Rooms, cmds),
         Command::Users => app.show_users = !app.show_users,

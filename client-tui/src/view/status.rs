@@ -45,7 +45,7 @@ pub fn draw_status(app: &App, area: Rect, buf: &mut Buffer) {
         parts.push((app.nick_str().to_owned(), base.add_modifier(Modifier::BOLD)));
     }
     if app.is_online() {
-        parts.push((format!("{} online", app.online.len()), base));
+        parts.push((format!("{} online", app.online_total), base));
     }
     if !app.outbox.is_empty() {
         parts.push((
@@ -159,9 +159,9 @@ pub fn draw_sidebar(app: &App, area: Rect, buf: &mut Buffer) {
 pub fn draw_title(app: &App, area: Rect, buf: &mut Buffer) {
     let conv = app.active_conv();
     let detail = match &conv.key {
-        ConvKey::Room(_) if conv.members.is_empty() => String::new(),
-        ConvKey::Room(_) if conv.members.len() == 1 => " · 1 member".into(),
-        ConvKey::Room(_) => format!(" · {} members", conv.members.len()),
+        ConvKey::Room(_) if conv.member_total == 0 => String::new(),
+        ConvKey::Room(_) if conv.member_total == 1 => " · 1 member".into(),
+        ConvKey::Room(_) => format!(" · {} members", conv.member_total),
         ConvKey::Direct(nick) if app.online.binary_search(nick).is_ok() => " · online".into(),
         ConvKey::Direct(_) => " · offline".into(),
     };
@@ -189,13 +189,14 @@ pub fn draw_title(app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
-/// The online list, each name in its colour.
+/// The online list, each name in its colour, and "and N more" below the names when the server
+/// counted more than it listed (or than fit).
 pub fn draw_users(app: &App, area: Rect, buf: &mut Buffer) {
     let dim = Style::new().fg(Color::DarkGray);
     for y in area.top()..area.bottom() {
         buf.set_string(area.x, y, "│", dim);
     }
-    let heading = format!("Online ({})", app.online.len());
+    let heading = format!("Online ({})", app.online_total);
     buf.set_stringn(
         area.x + 2,
         area.y,
@@ -203,12 +204,24 @@ pub fn draw_users(app: &App, area: Rect, buf: &mut Buffer) {
         usize::from(area.width.saturating_sub(2)),
         dim.add_modifier(Modifier::BOLD),
     );
-    for (i, nick) in app
-        .online
-        .iter()
-        .enumerate()
-        .take(usize::from(area.height.saturating_sub(1)))
-    {
+    let rows = usize::from(area.height.saturating_sub(1));
+    let more = |shown: usize| app.online_total.saturating_sub(shown);
+    // The last row says how many are not shown, when some are not.
+    let names = if more(app.online.len().min(rows)) > 0 {
+        rows.saturating_sub(1).min(app.online.len())
+    } else {
+        rows
+    };
+    if more(names) > 0 && rows > 0 {
+        buf.set_stringn(
+            area.x + 2,
+            area.y + 1 + names as u16,
+            format!("and {} more", more(names)),
+            usize::from(area.width.saturating_sub(2)),
+            dim,
+        );
+    }
+    for (i, nick) in app.online.iter().enumerate().take(names) {
         let style = Style::new().fg(name_color(nick.as_str()));
         buf.set_stringn(
             area.x + 2,

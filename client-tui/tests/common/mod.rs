@@ -39,6 +39,7 @@ pub fn welcome(name: &str, users: Vec<Nick>) -> ServerFrame {
     ServerFrame::Welcome {
         nick: nick(name),
         rooms: vec![RoomName::lobby()],
+        users_total: Some(users.len()),
         users,
         limits: Limits {
             max_text_bytes: 16_384,
