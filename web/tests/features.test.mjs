@@ -197,10 +197,16 @@ describe('the web client with the newer server features', () => {
     const typingSent = await recordSent(bob, 'typing');
     const box = bob.getByLabel('Message @ alice');
     await box.focus();
+    const started = Date.now();
     await bob.keyboard.type('typing slowly here', { delay: 40 });
     await alice1.locator('#typing', { hasText: 'bob is typing…' }).waitFor();
     const typing = await typingSent();
-    assert.equal(typing.length, 1, `one typing notice for a short burst (${typing.length})`);
+    // Typing 18 keys takes under a second, but a loaded machine can stretch it past the 3 s
+    // after which one more notice is due: at most one notice per 3 s started.
+    const elapsed = Date.now() - started;
+    const allowed = 1 + Math.floor(elapsed / 3000);
+    assert.ok(typing.length >= 1 && typing.length <= allowed,
+      `${typing.length} typing notices in ${elapsed} ms (at most ${allowed})`);
     assert.deepEqual(typing[0], { type: 'typing', to: 'alice' });
     // It goes when the message comes.
     await box.press('Enter');
