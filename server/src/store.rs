@@ -31,11 +31,11 @@ pub const DB_FILE: &str = "chat.db";
 pub const MAX_PAGE: u32 = 200;
 
 /// Stored messages waiting for the full-text index before they are indexed together.
-pub const FTS_BATCH: u64 = 128;
+pub const FTS_BATCH: u64 = 1024;
 
 /// Text waiting for the full-text index before it is indexed: FTS5 holds a batch's terms in
 /// memory until it writes them, so long messages are indexed in smaller batches.
-pub const FTS_BATCH_BYTES: usize = 64 * 1024;
+pub const FTS_BATCH_BYTES: usize = 256 * 1024;
 
 /// WAL pages written between two automatic checkpoints.
 const WAL_CHECKPOINT_PAGES: u32 = 10_000;
@@ -587,6 +587,8 @@ impl Store {
             )?;
             let mut seen =
                 tx.prepare_cached("UPDATE users SET dm_seen = max(dm_seen, ?2) WHERE nick = ?1")?;
+            // The last direct message delivered to each recipient: one update each per batch.
+            let mut delivered: std::collections::HashMap<&Nick, MsgId> = Default::default();
             for (id, m) in batch {
                 let (room, recipient) = room_and_recipient(&m.target);
                 let new = insert.execute(params![
@@ -603,10 +605,14 @@ impl Store {
                 if new {
                     stored.add(&m.text);
                     if let Some(to) = &m.delivered_to {
-                        seen.execute(params![to.as_str(), id as i64])?;
+                        let last = delivered.entry(to).or_default();
+                        *last = (*last).max(id);
                     }
                 }
                 out.push(new);
+            }
+            for (to, id) in delivered {
+                seen.execute(params![to.as_str(), id as i64])?;
             }
         }
         note_unindexed(&self.unindexed, &tx, stored)?;
@@ -1155,7 +1161,16 @@ mod tests {
     fn search_sees_messages_indexed_or_still_pending_with_their_edits_and_deletions() {
         let mut store = Store::open(&Location::Memory).expect("open");
         let n = FTS_BATCH as usize;
-        let apples = |i: usize| room_message("alice", &format!("note {i} about apples"), 10_000);
+        // More than a page of search results: only the first five and the last five of the
+        // batches mention apples.
+        let apples = |i: usize| {
+            let text = if i < 5 || i >= n {
+                format!("note {i} about apples")
+            } else {
+                format!("note {i} about nothing")
+            };
+            room_message("alice", &text, 10_000)
+        };
         // The first batch is indexed as it is stored; the next five wait for the index.
         let mut ids = Vec::new();
         for batch in [
@@ -1187,7 +1202,7 @@ mod tests {
             let found = store.search(&nick("alice"), &[RoomName::lobby()], text, MAX_PAGE);
             found.expect("search").into_iter().map(|m| m.text).collect()
         };
-        assert_eq!(search("apples").len(), n + 5 - 4);
+        assert_eq!(search("apples").len(), 5 + 5 - 4);
         assert!(!search("apples").contains(&"old apples".to_owned()));
         assert_eq!(
             search("pears"),
