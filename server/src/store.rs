@@ -40,6 +40,9 @@ pub const FTS_BATCH_BYTES: usize = 256 * 1024;
 /// WAL pages written between two automatic checkpoints.
 const WAL_CHECKPOINT_PAGES: u32 = 10_000;
 
+/// The page cache of the store on disk, in KiB.
+const CACHE_KIB: i64 = 16 * 1024;
+
 /// The `meta` key of the highest message id that may have been handed out.
 const RESERVED_IDS_KEY: &str = "reserved_ids";
 
@@ -239,9 +242,6 @@ const MIGRATIONS: &[(&str, &str)] = &[
       CREATE INDEX messages_by_recipient ON messages (recipient, id) WHERE recipient IS NOT NULL;
       CREATE UNIQUE INDEX messages_by_client_id ON messages (sender, client_id)
           WHERE client_id IS NOT NULL;
-      CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-          INSERT INTO fts_pending (id) VALUES (new.id);
-      END;
       CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
           INSERT INTO messages_fts (messages_fts, rowid, text)
               SELECT 'delete', old.id, old.text
@@ -254,6 +254,13 @@ const MIGRATIONS: &[(&str, &str)] = &[
           INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
       END;
       COMMIT;",
+    ),
+    (
+        "SELECT count(*) = 0 FROM sqlite_master WHERE name = 'messages_fts_insert'",
+        // `insert_at` notes new messages in `fts_pending` itself: an insert with a trigger
+        // needs a statement journal (a copy of every page it changes), an insert without
+        // one does not.
+        "DROP TRIGGER messages_fts_insert",
     ),
 ];
 
@@ -520,6 +527,9 @@ impl Store {
             return Err(corrupt(check));
         }
         self.conn.pragma_update(None, "synchronous", synchronous)?;
+        // Statement journals (of the statements that need one) in memory, not in temporary
+        // files written with a system call per page.
+        self.conn.pragma_update(None, "temp_store", "MEMORY")?;
         if !in_memory {
             // A checkpoint copies each page changed since the last one back into the database
             // and syncs it. Messages change the same few pages over and over, so checkpointing
@@ -528,6 +538,10 @@ impl Store {
             // a message).
             self.conn
                 .pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+            // A transaction of a few hundred messages changes more pages than SQLite's default
+            // 2 MiB cache holds, which then spills them into the WAL half-way and reads them
+            // back.
+            self.conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         }
         self.conn.busy_timeout(Duration::from_secs(5))?;
         self.conn
@@ -585,6 +599,7 @@ impl Store {
                      (id, conv, ts, sender, room, recipient, text, client_id, reply_to)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
+            let mut pending = tx.prepare_cached("INSERT INTO fts_pending (id) VALUES (?1)")?;
             let mut seen =
                 tx.prepare_cached("UPDATE users SET dm_seen = max(dm_seen, ?2) WHERE nick = ?1")?;
             // The last direct message delivered to each recipient: one update each per batch.
@@ -603,6 +618,7 @@ impl Store {
                     m.reply_to.map(|id| id as i64),
                 ])? == 1;
                 if new {
+                    pending.execute(params![id as i64])?;
                     stored.add(&m.text);
                     if let Some(to) = &m.delivered_to {
                         let last = delivered.entry(to).or_default();
