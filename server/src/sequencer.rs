@@ -1097,6 +1097,10 @@ impl Worker {
         if self.cluster.is_some() {
             return self.flush_sends_to_cluster(sends);
         }
+        let lookups = sends.iter().any(|s| s.message.client_id.is_some());
+        if lookups {
+            self.resends.start_batch(&self.store);
+        }
         for send in sends {
             let PendingSend {
                 peer,
@@ -1145,6 +1149,9 @@ impl Worker {
                 message,
                 after: Sender { peer, offline },
             });
+        }
+        if lookups {
+            self.resends.end_batch();
         }
     }
 
@@ -1565,7 +1572,45 @@ impl Resends {
         }
     }
 
-    /// The id and time of the message `from` sent before with `client_id`, if any.
+    /// Prepares for the lookups of a batch of sends: forgets the queued messages the writer
+    /// has stored since the last batch, and starts one read of the store for the batch. Its
+    /// snapshot begins after that point, so each message is always seen by one or the other.
+    fn start_batch(&mut self, store: &Writer<Sender>) {
+        let Seen::Queued {
+            pending,
+            counts,
+            reader,
+        } = &mut self.seen
+        else {
+            return;
+        };
+        let done = store.done_up_to();
+        while let Some(&(id, stored)) = pending.front()
+            && id <= done
+        {
+            pending.pop_front();
+            if let std::collections::hash_map::Entry::Occupied(mut n) = counts.entry(stored) {
+                *n.get_mut() -= 1;
+                if *n.get() == 0 {
+                    n.remove();
+                }
+            }
+        }
+        if let Err(err) = reader.begin() {
+            // Each lookup then reads on its own, which is as correct.
+            tracing::warn!(error = %err, "could not start a read of the store");
+        }
+    }
+
+    /// Ends what [`start_batch`](Self::start_batch) started.
+    fn end_batch(&mut self) {
+        if let Seen::Queued { reader, .. } = &self.seen {
+            reader.end();
+        }
+    }
+
+    /// The id and time of the message `from` sent before with `client_id`, if any. Call it
+    /// between [`start_batch`](Self::start_batch) and [`end_batch`](Self::end_batch).
     fn find(
         &mut self,
         store: &Writer<Sender>,
@@ -1573,27 +1618,9 @@ impl Resends {
         client_id: &str,
     ) -> Result<Option<(MsgId, i64)>, StoreError> {
         let key = self.key(from, client_id);
-        let maybe = match &mut self.seen {
+        let maybe = match &self.seen {
             Seen::All(all) => all.contains(&key),
-            Seen::Queued {
-                pending,
-                counts,
-                reader,
-            } => {
-                // Forget what the writer has stored: the reader finds it now.
-                let done = store.done_up_to();
-                while let Some(&(id, stored)) = pending.front()
-                    && id <= done
-                {
-                    pending.pop_front();
-                    if let std::collections::hash_map::Entry::Occupied(mut n) = counts.entry(stored)
-                    {
-                        *n.get_mut() -= 1;
-                        if *n.get() == 0 {
-                            n.remove();
-                        }
-                    }
-                }
+            Seen::Queued { counts, reader, .. } => {
                 if !counts.contains_key(&key) {
                     return reader.by_client_id(from, client_id);
                 }

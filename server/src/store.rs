@@ -804,6 +804,22 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// Starts a read transaction: the lookups up to [`end`](Self::end) share one snapshot,
+    /// taken at the first of them, and SQLite's page cache is checked once for all of them.
+    pub fn begin(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN")?;
+        Ok(())
+    }
+
+    /// Ends the read transaction of [`begin`](Self::begin), if one is open.
+    pub fn end(&self) {
+        if !self.conn.is_autocommit()
+            && let Err(err) = self.conn.execute_batch("COMMIT")
+        {
+            tracing::warn!(error = %err, "could not end a read of the store");
+        }
+    }
+
     /// The message `from` sent with `client_id`, if committed: its id and time.
     pub fn by_client_id(
         &self,
