@@ -1,16 +1,22 @@
 //! The sequencer: one thread that owns the [`Hub`] and the [`Store`] and carries out every
 //! request in the order it arrived.
 //!
-//! Connections parse frames on their own tasks and submit [`Command`]s here. Because one
-//! thread stores and delivers, a message is stored before anyone hears of it, every member of a
-//! room sees messages in id order, and a login's history ends exactly where live delivery
-//! begins. Consecutive sends are stored in one transaction (group commit) and then delivered.
+//! Connections parse frames on their own tasks and submit [`Command`]s here. On a single node
+//! the sequencer gives each message its id and delivers it at once; the store writer
+//! ([`Writer`]) stores it behind, many messages per transaction, and acknowledges it to its
+//! sender once committed. Every read of the store first stores what is still queued
+//! ([`Writer::sync`]), so every member of a room sees messages in id order, and a login's
+//! history ends exactly where live delivery begins. A resend (a client id its sender used
+//! before) is answered with the first one's ack and neither delivered nor stored again: see
+//! [`Resends`]. In a cluster, messages are stored here as they are read back from the log,
+//! before they are delivered.
 
 use crate::cluster::{self, Event, Link, Outgoing, Posted, Signal, position};
 use crate::hub::{self, Absence, Hub, HubError, Route, native, now_ms, offer};
 use crate::metrics::Metrics;
 use crate::peer::{ConnId, Peer, PeerKind};
-use crate::store::{NewMessage, Retention, Store, Stored, conversation};
+use crate::store::writer::{Queued, Writer};
+use crate::store::{NewMessage, Reader, Retention, Store, StoreError, conversation};
 use protocol::{
     ChatMessage, Cursor, ErrorCode, MsgId, Nick, RoomName, SeedChat, ServerFrame, Target,
 };
@@ -26,6 +32,10 @@ const MAX_BATCH: usize = 256;
 /// Commands waiting for the sequencer. When full, connections wait before reading more from
 /// their peers, which slows a flood at its source.
 const QUEUE: usize = 4096;
+
+/// Ids reserved in the store at a time (one small write per block): after a crash, ids given
+/// to messages delivered but not yet stored are skipped, never given again.
+const ID_BLOCK: MsgId = 100_000;
 
 /// A typing notice is passed on at most this often per conversation and connection.
 const TYPING_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
@@ -147,6 +157,12 @@ impl Sequencer {
             .flatten()
             .unwrap_or_else(|| "0-0".to_owned());
         let applied = position(&cursor);
+        let floor = store.id_floor().map_err(std::io::Error::other)?;
+        let resends = Resends::new(&store).map_err(std::io::Error::other)?;
+        let store = Writer::start(store, {
+            let metrics = metrics.clone();
+            Box::new(move |batch, took, result| committed(&metrics, batch, took, result))
+        })?;
         if let Some(link) = &cluster {
             let results = queue.downgrade();
             cluster::spawn_threads(link.config(), link.health(), cursor, move |signal| {
@@ -168,6 +184,9 @@ impl Sequencer {
             store,
             retention,
             metrics,
+            next_id: floor + 1,
+            reserved: floor,
+            resends,
             sends: Vec::new(),
             typing_sent: std::collections::HashMap::new(),
             applied,
@@ -232,9 +251,17 @@ struct Worker {
     registered: std::collections::HashMap<Nick, String>,
     metrics: Arc<Metrics>,
     hub: Hub,
-    store: Store,
+    /// The store, written behind the sequencer.
+    store: Writer<Sender>,
     retention: Retention,
-    /// Sends decided and waiting to be stored together.
+    /// The id the next message gets (single node; in a cluster Redis gives them).
+    next_id: MsgId,
+    /// The highest id reserved in the store: `next_id` may not pass it before another block
+    /// is reserved.
+    reserved: MsgId,
+    /// Finds resends of messages already delivered.
+    resends: Resends,
+    /// Sends decided and waiting to be delivered and stored together.
     sends: Vec<PendingSend>,
     /// When each connection last passed on typing in each conversation.
     typing_sent: std::collections::HashMap<(ConnId, String), std::time::Instant>,
@@ -291,7 +318,11 @@ impl Worker {
         }
         if let Some(link) = &mut self.cluster {
             link.leave();
+        } else if let Err(err) = self.store.sync().reserve_ids(self.next_id - 1) {
+            // Harmless: the next start skips the rest of the reserved block.
+            tracing::warn!(error = %err, "could not record the last message id");
         }
+        self.store.close();
         tracing::debug!("sequencer stopped");
     }
 
@@ -579,7 +610,7 @@ impl Worker {
         }
         tracing::info!(nick = %nick, conn = peer.id, kind = ?peer.kind, "logged in");
         let ts = now_ms();
-        if let Err(err) = self.store.add_user(&nick, ts) {
+        if let Err(err) = self.store.sync().add_user(&nick, ts) {
             tracing::error!(error = %err, "could not record a user");
         }
         if new_user {
@@ -610,7 +641,7 @@ impl Worker {
         nick: &Nick,
         resume: Vec<Cursor>,
     ) -> Result<(), crate::store::StoreError> {
-        let undelivered = self.store.undelivered(nick)?;
+        let undelivered = self.store.sync().undelivered(nick)?;
         let Some(last) = undelivered.last().map(|m| m.id) else {
             return self.resume(peer, nick, resume, BTreeMap::new());
         };
@@ -623,7 +654,7 @@ impl Worker {
                 offer(peer, hub::seed(&hub::seed_frame(message)));
             }
         }
-        self.store.mark_delivered(nick, last)?;
+        self.store.sync().mark_delivered(nick, last)?;
         self.share(vec![Event::Delivered {
             nick: nick.clone(),
             up_to: last,
@@ -687,7 +718,7 @@ impl Worker {
         if self.hub.is_online(nick) {
             return;
         }
-        if let Err(err) = self.store.set_last_seen(nick, now_ms()) {
+        if let Err(err) = self.store.sync().set_last_seen(nick, now_ms()) {
             tracing::error!(error = %err, "could not record when a user was last seen");
         }
     }
@@ -698,7 +729,7 @@ impl Worker {
             return fail(peer, err.code(), &err.to_string(), None);
         }
         let online = self.hub.is_online(&nick);
-        match self.store.last_seen(&nick) {
+        match self.store.sync().last_seen(&nick) {
             Ok(None) if !online => {
                 let err = HubError::UnknownUser(nick);
                 fail(peer, err.code(), &err.to_string(), None);
@@ -785,7 +816,7 @@ impl Worker {
         limit: u32,
     ) -> Result<(), crate::store::StoreError> {
         let conv = conversation(nick, &target);
-        let (messages, has_more) = self.store.history(&conv, before, after, limit)?;
+        let (messages, has_more) = self.store.sync().history(&conv, before, after, limit)?;
         offer(
             peer,
             native(&ServerFrame::History {
@@ -898,7 +929,7 @@ impl Worker {
     ) -> Result<protocol::Quote, String> {
         self.flush_sends();
         let conv = conversation(from, target);
-        match self.store.message(id) {
+        match self.store.sync().message(id) {
             Ok(Some((of, m))) if of == conv => Ok(protocol::Quote {
                 id,
                 from: m.from,
@@ -921,7 +952,7 @@ impl Worker {
             let err = HubError::NotLoggedIn;
             return fail(peer, err.code(), &err.to_string(), None);
         };
-        let found = match self.store.message(id) {
+        let found = match self.store.sync().message(id) {
             Ok(found) => found,
             Err(err) => {
                 tracing::error!(error = %err, "could not read a message to change");
@@ -993,11 +1024,15 @@ impl Worker {
         let rooms = self.hub.rooms_of(peer.id).into_iter().map(Target::Room);
         let directs = self
             .store
+            .sync()
             .direct_partners(nick)?
             .into_iter()
             .map(Target::User);
         for target in rooms.chain(directs) {
-            let (count, last_read) = self.store.unread(nick, &conversation(nick, &target))?;
+            let (count, last_read) = self
+                .store
+                .sync()
+                .unread(nick, &conversation(nick, &target))?;
             if count > 0 {
                 let frame = ServerFrame::Unread {
                     target,
@@ -1060,6 +1095,7 @@ impl Worker {
         let rooms = self.hub.rooms_of(peer.id);
         match self
             .store
+            .sync()
             .search(&nick, &rooms, &text, limit.unwrap_or(DEFAULT_PAGE))
         {
             Ok(results) => {
@@ -1077,7 +1113,8 @@ impl Worker {
         }
     }
 
-    /// Stores the queued sends in one transaction, then delivers and acknowledges each.
+    /// Gives the queued sends their ids, delivers them and queues them for the store writer,
+    /// which acknowledges each once stored. A resend is only acknowledged again.
     fn flush_sends(&mut self) {
         if self.sends.is_empty() {
             return;
@@ -1086,40 +1123,74 @@ impl Worker {
         if self.cluster.is_some() {
             return self.flush_sends_to_cluster(sends);
         }
-        let started = std::time::Instant::now();
-        let stored = self.store.insert(sends.iter().map(|s| &s.message));
-        self.metrics.store_commit(started.elapsed());
-        let stored = match stored {
-            Ok(stored) => stored,
-            Err(err) => {
-                tracing::error!(error = %err, count = sends.len(), "could not store messages");
-                for send in sends {
-                    let why = "the server could not store the message; try again";
-                    fail(&send.peer, ErrorCode::Internal, why, send.message.client_id);
-                }
-                return;
-            }
-        };
-        for (send, stored) in sends.into_iter().zip(stored) {
+        let lookups = sends.iter().any(|s| s.message.client_id.is_some());
+        if lookups {
+            self.resends.start_batch(&self.store);
+        }
+        for send in sends {
             let PendingSend {
                 peer,
                 offline,
                 quote,
                 message,
             } = send;
-            match stored {
-                Stored::New(id) => {
-                    self.metrics.messages_stored.fetch_add(1, Relaxed);
-                    acknowledge(&peer, id, message.ts, offline, &message);
-                    let message = chat_message(id, quote, message);
-                    self.hub.deliver(peer.id, &message);
-                }
+            let earlier = match &message.client_id {
+                Some(client_id) => self.resends.find(&self.store, &message.from, client_id),
+                None => Ok(None),
+            };
+            let id = earlier.and_then(|earlier| match earlier {
+                Some(earlier) => Ok(Err(earlier)),
+                None => self.next_id().map(Ok),
+            });
+            let id = match id {
+                Ok(Ok(id)) => id,
                 // Stored and delivered before: only the ack went missing.
-                Stored::Duplicate { id, ts } => {
+                Ok(Err((id, ts))) => {
                     acknowledge(&peer, id, ts, false, &message);
+                    continue;
                 }
+                Err(err) => {
+                    tracing::error!(error = %err, "could not take a message");
+                    let why = "the server could not store the message; try again";
+                    fail(&peer, ErrorCode::Internal, why, message.client_id);
+                    continue;
+                }
+            };
+            let chat = ChatMessage {
+                id,
+                ts: message.ts,
+                from: message.from.clone(),
+                target: message.target.clone(),
+                text: message.text.clone(),
+                reply_to: quote,
+                edited: None,
+                deleted: false,
+            };
+            self.hub.deliver(peer.id, &chat);
+            if let Some(client_id) = &message.client_id {
+                self.resends.note(id, &message.from, client_id);
             }
+            self.store.push(Queued {
+                id,
+                message,
+                after: Sender { peer, offline },
+            });
         }
+        if lookups {
+            self.resends.end_batch();
+        }
+    }
+
+    /// The id for the next message, reserving another block first when needed.
+    fn next_id(&mut self) -> Result<MsgId, StoreError> {
+        if self.next_id > self.reserved {
+            let up_to = self.next_id + ID_BLOCK - 1;
+            self.store.sync().reserve_ids(up_to)?;
+            self.reserved = up_to;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        Ok(id)
     }
 
     /// Appends the queued sends to the cluster log and acknowledges them; they are stored and
@@ -1131,11 +1202,11 @@ impl Worker {
         };
         let mut fresh = Vec::with_capacity(sends.len());
         for send in sends {
-            let earlier = send
-                .message
-                .client_id
-                .as_deref()
-                .map(|client_id| self.store.by_client_id(&send.message.from, client_id));
+            let earlier = send.message.client_id.as_deref().map(|client_id| {
+                self.store
+                    .sync()
+                    .by_client_id(&send.message.from, client_id)
+            });
             match earlier {
                 Some(Ok(Some((id, ts)))) => acknowledge(&send.peer, id, ts, false, &send.message),
                 _ => fresh.push(send),
@@ -1167,7 +1238,7 @@ impl Worker {
                 fail(&send.peer, ErrorCode::Internal, why, send.message.client_id);
                 continue;
             };
-            if let Err(err) = self.store.insert_at([(id, &send.message)]) {
+            if let Err(err) = self.store.sync().insert_at([(id, &send.message)]) {
                 tracing::error!(error = %err, "could not store a message");
                 let why = "the server could not store the message; try again";
                 fail(&send.peer, ErrorCode::Internal, why, send.message.client_id);
@@ -1219,10 +1290,10 @@ impl Worker {
     fn apply(&mut self, event: Event) -> Result<(), crate::store::StoreError> {
         match event {
             Event::Edited { id, text, ts } => {
-                let Some((_, message)) = self.store.message(id)? else {
+                let Some((_, message)) = self.store.sync().message(id)? else {
                     return Ok(());
                 };
-                self.store.edit(id, &text, ts)?;
+                self.store.sync().edit(id, &text, ts)?;
                 let frame = ServerFrame::Edited {
                     id,
                     target: message.target.clone(),
@@ -1232,10 +1303,10 @@ impl Worker {
                 self.hub.notify(&message.target, &message.from, &frame);
             }
             Event::Deleted { id } => {
-                let Some((_, message)) = self.store.message(id)? else {
+                let Some((_, message)) = self.store.sync().message(id)? else {
                     return Ok(());
                 };
-                self.store.delete(id)?;
+                self.store.sync().delete(id)?;
                 let frame = ServerFrame::Deleted {
                     id,
                     target: message.target.clone(),
@@ -1248,8 +1319,8 @@ impl Worker {
                 up_to,
             } => {
                 let conv = conversation(&nick, &target);
-                self.store.mark_read(&nick, &conv, up_to)?;
-                let (count, last_read) = self.store.unread(&nick, &conv)?;
+                self.store.sync().mark_read(&nick, &conv, up_to)?;
+                let (count, last_read) = self.store.sync().unread(&nick, &conv)?;
                 let frame = ServerFrame::Unread {
                     target,
                     count,
@@ -1257,18 +1328,18 @@ impl Worker {
                 };
                 self.hub.to_sessions(&nick, &frame);
             }
-            Event::Delivered { nick, up_to } => self.store.mark_delivered(&nick, up_to)?,
+            Event::Delivered { nick, up_to } => self.store.sync().mark_delivered(&nick, up_to)?,
             Event::User { nick, ts } => {
-                self.store.add_user(&nick, ts)?;
+                self.store.sync().add_user(&nick, ts)?;
                 self.hub.add_known(nick);
             }
             Event::Registered { nick, hash } => {
-                self.store.set_password(&nick, &hash)?;
+                self.store.sync().set_password(&nick, &hash)?;
                 self.registered.insert(nick, hash);
             }
             Event::Online { nick, moved } => self.hub.remote_online(nick, moved),
             Event::Offline { nick, ts } => {
-                self.store.set_last_seen(&nick, ts)?;
+                self.store.sync().set_last_seen(&nick, ts)?;
                 self.hub.remote_offline(&nick);
             }
             Event::Joined { room, nick } => self.hub.remote_joined(room, nick),
@@ -1296,7 +1367,7 @@ impl Worker {
             Signal::Recovered => {
                 let users = self.hub.local_users();
                 if let Some(link) = &mut self.cluster {
-                    link.recover(&self.store, &users);
+                    link.recover(&self.store.sync(), &users);
                     // Nodes may have died during the outage, unseen, or Redis may have lost
                     // who was online; once every live node had a heartbeat's time to register
                     // again, what is still missing is gone.
@@ -1363,7 +1434,7 @@ impl Worker {
         }
         self.store_and_deliver(messages);
         self.applied = self.applied.max(position(&last));
-        if let Err(err) = self.store.set_meta(cluster::CURSOR_KEY, &last) {
+        if let Err(err) = self.store.sync().set_meta(cluster::CURSOR_KEY, &last) {
             tracing::error!(error = %err, "could not record how far the cluster log was read");
         }
     }
@@ -1389,6 +1460,7 @@ impl Worker {
         let started = std::time::Instant::now();
         let stored = self
             .store
+            .sync()
             .insert_at(messages.iter().map(|(id, _, m, _)| (*id, m)));
         self.metrics.store_commit(started.elapsed());
         let stored = match stored {
@@ -1414,7 +1486,7 @@ impl Worker {
         }
         let mut events = Vec::with_capacity(delivered.len());
         for (nick, up_to) in delivered {
-            if let Err(err) = self.store.mark_delivered(&nick, up_to) {
+            if let Err(err) = self.store.sync().mark_delivered(&nick, up_to) {
                 tracing::error!(error = %err, "could not record a delivery");
             }
             events.push(Event::Delivered { nick, up_to });
@@ -1426,11 +1498,165 @@ impl Worker {
         if !self.retention.is_on() {
             return;
         }
-        match self.store.prune(self.retention, now_ms()) {
+        match self.store.sync().prune(self.retention, now_ms()) {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "retention removed old messages"),
             Err(err) => tracing::error!(error = %err, "retention failed"),
         }
+    }
+}
+
+/// Who to acknowledge a message to once it is stored.
+#[derive(Debug)]
+struct Sender {
+    peer: Peer,
+    offline: bool,
+}
+
+/// Acknowledges the messages of a transaction of the store writer, or tells their senders it
+/// failed (they may resend; the message was delivered already, and is then delivered again).
+fn committed(
+    metrics: &Metrics,
+    batch: Vec<Queued<Sender>>,
+    took: std::time::Duration,
+    result: Result<(), &StoreError>,
+) {
+    metrics.store_commit(took);
+    match result {
+        Ok(()) => {
+            metrics
+                .messages_stored
+                .fetch_add(batch.len() as u64, Relaxed);
+            for Queued { id, message, after } in batch {
+                acknowledge(&after.peer, id, message.ts, after.offline, &message);
+            }
+        }
+        Err(err) => {
+            tracing::error!(error = %err, count = batch.len(), "could not store messages");
+            for Queued { message, after, .. } in batch {
+                let why = "the server could not store the message; try again";
+                fail(&after.peer, ErrorCode::Internal, why, message.client_id);
+            }
+        }
+    }
+}
+
+/// Finds whether a sender used a client id before, without waiting for the store writer in
+/// the usual case (a new message). Messages are keyed by a hash of sender and client id; a hash
+/// seen before is checked in the store after [`Writer::sync`], so a collision costs a sync and
+/// never loses a message.
+struct Resends {
+    hasher: std::collections::hash_map::RandomState,
+    seen: Seen,
+}
+
+enum Seen {
+    /// In memory the store starts empty: every message with a client id since the start.
+    All(std::collections::HashSet<u64>),
+    /// On disk: messages not yet stored (by id), and a connection reading what is stored.
+    Queued {
+        pending: std::collections::VecDeque<(MsgId, u64)>,
+        counts: std::collections::HashMap<u64, u32>,
+        reader: Reader,
+    },
+}
+
+impl Resends {
+    fn new(store: &Store) -> Result<Self, StoreError> {
+        let seen = match store.reader()? {
+            None => Seen::All(Default::default()),
+            Some(reader) => Seen::Queued {
+                pending: Default::default(),
+                counts: Default::default(),
+                reader,
+            },
+        };
+        Ok(Self {
+            hasher: Default::default(),
+            seen,
+        })
+    }
+
+    fn key(&self, from: &Nick, client_id: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one((from.as_str(), client_id))
+    }
+
+    /// Remembers that message `id` carries `client_id` of `from`.
+    fn note(&mut self, id: MsgId, from: &Nick, client_id: &str) {
+        let key = self.key(from, client_id);
+        match &mut self.seen {
+            Seen::All(all) => {
+                all.insert(key);
+            }
+            Seen::Queued {
+                pending, counts, ..
+            } => {
+                pending.push_back((id, key));
+                *counts.entry(key).or_default() += 1;
+            }
+        }
+    }
+
+    /// Prepares for the lookups of a batch of sends: forgets the queued messages the writer
+    /// has stored since the last batch, and starts one read of the store for the batch. Its
+    /// snapshot begins after that point, so each message is always seen by one or the other.
+    fn start_batch(&mut self, store: &Writer<Sender>) {
+        let Seen::Queued {
+            pending,
+            counts,
+            reader,
+        } = &mut self.seen
+        else {
+            return;
+        };
+        let done = store.done_up_to();
+        while let Some(&(id, stored)) = pending.front()
+            && id <= done
+        {
+            pending.pop_front();
+            if let std::collections::hash_map::Entry::Occupied(mut n) = counts.entry(stored) {
+                *n.get_mut() -= 1;
+                if *n.get() == 0 {
+                    n.remove();
+                }
+            }
+        }
+        if let Err(err) = reader.begin() {
+            // Each lookup then reads on its own, which is as correct.
+            tracing::warn!(error = %err, "could not start a read of the store");
+        }
+    }
+
+    /// Ends what [`start_batch`](Self::start_batch) started.
+    fn end_batch(&mut self) {
+        if let Seen::Queued { reader, .. } = &self.seen {
+            reader.end();
+        }
+    }
+
+    /// The id and time of the message `from` sent before with `client_id`, if any. Call it
+    /// between [`start_batch`](Self::start_batch) and [`end_batch`](Self::end_batch).
+    fn find(
+        &mut self,
+        store: &Writer<Sender>,
+        from: &Nick,
+        client_id: &str,
+    ) -> Result<Option<(MsgId, i64)>, StoreError> {
+        let key = self.key(from, client_id);
+        let maybe = match &self.seen {
+            Seen::All(all) => all.contains(&key),
+            Seen::Queued { counts, reader, .. } => {
+                if !counts.contains_key(&key) {
+                    return reader.by_client_id(from, client_id);
+                }
+                true
+            }
+        };
+        if !maybe {
+            return Ok(None);
+        }
+        store.sync().by_client_id(from, client_id)
     }
 }
 

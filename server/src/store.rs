@@ -1,17 +1,21 @@
 //! The message store: SQLite in a data directory (or in memory with `--ephemeral`).
 //!
-//! Every chat message is stored before it is acknowledged or delivered. Ids come from SQLite
-//! (`AUTOINCREMENT`, never reused), so they increase in the order messages were accepted. The
+//! Every chat message is stored before it is acknowledged. Ids are given by the sequencer in
+//! the order messages were accepted and never reused: it reserves them in blocks (the highest
+//! id reserved is kept in `meta`, see [`Store::id_floor`]), so ids handed out before a crash
+//! are not given again after it, even when their messages were not stored yet. The
 //! database runs in WAL mode with `synchronous = NORMAL`: a committed message survives the
 //! server being killed; a power cut may lose the last moments. The in-memory store runs
-//! without a rollback journal. Only the sequencer thread
-//! touches the store, so it needs no locking of its own.
+//! without a rollback journal. The sequencer and the store writer ([`writer`]) share the store
+//! behind a lock; a [`Reader`] looks up resends on a connection of its own.
 //!
 //! The full-text index is brought up to date in batches: a stored message is first noted in
 //! `fts_pending` (in its own transaction), and the pending ones are indexed together once
 //! [`FTS_BATCH`] messages or [`FTS_BATCH_BYTES`] of text have gathered, before every search,
 //! and at open. Indexing one message per
 //! transaction cost more than all the rest of storing it (FTS5 writes a segment per commit).
+
+pub mod writer;
 
 use protocol::{ChatMessage, MsgId, Nick, Quote, RoomName, Target};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -27,14 +31,20 @@ pub const DB_FILE: &str = "chat.db";
 pub const MAX_PAGE: u32 = 200;
 
 /// Stored messages waiting for the full-text index before they are indexed together.
-pub const FTS_BATCH: u64 = 128;
+pub const FTS_BATCH: u64 = 1024;
 
 /// Text waiting for the full-text index before it is indexed: FTS5 holds a batch's terms in
 /// memory until it writes them, so long messages are indexed in smaller batches.
-pub const FTS_BATCH_BYTES: usize = 64 * 1024;
+pub const FTS_BATCH_BYTES: usize = 256 * 1024;
 
 /// WAL pages written between two automatic checkpoints.
 const WAL_CHECKPOINT_PAGES: u32 = 10_000;
+
+/// The page cache of the store on disk, in KiB.
+const CACHE_KIB: i64 = 16 * 1024;
+
+/// The `meta` key of the highest message id that may have been handed out.
+const RESERVED_IDS_KEY: &str = "reserved_ids";
 
 /// Prepared statements kept for reuse (rusqlite keeps 16 by default; the store uses more).
 const STATEMENT_CACHE: usize = 64;
@@ -116,15 +126,6 @@ pub struct NewMessage {
     pub ts: i64,
     /// Set for a direct message whose recipient is online: it counts as delivered.
     pub delivered_to: Option<Nick>,
-}
-
-/// What storing one message came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stored {
-    /// Stored now, with this id.
-    New(MsgId),
-    /// The sender stored a message with this client id before: its id and time.
-    Duplicate { id: MsgId, ts: i64 },
 }
 
 /// The SQLite message store.
@@ -209,6 +210,58 @@ const MIGRATIONS: &[(&str, &str)] = &[
       END;
       COMMIT;",
     ),
+    (
+        "SELECT count(*) FROM sqlite_master
+         WHERE name = 'messages' AND sql NOT LIKE '%AUTOINCREMENT%'",
+        // Ids are given by the sequencer, so `AUTOINCREMENT` (one more B-tree write per
+        // message, in `sqlite_sequence`) goes; its counter becomes the reserved ids, so no id
+        // is given twice.
+        "BEGIN;
+      CREATE TABLE messages_new (
+          id        INTEGER PRIMARY KEY,
+          conv      TEXT    NOT NULL,
+          ts        INTEGER NOT NULL,
+          sender    TEXT    NOT NULL,
+          room      TEXT,
+          recipient TEXT,
+          text      TEXT    NOT NULL,
+          client_id TEXT,
+          reply_to  INTEGER,
+          edited_ts INTEGER,
+          deleted   INTEGER NOT NULL DEFAULT 0);
+      INSERT INTO messages_new
+          SELECT id, conv, ts, sender, room, recipient, text, client_id, reply_to, edited_ts,
+                 deleted FROM messages;
+      INSERT INTO meta (key, value)
+          SELECT 'reserved_ids', seq FROM sqlite_sequence WHERE name = 'messages'
+          ON CONFLICT (key) DO UPDATE
+              SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER));
+      DROP TABLE messages;
+      ALTER TABLE messages_new RENAME TO messages;
+      CREATE INDEX messages_by_conv ON messages (conv, id);
+      CREATE INDEX messages_by_recipient ON messages (recipient, id) WHERE recipient IS NOT NULL;
+      CREATE UNIQUE INDEX messages_by_client_id ON messages (sender, client_id)
+          WHERE client_id IS NOT NULL;
+      CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+          INSERT INTO messages_fts (messages_fts, rowid, text)
+              SELECT 'delete', old.id, old.text
+              WHERE NOT EXISTS (SELECT 1 FROM fts_pending WHERE id = old.id);
+          DELETE FROM fts_pending WHERE id = old.id;
+      END;
+      CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages
+          WHEN NOT EXISTS (SELECT 1 FROM fts_pending WHERE id = old.id) BEGIN
+          INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+          INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
+      END;
+      COMMIT;",
+    ),
+    (
+        "SELECT count(*) = 0 FROM sqlite_master WHERE name = 'messages_fts_insert'",
+        // `insert_at` notes new messages in `fts_pending` itself: an insert with a trigger
+        // needs a statement journal (a copy of every page it changes), an insert without
+        // one does not.
+        "DROP TRIGGER messages_fts_insert",
+    ),
 ];
 
 /// Indexes the pending messages with their current text, and forgets them.
@@ -219,7 +272,7 @@ const INDEX_PENDING: &str = "
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
-    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id        INTEGER PRIMARY KEY,
     conv      TEXT    NOT NULL,
     ts        INTEGER NOT NULL,
     sender    TEXT    NOT NULL,
@@ -474,6 +527,9 @@ impl Store {
             return Err(corrupt(check));
         }
         self.conn.pragma_update(None, "synchronous", synchronous)?;
+        // Statement journals (of the statements that need one) in memory, not in temporary
+        // files written with a system call per page.
+        self.conn.pragma_update(None, "temp_store", "MEMORY")?;
         if !in_memory {
             // A checkpoint copies each page changed since the last one back into the database
             // and syncs it. Messages change the same few pages over and over, so checkpointing
@@ -482,6 +538,10 @@ impl Store {
             // a message).
             self.conn
                 .pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+            // A transaction of a few hundred messages changes more pages than SQLite's default
+            // 2 MiB cache holds, which then spills them into the WAL half-way and reads them
+            // back.
+            self.conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         }
         self.conn.busy_timeout(Duration::from_secs(5))?;
         self.conn
@@ -523,66 +583,9 @@ impl Store {
         Ok(())
     }
 
-    /// Stores `batch` in one transaction (one disk sync for all of them), in order. A message
-    /// whose sender used its client id before is not stored again.
-    pub fn insert<'a>(
-        &mut self,
-        batch: impl IntoIterator<Item = &'a NewMessage>,
-    ) -> Result<Vec<Stored>, StoreError> {
-        let tx = self.conn.transaction()?;
-        let mut out = Vec::new();
-        let mut stored = Unindexed::default();
-        {
-            let mut find = tx.prepare_cached(
-                "SELECT id, ts FROM messages WHERE sender = ?1 AND client_id = ?2",
-            )?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO messages (conv, ts, sender, room, recipient, text, client_id, reply_to)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            let mut seen =
-                tx.prepare_cached("UPDATE users SET dm_seen = max(dm_seen, ?2) WHERE nick = ?1")?;
-            for m in batch {
-                if let Some(client_id) = &m.client_id {
-                    let earlier = find
-                        .query_row(params![m.from.as_str(), client_id], |row| {
-                            Ok(Stored::Duplicate {
-                                id: row.get::<_, i64>(0)? as MsgId,
-                                ts: row.get(1)?,
-                            })
-                        })
-                        .optional()?;
-                    if let Some(earlier) = earlier {
-                        out.push(earlier);
-                        continue;
-                    }
-                }
-                let (room, recipient) = room_and_recipient(&m.target);
-                insert.execute(params![
-                    conversation(&m.from, &m.target),
-                    m.ts,
-                    m.from.as_str(),
-                    room,
-                    recipient,
-                    m.text,
-                    m.client_id,
-                    m.reply_to.map(|id| id as i64),
-                ])?;
-                let id = tx.last_insert_rowid();
-                if let Some(to) = &m.delivered_to {
-                    seen.execute(params![to.as_str(), id])?;
-                }
-                out.push(Stored::New(id as MsgId));
-                stored.add(&m.text);
-            }
-        }
-        note_unindexed(&self.unindexed, &tx, stored)?;
-        tx.commit()?;
-        Ok(out)
-    }
-
-    /// Stores messages whose ids were given elsewhere (by the cluster), in one transaction;
-    /// for each, whether it was new. A message already stored is left as it is.
+    /// Stores messages with the ids they were given (by the sequencer or the cluster), in one
+    /// transaction (one disk sync for all of them), in order; for each, whether it was new. A
+    /// message already stored is left as it is.
     pub fn insert_at<'a>(
         &mut self,
         batch: impl IntoIterator<Item = (MsgId, &'a NewMessage)>,
@@ -596,8 +599,11 @@ impl Store {
                      (id, conv, ts, sender, room, recipient, text, client_id, reply_to)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
+            let mut pending = tx.prepare_cached("INSERT INTO fts_pending (id) VALUES (?1)")?;
             let mut seen =
                 tx.prepare_cached("UPDATE users SET dm_seen = max(dm_seen, ?2) WHERE nick = ?1")?;
+            // The last direct message delivered to each recipient: one update each per batch.
+            let mut delivered: std::collections::HashMap<&Nick, MsgId> = Default::default();
             for (id, m) in batch {
                 let (room, recipient) = room_and_recipient(&m.target);
                 let new = insert.execute(params![
@@ -612,12 +618,17 @@ impl Store {
                     m.reply_to.map(|id| id as i64),
                 ])? == 1;
                 if new {
+                    pending.execute(params![id as i64])?;
                     stored.add(&m.text);
                     if let Some(to) = &m.delivered_to {
-                        seen.execute(params![to.as_str(), id as i64])?;
+                        let last = delivered.entry(to).or_default();
+                        *last = (*last).max(id);
                     }
                 }
                 out.push(new);
+            }
+            for (to, id) in delivered {
+                seen.execute(params![to.as_str(), id as i64])?;
             }
         }
         note_unindexed(&self.unindexed, &tx, stored)?;
@@ -647,6 +658,42 @@ impl Store {
             .conn
             .query_row("SELECT max(id) FROM messages", [], |row| row.get(0))?;
         Ok(id.unwrap_or(0) as MsgId)
+    }
+
+    /// The highest id stored or ever reserved ([`reserve_ids`](Self::reserve_ids)): new ids
+    /// start above it.
+    pub fn id_floor(&self) -> Result<MsgId, StoreError> {
+        let reserved = self
+            .meta(RESERVED_IDS_KEY)?
+            .and_then(|v| v.parse::<MsgId>().ok())
+            .unwrap_or(0);
+        Ok(self.max_id()?.max(reserved))
+    }
+
+    /// Records that ids up to `up_to` may be handed out. The last id handed out is recorded
+    /// again at a clean stop, so ids then go on without a gap.
+    pub fn reserve_ids(&mut self, up_to: MsgId) -> Result<(), StoreError> {
+        self.set_meta(RESERVED_IDS_KEY, &up_to.to_string())
+    }
+
+    /// A connection of its own to the same database for looking up resends while the writer
+    /// stores; `None` in memory, where the database is this connection's alone.
+    pub fn reader(&self) -> Result<Option<Reader>, StoreError> {
+        if self.path == Path::new(":memory:") {
+            return Ok(None);
+        }
+        let conn = Connection::open(&self.path).map_err(|source| StoreError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        conn.pragma_update(None, "query_only", true)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(Some(Reader { conn }))
+    }
+
+    /// Whether this store lives in memory.
+    pub fn in_memory(&self) -> bool {
+        self.path == Path::new(":memory:")
     }
 
     /// A value kept by the server about itself (such as how far it has read the cluster log).
@@ -749,6 +796,46 @@ impl Store {
     }
 }
 
+/// A read-only connection to the store on disk: in WAL mode it reads what was committed last
+/// without waiting for the writer.
+#[derive(Debug)]
+pub struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    /// Starts a read transaction: the lookups up to [`end`](Self::end) share one snapshot,
+    /// taken at the first of them, and SQLite's page cache is checked once for all of them.
+    pub fn begin(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN")?;
+        Ok(())
+    }
+
+    /// Ends the read transaction of [`begin`](Self::begin), if one is open.
+    pub fn end(&self) {
+        if !self.conn.is_autocommit()
+            && let Err(err) = self.conn.execute_batch("COMMIT")
+        {
+            tracing::warn!(error = %err, "could not end a read of the store");
+        }
+    }
+
+    /// The message `from` sent with `client_id`, if committed: its id and time.
+    pub fn by_client_id(
+        &self,
+        from: &Nick,
+        client_id: &str,
+    ) -> Result<Option<(MsgId, i64)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT id, ts FROM messages WHERE sender = ?1 AND client_id = ?2")?
+            .query_row(params![from.as_str(), client_id], |row| {
+                Ok((row.get::<_, i64>(0)? as MsgId, row.get(1)?))
+            })
+            .optional()?)
+    }
+}
+
 /// Messages waiting for the full-text index, and the size of their text.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Unindexed {
@@ -847,6 +934,16 @@ mod tests {
         Nick::parse(s).expect("nick")
     }
 
+    impl Store {
+        /// Stores `batch` with the next free ids, as the sequencer gives them.
+        fn insert(&mut self, batch: &[NewMessage]) -> Result<Vec<MsgId>, StoreError> {
+            let first = self.id_floor()? + 1;
+            let ids: Vec<MsgId> = (first..).take(batch.len()).collect();
+            self.insert_at(ids.iter().copied().zip(batch))?;
+            Ok(ids)
+        }
+    }
+
     fn room_message(from: &str, text: &str, ts: i64) -> NewMessage {
         NewMessage {
             from: nick(from),
@@ -875,15 +972,7 @@ mod tests {
         let batch: Vec<_> = (0..10)
             .map(|i| room_message("alice", &format!("m{i}"), i))
             .collect();
-        let ids: Vec<MsgId> = store
-            .insert(&batch)
-            .expect("insert")
-            .into_iter()
-            .map(|s| match s {
-                Stored::New(id) => id,
-                other => panic!("{other:?}"),
-            })
-            .collect();
+        let ids: Vec<MsgId> = store.insert(&batch).expect("insert");
         let (page, more) = store.history("#lobby", None, None, 4).expect("latest");
         assert_eq!(
             page.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
@@ -906,22 +995,23 @@ mod tests {
     }
 
     #[test]
-    fn a_client_id_is_stored_once_per_sender() {
+    fn a_client_id_is_found_per_sender_and_stored_once() {
         let mut store = Store::open(&Location::Memory).expect("open");
         let mut m = room_message("alice", "hi", 1);
         m.client_id = Some("c1".into());
-        let first = store.insert(&[m.clone(), m.clone()]).expect("insert");
-        let Stored::New(id) = first[0] else {
-            panic!("{first:?}")
+        let [id] = store.insert(&[m.clone()]).expect("insert")[..] else {
+            panic!("one id")
         };
-        assert_eq!(first[1], Stored::Duplicate { id, ts: 1 });
+        assert_eq!(
+            store.by_client_id(&nick("alice"), "c1").expect("find"),
+            Some((id, 1))
+        );
+        // The same client id of the same sender is never stored twice, whatever its id.
+        assert_eq!(store.insert_at([(id + 1, &m)]).expect("insert"), [false]);
         // Another sender may use the same client id.
         let mut other = m.clone();
         other.from = nick("bob");
-        assert!(matches!(
-            store.insert(&[other]).expect("insert")[0],
-            Stored::New(_)
-        ));
+        store.insert(&[other]).expect("insert");
         assert_eq!(
             store
                 .history("#lobby", None, None, 50)
@@ -930,6 +1020,87 @@ mod tests {
                 .len(),
             2
         );
+        assert_eq!(
+            store.by_client_id(&nick("carol"), "c1").expect("find"),
+            None
+        );
+    }
+
+    #[test]
+    fn ids_reserved_or_pruned_are_not_given_again_after_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let location = Location::Dir(dir.path().to_owned());
+        {
+            let mut store = Store::open(&location).expect("open");
+            let ids = store
+                .insert(&[
+                    room_message("alice", "old", 1),
+                    room_message("alice", "new", 2),
+                ])
+                .expect("insert");
+            assert_eq!(ids, [1, 2]);
+            store.reserve_ids(10).expect("reserve");
+            let retention = Retention {
+                max_messages: None,
+                max_age: Some(Duration::from_secs(1)),
+            };
+            assert_eq!(store.prune(retention, 1_000_000).expect("prune"), 2);
+        }
+        let store = Store::open(&location).expect("reopen");
+        assert_eq!(store.max_id().expect("max"), 0);
+        assert_eq!(store.id_floor().expect("floor"), 10);
+    }
+
+    #[test]
+    fn a_store_with_autoincrement_ids_is_migrated_and_keeps_its_counter() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            // The first schema, as an older server left it, with the newest message deleted.
+            let conn = Connection::open(dir.path().join(DB_FILE)).expect("create");
+            conn.execute_batch(
+                "CREATE TABLE messages (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, conv TEXT NOT NULL,
+                    ts INTEGER NOT NULL, sender TEXT NOT NULL, room TEXT, recipient TEXT,
+                    text TEXT NOT NULL, client_id TEXT);
+                 INSERT INTO messages (conv, ts, sender, room, text, client_id)
+                     VALUES ('#lobby', 1, 'alice', 'lobby', 'kept apples', 'c1'),
+                            ('#lobby', 2, 'alice', 'lobby', 'gone', 'c2');
+                 DELETE FROM messages WHERE id = 2;",
+            )
+            .expect("old schema");
+        }
+        let mut store = Store::open(&Location::Dir(dir.path().to_owned())).expect("open");
+        let sql: String = store
+            .conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'messages'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("schema");
+        assert!(!sql.contains("AUTOINCREMENT"), "{sql}");
+        assert_eq!(store.id_floor().expect("floor"), 2);
+        let ids = store
+            .insert(&[room_message("alice", "more apples", 3)])
+            .expect("insert");
+        assert_eq!(ids, [3]);
+        let (kept, _) = store.history("#lobby", None, None, 50).expect("history");
+        assert_eq!(
+            kept.iter()
+                .map(|m| (m.id, m.text.as_str()))
+                .collect::<Vec<_>>(),
+            [(1, "kept apples"), (3, "more apples")]
+        );
+        assert_eq!(
+            store.by_client_id(&nick("alice"), "c1").expect("find"),
+            Some((1, 1))
+        );
+        let found = store.search(&nick("alice"), &[RoomName::lobby()], "apples", 10);
+        assert_eq!(found.expect("search").len(), 2);
+        store
+            .conn
+            .execute_batch("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+            .expect("the index matches the messages");
     }
 
     #[test]
@@ -1022,19 +1193,23 @@ mod tests {
     fn search_sees_messages_indexed_or_still_pending_with_their_edits_and_deletions() {
         let mut store = Store::open(&Location::Memory).expect("open");
         let n = FTS_BATCH as usize;
-        let apples = |i: usize| room_message("alice", &format!("note {i} about apples"), 10_000);
+        // More than a page of search results: only the first five and the last five of the
+        // batches mention apples.
+        let apples = |i: usize| {
+            let text = if i < 5 || i >= n {
+                format!("note {i} about apples")
+            } else {
+                format!("note {i} about nothing")
+            };
+            room_message("alice", &text, 10_000)
+        };
         // The first batch is indexed as it is stored; the next five wait for the index.
         let mut ids = Vec::new();
         for batch in [
             (0..n).map(apples).collect::<Vec<_>>(),
             (n..n + 5).map(apples).collect(),
         ] {
-            for stored in store.insert(&batch).expect("insert") {
-                let Stored::New(id) = stored else {
-                    panic!("{stored:?}")
-                };
-                ids.push(id);
-            }
+            ids.extend(store.insert(&batch).expect("insert"));
         }
         store
             .insert(&[room_message("alice", "old apples", 0)])
@@ -1059,7 +1234,7 @@ mod tests {
             let found = store.search(&nick("alice"), &[RoomName::lobby()], text, MAX_PAGE);
             found.expect("search").into_iter().map(|m| m.text).collect()
         };
-        assert_eq!(search("apples").len(), n + 5 - 4);
+        assert_eq!(search("apples").len(), 5 + 5 - 4);
         assert!(!search("apples").contains(&"old apples".to_owned()));
         assert_eq!(
             search("pears"),

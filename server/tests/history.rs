@@ -391,3 +391,140 @@ async fn every_acknowledged_message_survives_sigkill() {
         stored.len()
     );
 }
+
+/// A resend that arrives while the first copy may still wait for the store writer, and one
+/// after a restart, are acknowledged with the first id and neither delivered nor stored again.
+#[tokio::test]
+async fn a_resend_is_acknowledged_once_stored_whether_queued_or_stored_before_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for config in [Config::default(), on_disk(&dir)] {
+        let server = TestServer::with_config(config.clone()).await;
+        let mut alice = server.native("alice").await;
+        let mut bob = server.native("bob").await;
+        // Back to back: the second arrives before the first can have been acknowledged.
+        alice.send(&to_room("twice", "lobby", "only once")).await;
+        alice.send(&to_room("twice", "lobby", "only once")).await;
+        let first = alice.ack_id().await;
+        assert_eq!(alice.ack_id().await, first);
+        alice.send(&to_room("after", "lobby", "next")).await;
+        let next = alice.ack_id().await;
+        assert_eq!(bob.message().await.id, first);
+        assert_eq!(bob.message().await.id, next);
+        server.stop().await;
+        if config.store == Location::Memory {
+            continue;
+        }
+        // After a restart the first copy is found in the store.
+        let server = TestServer::with_config(config).await;
+        let mut alice = server.native("alice").await;
+        let mut bob = server.native("bob").await;
+        alice.send(&to_room("twice", "lobby", "only once")).await;
+        assert_eq!(alice.ack_id().await, first);
+        alice.send(&to_room("later", "lobby", "later")).await;
+        let later = alice.ack_id().await;
+        assert!(later > next);
+        assert_eq!(
+            bob.message().await.id,
+            later,
+            "the resend is not delivered again"
+        );
+        let (_, messages, _) = {
+            bob.send(&ClientFrame::History {
+                target: lobby(),
+                before: None,
+                after: None,
+                limit: None,
+            })
+            .await;
+            bob.history().await
+        };
+        assert_eq!(texts(&messages), ["only once", "next", "later"]);
+        server.stop().await;
+    }
+}
+
+/// Messages are delivered before the store writer has stored them; a login right after a
+/// burst still gets every one of them in its history, and live delivery goes on from there.
+#[tokio::test]
+async fn a_login_right_after_a_burst_gets_every_delivered_message_in_its_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for config in [Config::default(), on_disk(&dir)] {
+        let unlimited = Config {
+            rate_per_sec: 0,
+            ..config
+        };
+        let server = TestServer::with_config(unlimited).await;
+        let mut alice = server.native("alice").await;
+        let mut bob = server.native("bob").await;
+        const BURST: usize = 300;
+        for i in 0..BURST {
+            alice
+                .send(&to_room(&format!("b{i}"), "lobby", &format!("burst {i}")))
+                .await;
+        }
+        let mut seen = Vec::with_capacity(BURST);
+        for _ in 0..BURST {
+            seen.push(bob.message().await.id);
+        }
+        // Resume from the 101st: the page (at most 200) holds the last 200 exactly.
+        let cursor = Cursor {
+            target: lobby(),
+            after: seen[BURST - 201],
+        };
+        let mut carol = login_resuming(&server, "carol", vec![cursor]).await;
+        let (target, messages, has_more) = carol.history().await;
+        assert_eq!(target, lobby());
+        assert_eq!(
+            messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+            seen[BURST - 200..]
+        );
+        assert!(!has_more);
+        alice.send(&to_room("live", "lobby", "live")).await;
+        let live = carol.message().await;
+        assert_eq!(live.text, "live");
+        assert!(live.id > seen[BURST - 1]);
+        server.stop().await;
+    }
+}
+
+/// The real binary, killed while messages stream through it: ids its clients saw, stored or
+/// not, are never given to other messages after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_seen_before_a_crash_are_not_given_to_other_messages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_str().expect("utf-8 path");
+    let mut first = Binary::start(&["--data-dir", path]).await;
+    let server = first.as_test_server();
+    let mut alice = server.native("alice").await;
+    let mut bob = server.native("bob").await;
+    const TOTAL: usize = 1000;
+    for i in 0..TOTAL {
+        alice
+            .send(&to_room(&format!("c{i}"), "lobby", &format!("message {i}")))
+            .await;
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.len() < TOTAL / 2 {
+        let m = bob.message().await;
+        seen.insert(m.id, m.text);
+    }
+    first.kill();
+    drop((alice, bob));
+
+    let second = Binary::start(&["--data-dir", path]).await;
+    let server = second.as_test_server();
+    let mut carol = server.native("carol").await;
+    carol
+        .send(&to_room("new", "lobby", "after the crash"))
+        .await;
+    let id = carol.ack_id().await;
+    let last_seen = *seen.keys().next_back().expect("seen");
+    assert!(id > last_seen, "new id {id} after {last_seen}");
+    // What was stored of them kept its id and text.
+    let stored = carol.latest(lobby()).await;
+    for m in stored.iter().filter(|m| m.id != id) {
+        if let Some(text) = seen.get(&m.id) {
+            assert_eq!(text, &m.text, "message {}", m.id);
+        }
+    }
+}
