@@ -7,9 +7,11 @@
 //! - `connection`: one peer, one task — reading, batched writing from the bounded outbox,
 //!   timers, close with a reason.
 //! - `native`, `seed`: what each protocol does with the frames it receives.
-//! - `sequencer`: the one thread that owns hub and store and carries out requests in order.
+//! - `sequencer`: the one thread that owns the hub, gives messages their ids, delivers them and
+//!   carries out requests in order; every read of the store sees what it delivered.
 //! - `hub`: users, rooms, guests and routing.
-//! - `store`: SQLite message store, history, offline delivery, retention.
+//! - `store`: SQLite message store, history, offline delivery, retention; `store::writer`
+//!   stores delivered messages in batches on a thread of its own and sends the acks.
 //! - `peer`: the hub's handle on a connection.
 //! - `metrics`: counters served at `/metrics`.
 //! - `tls`: rustls for `https://` and `wss://`.

@@ -262,6 +262,18 @@ const MIGRATIONS: &[(&str, &str)] = &[
         // one does not.
         "DROP TRIGGER messages_fts_insert",
     ),
+    (
+        "SELECT count(*) FROM sqlite_master WHERE name = 'dm_partners'",
+        // Who has direct chats with whom, both ways, for the unread counts at login: finding
+        // them in `messages` (sender or recipient) read the whole table.
+        "BEGIN;
+      CREATE TABLE dm_partners (
+          nick TEXT NOT NULL, partner TEXT NOT NULL, PRIMARY KEY (nick, partner)) WITHOUT ROWID;
+      INSERT OR IGNORE INTO dm_partners
+          SELECT sender, recipient FROM messages WHERE recipient IS NOT NULL
+          UNION SELECT recipient, sender FROM messages WHERE recipient IS NOT NULL;
+      COMMIT;",
+    ),
 ];
 
 /// Indexes the pending messages with their current text, and forgets them.
@@ -443,12 +455,12 @@ impl Store {
         Ok((count as u64, last))
     }
 
-    /// The people `nick` has direct chats with.
+    /// The people `nick` has had direct chats with (also when those messages have been
+    /// deleted or pruned since).
     pub fn direct_partners(&self, nick: &Nick) -> Result<Vec<Nick>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT DISTINCT CASE WHEN sender = ?1 THEN recipient ELSE sender END
-             FROM messages WHERE room IS NULL AND (sender = ?1 OR recipient = ?1)",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT partner FROM dm_partners WHERE nick = ?1")?;
         let partners = stmt
             .query_map(params![nick.as_str()], |row| row.get::<_, String>(0))?
             .filter_map(|n| n.ok().and_then(|n| Nick::parse(&n).ok()))
@@ -600,6 +612,10 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             let mut pending = tx.prepare_cached("INSERT INTO fts_pending (id) VALUES (?1)")?;
+            // Nothing to write (two look-ups) once the two have talked before.
+            let mut partners = tx.prepare_cached(
+                "INSERT OR IGNORE INTO dm_partners (nick, partner) VALUES (?1, ?2), (?2, ?1)",
+            )?;
             let mut seen =
                 tx.prepare_cached("UPDATE users SET dm_seen = max(dm_seen, ?2) WHERE nick = ?1")?;
             // The last direct message delivered to each recipient: one update each per batch.
@@ -619,6 +635,9 @@ impl Store {
                 ])? == 1;
                 if new {
                     pending.execute(params![id as i64])?;
+                    if let Target::User(to) = &m.target {
+                        partners.execute(params![m.from.as_str(), to.as_str()])?;
+                    }
                     stored.add(&m.text);
                     if let Some(to) = &m.delivered_to {
                         let last = delivered.entry(to).or_default();
@@ -956,6 +975,13 @@ mod tests {
         }
     }
 
+    fn dm(from: &str, to: &str, text: &str) -> NewMessage {
+        NewMessage {
+            target: Target::User(nick(to)),
+            ..room_message(from, text, 1)
+        }
+    }
+
     #[test]
     fn a_conversation_key_is_the_same_from_both_sides() {
         let (a, b) = (nick("alice"), nick("bob"));
@@ -1101,6 +1127,46 @@ mod tests {
             .conn
             .execute_batch("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
             .expect("the index matches the messages");
+    }
+
+    #[test]
+    fn direct_partners_are_known_both_ways_from_older_stores_and_new_messages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            // A store from before the partners table: carol wrote to alice, alice to bob.
+            let mut store = Store::open(&Location::Dir(dir.path().to_owned())).expect("open");
+            store
+                .insert(&[dm("carol", "alice", "hi"), dm("alice", "bob", "yo")])
+                .expect("insert");
+            store
+                .conn
+                .execute_batch("DROP TABLE dm_partners")
+                .expect("as an older server left it");
+        }
+        let mut store = Store::open(&Location::Dir(dir.path().to_owned())).expect("reopen");
+        let partners = |store: &Store, who: &str| {
+            let mut p: Vec<String> = store
+                .direct_partners(&nick(who))
+                .expect("partners")
+                .iter()
+                .map(|n| n.as_str().to_owned())
+                .collect();
+            p.sort();
+            p
+        };
+        assert_eq!(partners(&store, "alice"), ["bob", "carol"]);
+        assert_eq!(partners(&store, "bob"), ["alice"]);
+        // New direct messages add partners on both sides; room messages add none.
+        store
+            .insert(&[
+                dm("dave", "bob", "hello"),
+                dm("bob", "dave", "again"),
+                room_message("erin", "all", 5),
+            ])
+            .expect("insert");
+        assert_eq!(partners(&store, "bob"), ["alice", "dave"]);
+        assert_eq!(partners(&store, "dave"), ["bob"]);
+        assert!(partners(&store, "erin").is_empty());
     }
 
     #[test]
