@@ -1,0 +1,289 @@
+//! Sends on a single node: each gets its id and is delivered at once, then stored behind by
+//! the store writer and acknowledged once committed; resends are answered from [`Resends`].
+
+use super::*;
+
+impl Worker {
+    /// Gives the queued sends their ids, delivers them and queues them for the store writer,
+    /// which acknowledges each once stored. A resend is only acknowledged again.
+    pub(super) fn flush_sends(&mut self) {
+        if self.sends.is_empty() {
+            return;
+        }
+        let sends = std::mem::take(&mut self.sends);
+        if self.cluster.is_some() {
+            return self.flush_sends_to_cluster(sends);
+        }
+        let lookups = sends.iter().any(|s| s.message.client_id.is_some());
+        if lookups {
+            self.resends.start_batch(&self.store);
+        }
+        for send in sends {
+            let PendingSend {
+                peer,
+                offline,
+                quote,
+                message,
+            } = send;
+            let earlier = match &message.client_id {
+                Some(client_id) => self.resends.find(&self.store, &message.from, client_id),
+                None => Ok(None),
+            };
+            let id = earlier.and_then(|earlier| match earlier {
+                Some(earlier) => Ok(Err(earlier)),
+                None => self.next_id().map(Ok),
+            });
+            let id = match id {
+                Ok(Ok(id)) => id,
+                // Stored and delivered before: only the ack went missing.
+                Ok(Err((id, ts))) => {
+                    acknowledge(&peer, id, ts, false, &message);
+                    continue;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "could not take a message");
+                    let why = "the server could not store the message; try again";
+                    fail(&peer, ErrorCode::Internal, why, message.client_id);
+                    continue;
+                }
+            };
+            let chat = ChatMessage {
+                id,
+                ts: message.ts,
+                from: message.from.clone(),
+                target: message.target.clone(),
+                text: message.text.clone(),
+                reply_to: quote,
+                edited: None,
+                deleted: false,
+            };
+            self.hub.deliver(peer.id, &chat);
+            if let Some(client_id) = &message.client_id {
+                self.resends.note(id, &message.from, client_id);
+            }
+            self.store.push(Queued {
+                id,
+                message,
+                after: Sender { peer, offline },
+            });
+        }
+        if lookups {
+            self.resends.end_batch();
+        }
+    }
+
+    /// The id for the next message, reserving another block first when needed.
+    pub(super) fn next_id(&mut self) -> Result<MsgId, StoreError> {
+        if self.next_id > self.reserved {
+            let up_to = self.next_id + ID_BLOCK - 1;
+            self.store.sync().reserve_ids(up_to)?;
+            self.reserved = up_to;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        Ok(id)
+    }
+}
+
+/// Who to acknowledge a message to once it is stored.
+#[derive(Debug)]
+pub(super) struct Sender {
+    peer: Peer,
+    offline: bool,
+}
+
+/// Acknowledges the messages of a transaction of the store writer, or tells their senders it
+/// failed (they may resend; the message was delivered already, and is then delivered again).
+pub(super) fn committed(
+    metrics: &Metrics,
+    batch: Vec<Queued<Sender>>,
+    took: std::time::Duration,
+    result: Result<(), &StoreError>,
+) {
+    metrics.store_commit(took);
+    match result {
+        Ok(()) => {
+            metrics
+                .messages_stored
+                .fetch_add(batch.len() as u64, Relaxed);
+            for Queued { id, message, after } in batch {
+                acknowledge(&after.peer, id, message.ts, after.offline, &message);
+            }
+        }
+        Err(err) => {
+            tracing::error!(error = %err, count = batch.len(), "could not store messages");
+            for Queued { message, after, .. } in batch {
+                let why = "the server could not store the message; try again";
+                fail(&after.peer, ErrorCode::Internal, why, message.client_id);
+            }
+        }
+    }
+}
+
+/// Finds whether a sender used a client id before, without waiting for the store writer in
+/// the usual case (a new message). Messages are keyed by a hash of sender and client id; a hash
+/// seen before is checked in the store after [`Writer::sync`], so a collision costs a sync and
+/// never loses a message.
+pub(super) struct Resends {
+    hasher: std::collections::hash_map::RandomState,
+    seen: Seen,
+}
+
+pub(super) enum Seen {
+    /// In memory the store starts empty: every message with a client id since the start.
+    All(std::collections::HashSet<u64>),
+    /// On disk: messages not yet stored (by id), and a connection reading what is stored.
+    Queued {
+        pending: std::collections::VecDeque<(MsgId, u64)>,
+        counts: std::collections::HashMap<u64, u32>,
+        reader: Reader,
+    },
+}
+
+impl Resends {
+    pub(super) fn new(store: &Store) -> Result<Self, StoreError> {
+        let seen = match store.reader()? {
+            None => Seen::All(Default::default()),
+            Some(reader) => Seen::Queued {
+                pending: Default::default(),
+                counts: Default::default(),
+                reader,
+            },
+        };
+        Ok(Self {
+            hasher: Default::default(),
+            seen,
+        })
+    }
+
+    pub(super) fn key(&self, from: &Nick, client_id: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one((from.as_str(), client_id))
+    }
+
+    /// Remembers that message `id` carries `client_id` of `from`.
+    pub(super) fn note(&mut self, id: MsgId, from: &Nick, client_id: &str) {
+        let key = self.key(from, client_id);
+        match &mut self.seen {
+            Seen::All(all) => {
+                all.insert(key);
+            }
+            Seen::Queued {
+                pending, counts, ..
+            } => {
+                pending.push_back((id, key));
+                *counts.entry(key).or_default() += 1;
+            }
+        }
+    }
+
+    /// Prepares for the lookups of a batch of sends: forgets the queued messages the writer
+    /// has stored since the last batch, and starts one read of the store for the batch. Its
+    /// snapshot begins after that point, so each message is always seen by one or the other.
+    pub(super) fn start_batch(&mut self, store: &Writer<Sender>) {
+        let Seen::Queued {
+            pending,
+            counts,
+            reader,
+        } = &mut self.seen
+        else {
+            return;
+        };
+        let done = store.done_up_to();
+        while let Some(&(id, stored)) = pending.front()
+            && id <= done
+        {
+            pending.pop_front();
+            if let std::collections::hash_map::Entry::Occupied(mut n) = counts.entry(stored) {
+                *n.get_mut() -= 1;
+                if *n.get() == 0 {
+                    n.remove();
+                }
+            }
+        }
+        if let Err(err) = reader.begin() {
+            // Each lookup then reads on its own, which is as correct.
+            tracing::warn!(error = %err, "could not start a read of the store");
+        }
+    }
+
+    /// Ends what [`start_batch`](Self::start_batch) started.
+    pub(super) fn end_batch(&mut self) {
+        if let Seen::Queued { reader, .. } = &self.seen {
+            reader.end();
+        }
+    }
+
+    /// The id and time of the message `from` sent before with `client_id`, if any. Call it
+    /// between [`start_batch`](Self::start_batch) and [`end_batch`](Self::end_batch).
+    pub(super) fn find(
+        &mut self,
+        store: &Writer<Sender>,
+        from: &Nick,
+        client_id: &str,
+    ) -> Result<Option<(MsgId, i64)>, StoreError> {
+        let key = self.key(from, client_id);
+        let maybe = match &self.seen {
+            Seen::All(all) => all.contains(&key),
+            Seen::Queued { counts, reader, .. } => {
+                if !counts.contains_key(&key) {
+                    return reader.by_client_id(from, client_id);
+                }
+                true
+            }
+        };
+        if !maybe {
+            return Ok(None);
+        }
+        store.sync().by_client_id(from, client_id)
+    }
+}
+
+/// A stored message as clients see it.
+pub(super) fn chat_message(
+    id: MsgId,
+    reply_to: Option<protocol::Quote>,
+    m: NewMessage,
+) -> ChatMessage {
+    ChatMessage {
+        id,
+        ts: m.ts,
+        from: m.from,
+        target: m.target,
+        text: m.text,
+        reply_to,
+        edited: None,
+        deleted: false,
+    }
+}
+
+/// Tells the sender its message is stored: an `ack` for native clients, a notice for a seed
+/// page when the recipient is offline, nothing for the group page.
+pub(super) fn acknowledge(peer: &Peer, id: MsgId, ts: i64, offline: bool, message: &NewMessage) {
+    match peer.kind {
+        PeerKind::Native => {
+            if let Some(client_id) = &message.client_id {
+                let ack = ServerFrame::Ack {
+                    client_id: client_id.clone(),
+                    id,
+                    ts,
+                    offline,
+                };
+                offer(peer, native(&ack));
+            }
+        }
+        PeerKind::SeedSingle if offline => {
+            let to = match &message.target {
+                Target::User(to) => to.as_str(),
+                Target::Room(room) => room.as_str(),
+            };
+            let text =
+                format!("{to} is offline; the message is kept and delivered when they log in");
+            offer(
+                peer,
+                hub::seed(&SeedChat::notice(message.from.as_str(), text)),
+            );
+        }
+        PeerKind::SeedSingle | PeerKind::SeedGroup => {}
+    }
+}
