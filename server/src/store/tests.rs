@@ -1,0 +1,419 @@
+use super::*;
+
+fn nick(s: &str) -> Nick {
+    Nick::parse(s).expect("nick")
+}
+
+impl Store {
+    /// Stores `batch` with the next free ids, as the sequencer gives them.
+    fn insert(&mut self, batch: &[NewMessage]) -> Result<Vec<MsgId>, StoreError> {
+        let first = self.id_floor()? + 1;
+        let ids: Vec<MsgId> = (first..).take(batch.len()).collect();
+        self.insert_at(ids.iter().copied().zip(batch))?;
+        Ok(ids)
+    }
+}
+
+fn room_message(from: &str, text: &str, ts: i64) -> NewMessage {
+    NewMessage {
+        from: nick(from),
+        target: Target::Room(RoomName::lobby()),
+        text: text.into(),
+        client_id: None,
+        reply_to: None,
+        ts,
+        delivered_to: None,
+    }
+}
+
+fn dm(from: &str, to: &str, text: &str) -> NewMessage {
+    NewMessage {
+        target: Target::User(nick(to)),
+        ..room_message(from, text, 1)
+    }
+}
+
+#[test]
+fn a_conversation_key_is_the_same_from_both_sides() {
+    let (a, b) = (nick("alice"), nick("bob"));
+    assert_eq!(
+        conversation(&a, &Target::User(b.clone())),
+        conversation(&b, &Target::User(a.clone()))
+    );
+    assert_eq!(conversation(&a, &Target::Room(RoomName::lobby())), "#lobby");
+}
+
+#[test]
+fn history_pages_backwards_and_forwards() {
+    let mut store = Store::open(&Location::Memory).expect("open");
+    let batch: Vec<_> = (0..10)
+        .map(|i| room_message("alice", &format!("m{i}"), i))
+        .collect();
+    let ids: Vec<MsgId> = store.insert(&batch).expect("insert");
+    let (page, more) = store.history("#lobby", None, None, 4).expect("latest");
+    assert_eq!(
+        page.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["m6", "m7", "m8", "m9"]
+    );
+    assert!(more);
+    let (page, more) = store
+        .history("#lobby", Some(page[0].id), None, 10)
+        .expect("older");
+    assert_eq!(page.len(), 6);
+    assert!(!more);
+    let (page, more) = store
+        .history("#lobby", None, Some(ids[7]), 10)
+        .expect("newer");
+    assert_eq!(
+        page.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["m8", "m9"]
+    );
+    assert!(!more);
+}
+
+#[test]
+fn a_client_id_is_found_per_sender_and_stored_once() {
+    let mut store = Store::open(&Location::Memory).expect("open");
+    let mut m = room_message("alice", "hi", 1);
+    m.client_id = Some("c1".into());
+    let [id] = store.insert(&[m.clone()]).expect("insert")[..] else {
+        panic!("one id")
+    };
+    assert_eq!(
+        store.by_client_id(&nick("alice"), "c1").expect("find"),
+        Some((id, 1))
+    );
+    // The same client id of the same sender is never stored twice, whatever its id.
+    assert_eq!(store.insert_at([(id + 1, &m)]).expect("insert"), [false]);
+    // Another sender may use the same client id.
+    let mut other = m.clone();
+    other.from = nick("bob");
+    store.insert(&[other]).expect("insert");
+    assert_eq!(
+        store
+            .history("#lobby", None, None, 50)
+            .expect("history")
+            .0
+            .len(),
+        2
+    );
+    assert_eq!(
+        store.by_client_id(&nick("carol"), "c1").expect("find"),
+        None
+    );
+}
+
+#[test]
+fn ids_reserved_or_pruned_are_not_given_again_after_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let location = Location::Dir(dir.path().to_owned());
+    {
+        let mut store = Store::open(&location).expect("open");
+        let ids = store
+            .insert(&[
+                room_message("alice", "old", 1),
+                room_message("alice", "new", 2),
+            ])
+            .expect("insert");
+        assert_eq!(ids, [1, 2]);
+        store.reserve_ids(10).expect("reserve");
+        let retention = Retention {
+            max_messages: None,
+            max_age: Some(Duration::from_secs(1)),
+        };
+        assert_eq!(store.prune(retention, 1_000_000).expect("prune"), 2);
+    }
+    let store = Store::open(&location).expect("reopen");
+    assert_eq!(store.max_id().expect("max"), 0);
+    assert_eq!(store.id_floor().expect("floor"), 10);
+}
+
+#[test]
+fn a_store_with_autoincrement_ids_is_migrated_and_keeps_its_counter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        // The first schema, as an older server left it, with the newest message deleted.
+        let conn = Connection::open(dir.path().join(DB_FILE)).expect("create");
+        conn.execute_batch(
+            "CREATE TABLE messages (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, conv TEXT NOT NULL,
+                ts INTEGER NOT NULL, sender TEXT NOT NULL, room TEXT, recipient TEXT,
+                text TEXT NOT NULL, client_id TEXT);
+             INSERT INTO messages (conv, ts, sender, room, text, client_id)
+                 VALUES ('#lobby', 1, 'alice', 'lobby', 'kept apples', 'c1'),
+                        ('#lobby', 2, 'alice', 'lobby', 'gone', 'c2');
+             DELETE FROM messages WHERE id = 2;",
+        )
+        .expect("old schema");
+    }
+    let mut store = Store::open(&Location::Dir(dir.path().to_owned())).expect("open");
+    let sql: String = store
+        .conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'messages'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("schema");
+    assert!(!sql.contains("AUTOINCREMENT"), "{sql}");
+    assert_eq!(store.id_floor().expect("floor"), 2);
+    let ids = store
+        .insert(&[room_message("alice", "more apples", 3)])
+        .expect("insert");
+    assert_eq!(ids, [3]);
+    let (kept, _) = store.history("#lobby", None, None, 50).expect("history");
+    assert_eq!(
+        kept.iter()
+            .map(|m| (m.id, m.text.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "kept apples"), (3, "more apples")]
+    );
+    assert_eq!(
+        store.by_client_id(&nick("alice"), "c1").expect("find"),
+        Some((1, 1))
+    );
+    let found = store.search(&nick("alice"), &[RoomName::lobby()], "apples", 10);
+    assert_eq!(found.expect("search").len(), 2);
+    store
+        .conn
+        .execute_batch("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+        .expect("the index matches the messages");
+}
+
+#[test]
+fn direct_partners_are_known_both_ways_from_older_stores_and_new_messages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        // A store from before the partners table: carol wrote to alice, alice to bob.
+        let mut store = Store::open(&Location::Dir(dir.path().to_owned())).expect("open");
+        store
+            .insert(&[dm("carol", "alice", "hi"), dm("alice", "bob", "yo")])
+            .expect("insert");
+        store
+            .conn
+            .execute_batch("DROP TABLE dm_partners")
+            .expect("as an older server left it");
+    }
+    let mut store = Store::open(&Location::Dir(dir.path().to_owned())).expect("reopen");
+    let partners = |store: &Store, who: &str| {
+        let mut p: Vec<String> = store
+            .direct_partners(&nick(who))
+            .expect("partners")
+            .iter()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        p.sort();
+        p
+    };
+    assert_eq!(partners(&store, "alice"), ["bob", "carol"]);
+    assert_eq!(partners(&store, "bob"), ["alice"]);
+    // New direct messages add partners on both sides; room messages add none.
+    store
+        .insert(&[
+            dm("dave", "bob", "hello"),
+            dm("bob", "dave", "again"),
+            room_message("erin", "all", 5),
+        ])
+        .expect("insert");
+    assert_eq!(partners(&store, "bob"), ["alice", "dave"]);
+    assert_eq!(partners(&store, "dave"), ["bob"]);
+    assert!(partners(&store, "erin").is_empty());
+}
+
+#[test]
+fn retention_by_count_keeps_the_newest_of_each_conversation() {
+    let mut store = Store::open(&Location::Memory).expect("open");
+    let mut batch: Vec<_> = (0..5)
+        .map(|i| room_message("alice", &format!("r{i}"), i))
+        .collect();
+    batch.extend((0..3).map(|i| NewMessage {
+        target: Target::User(nick("bob")),
+        ..room_message("alice", &format!("d{i}"), i)
+    }));
+    store.insert(&batch).expect("insert");
+    let removed = store
+        .prune(
+            Retention {
+                max_messages: Some(2),
+                max_age: None,
+            },
+            100,
+        )
+        .expect("prune");
+    assert_eq!(removed, 3 + 1);
+    let texts = |conv: &str| -> Vec<String> {
+        store
+            .history(conv, None, None, 50)
+            .expect("history")
+            .0
+            .into_iter()
+            .map(|m| m.text)
+            .collect()
+    };
+    assert_eq!(texts("#lobby"), ["r3", "r4"]);
+    assert_eq!(texts("@alice @bob"), ["d1", "d2"]);
+}
+
+#[test]
+fn retention_by_age_removes_only_older_messages() {
+    let mut store = Store::open(&Location::Memory).expect("open");
+    let batch: Vec<_> = [1_000, 5_000, 9_000]
+        .iter()
+        .map(|ts| room_message("alice", &ts.to_string(), *ts))
+        .collect();
+    store.insert(&batch).expect("insert");
+    let retention = Retention {
+        max_messages: None,
+        max_age: Some(Duration::from_secs(5)),
+    };
+    assert_eq!(store.prune(retention, 10_000).expect("prune"), 1);
+    let (left, _) = store.history("#lobby", None, None, 50).expect("history");
+    assert_eq!(
+        left.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["5000", "9000"]
+    );
+}
+
+#[test]
+fn undelivered_direct_messages_wait_for_their_recipient() {
+    let mut store = Store::open(&Location::Memory).expect("open");
+    store.add_user(&nick("bob"), 0).expect("user");
+    let dm = |text: &str, delivered: bool| NewMessage {
+        target: Target::User(nick("bob")),
+        delivered_to: delivered.then(|| nick("bob")),
+        ..room_message("alice", text, 0)
+    };
+    store
+        .insert(&[
+            dm("seen", true),
+            dm("while away", false),
+            dm("again", false),
+        ])
+        .expect("insert");
+    let waiting = store.undelivered(&nick("bob")).expect("undelivered");
+    assert_eq!(
+        waiting.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["while away", "again"]
+    );
+    store
+        .mark_delivered(&nick("bob"), waiting[1].id)
+        .expect("mark");
+    assert!(
+        store
+            .undelivered(&nick("bob"))
+            .expect("undelivered")
+            .is_empty()
+    );
+}
+
+#[test]
+fn search_sees_messages_indexed_or_still_pending_with_their_edits_and_deletions() {
+    let mut store = Store::open(&Location::Memory).expect("open");
+    let n = FTS_BATCH as usize;
+    // More than a page of search results: only the first five and the last five of the
+    // batches mention apples.
+    let apples = |i: usize| {
+        let text = if i < 5 || i >= n {
+            format!("note {i} about apples")
+        } else {
+            format!("note {i} about nothing")
+        };
+        room_message("alice", &text, 10_000)
+    };
+    // The first batch is indexed as it is stored; the next five wait for the index.
+    let mut ids = Vec::new();
+    for batch in [
+        (0..n).map(apples).collect::<Vec<_>>(),
+        (n..n + 5).map(apples).collect(),
+    ] {
+        ids.extend(store.insert(&batch).expect("insert"));
+    }
+    store
+        .insert(&[room_message("alice", "old apples", 0)])
+        .expect("insert");
+    assert_eq!(store.unindexed.get().messages, 6);
+    // Edit and delete one indexed and one pending message; retention removes a pending one.
+    for id in [ids[0], ids[n]] {
+        store
+            .edit(id, &format!("pears {id}"), 20_000)
+            .expect("edit");
+    }
+    for id in [ids[1], ids[n + 1]] {
+        store.delete(id).expect("delete");
+    }
+    let retention = Retention {
+        max_messages: None,
+        max_age: Some(Duration::from_secs(5)),
+    };
+    assert_eq!(store.prune(retention, 10_000).expect("prune"), 1);
+
+    let search = |text: &str| -> Vec<String> {
+        let found = store.search(&nick("alice"), &[RoomName::lobby()], text, MAX_PAGE);
+        found.expect("search").into_iter().map(|m| m.text).collect()
+    };
+    assert_eq!(search("apples").len(), 5 + 5 - 4);
+    assert!(!search("apples").contains(&"old apples".to_owned()));
+    assert_eq!(
+        search("pears"),
+        [format!("pears {}", ids[n]), format!("pears {}", ids[0])]
+    );
+    assert_eq!(store.unindexed.get(), Unindexed::default());
+    store
+        .conn
+        .execute_batch("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+        .expect("the index matches the messages");
+}
+
+#[test]
+fn long_messages_are_indexed_in_smaller_batches() {
+    let mut store = Store::open(&Location::Memory).expect("open");
+    let long = "apples ".repeat(FTS_BATCH_BYTES / 7 / 4 + 1);
+    for _ in 0..3 {
+        store
+            .insert(&[room_message("alice", &long, 1)])
+            .expect("insert");
+    }
+    assert_eq!(store.unindexed.get().messages, 3);
+    store
+        .insert(&[room_message("alice", &long, 1)])
+        .expect("insert");
+    assert_eq!(store.unindexed.get(), Unindexed::default());
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join(DB_FILE),
+        b"this is not a database, just text, but long enough to look like a header",
+    )
+    .expect("write");
+    let err = Store::open(&Location::Dir(dir.path().to_owned())).expect_err("refused");
+    assert!(
+        matches!(err, StoreError::Corrupt { .. } | StoreError::Open { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("chat.db"), "{err}");
+}
+
+#[test]
+fn a_data_directory_that_is_a_file_is_refused() {
+    let file = tempfile::NamedTempFile::new().expect("file");
+    let err = Store::open(&Location::Dir(file.path().to_owned())).expect_err("refused");
+    assert!(matches!(err, StoreError::NotADirectory(_)), "{err}");
+}
+
+#[test]
+fn messages_survive_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let location = Location::Dir(dir.path().to_owned());
+    {
+        let mut store = Store::open(&location).expect("open");
+        store
+            .insert(&[room_message("alice", "kept", 1)])
+            .expect("insert");
+    }
+    let store = Store::open(&location).expect("reopen");
+    let (kept, _) = store.history("#lobby", None, None, 50).expect("history");
+    assert_eq!(kept[0].text, "kept");
+}
