@@ -76,7 +76,7 @@ pub struct Common {
     /// Quiet time after the last send before undelivered messages count as lost, in ms.
     #[arg(long, default_value_t = 1000)]
     drain_ms: u64,
-    /// Nickname prefix, to keep runs apart (default: b<pid>).
+    /// Nickname prefix, to keep runs apart (default: `b` and the process id).
     #[arg(long)]
     prefix: Option<String>,
     /// Connections being set up at once.

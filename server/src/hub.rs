@@ -8,7 +8,7 @@
 //! are shared by every recipient.
 //!
 //! A login costs the same however many are online: the lists it is sent are cut to a page
-//! (see [`roster`]), and others hear of it in the next `presence_changes` frame (and, in a
+//! (see `roster`), and others hear of it in the next `presence_changes` frame (and, in a
 //! large room, `room_changes`), which [`Hub::send_changes`] sends once per
 //! [`Hub::changes_every`] (200 ms, longer with many connections).
 
@@ -681,7 +681,7 @@ impl Hub {
     }
 
     /// How long to gather changes before [`send_changes`](Self::send_changes): longer with
-    /// more connections, see [`roster::changes_every`].
+    /// more connections, see `roster::changes_every`.
     pub fn changes_every(&self) -> std::time::Duration {
         roster::changes_every(self.conns.len())
     }

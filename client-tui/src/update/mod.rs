@@ -1,11 +1,11 @@
 //! `update`: a [`Msg`] changes the [`App`] and yields [`Cmd`]s. No I/O happens here, so every
 //! behaviour (commands, completion, unread counts, the offline queue) is tested by calling it.
 //!
-//! - [`keys`]: keys, paste and mouse.
-//! - [`frames`]: connection events and server frames.
-//! - [`history`]: resuming after a reconnect and merging `history` frames.
-//! - [`features`]: replies, edits and deletions, read markers, typing, search, mentions.
-//! - [`presence`]: who is online and who is in each room: lists, counts, comings and goings.
+//! - `keys`: keys, paste and mouse.
+//! - `frames`: connection events and server frames.
+//! - `history`: resuming after a reconnect and merging `history` frames.
+//! - `features`: replies, edits and deletions, read markers, typing, search, mentions.
+//! - `presence`: who is online and who is in each room: lists, counts, comings and goings.
 
 mod features;
 mod frames;

@@ -29,7 +29,7 @@ pub const LISTED_CHANGES: usize = 20;
 pub const LARGE_ROOM: usize = 50;
 
 /// How long presence changes and joins and leaves of large rooms are gathered before they are
-/// sent, in one frame per client (and room), with few connections; see [`changes_every`].
+/// sent, in one frame per client (and room), with few connections; see `changes_every`.
 pub const CHANGES_EVERY: Duration = Duration::from_millis(200);
 
 /// The longest changes are gathered, however many are connected.
@@ -56,7 +56,7 @@ pub struct WhoQuery {
     pub prefix: Option<String>,
     /// Only names after this one (the last of the previous page).
     pub after: Option<Nick>,
-    /// At most this many names ([`LISTED_USERS`] by default, [`MAX_LISTED_USERS`] at most).
+    /// At most this many names ([`LISTED_USERS`] by default, `MAX_LISTED_USERS` at most).
     pub limit: Option<u32>,
 }
 

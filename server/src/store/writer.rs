@@ -54,8 +54,8 @@ pub struct Writer<A: Send + 'static> {
 }
 
 impl<A: Send + 'static> Writer<A> {
-    /// Starts the writer thread (named `store-writer`) over `store`. It ends at [`close`]
-    /// (Self::close) or when the writer is dropped, after storing what was queued.
+    /// Starts the writer thread (named `store-writer`) over `store`. It ends at
+    /// [`close`](Self::close) or when the writer is dropped, after storing what was queued.
     pub fn start(store: Store, on_commit: OnCommit<A>) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
@@ -80,7 +80,7 @@ impl<A: Send + 'static> Writer<A> {
     }
 
     /// Queues a message for the writer thread. Never waits for a transaction unless
-    /// [`MAX_QUEUED`] messages are waiting already; then it stores them itself.
+    /// `MAX_QUEUED` messages are waiting already; then it stores them itself.
     pub fn push(&self, queued: Queued<A>) {
         let mut queue = lock(&self.shared.queue);
         queue.items.push(queued);
