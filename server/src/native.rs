@@ -4,8 +4,8 @@ use crate::connection::Session;
 use crate::hub::{native, offer};
 use crate::peer::Peer;
 use crate::sequencer::Op;
-use axum::extract::ws::{Message, Utf8Bytes};
 use protocol::{ClientFrame, ErrorCode, ServerFrame};
+use tungstenite::{Message, Utf8Bytes};
 
 /// The longest client id accepted with a `send`, in bytes.
 pub const MAX_CLIENT_ID_BYTES: usize = 64;

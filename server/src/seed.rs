@@ -9,8 +9,8 @@ use crate::connection::Session;
 use crate::hub::{offer, seed};
 use crate::peer::{CloseReason, Peer};
 use crate::sequencer::Op;
-use axum::extract::ws::Utf8Bytes;
 use protocol::{Nick, RoomName, SeedChat, Target};
+use tungstenite::Utf8Bytes;
 
 /// A seed single-chat page.
 #[derive(Debug)]
@@ -79,7 +79,7 @@ impl Session for SeedSingleSession {
         None
     }
 
-    fn on_rate_limited(&mut self, _frame: &axum::extract::ws::Message) {
+    fn on_rate_limited(&mut self, _frame: &tungstenite::Message) {
         self.notice("too many messages; slow down (this one was not sent)".to_owned());
     }
 
