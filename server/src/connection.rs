@@ -46,12 +46,12 @@ pub trait Session: Send {
     fn on_start(&mut self) -> Option<Op> {
         None
     }
-    /// A text frame arrived.
-    fn on_text(&mut self, text: Utf8Bytes) -> Option<Op>;
-    /// A binary frame arrived.
-    fn on_binary(&mut self) -> Option<Op>;
-    /// `frame` was dropped because the peer sends faster than its rate limit.
-    fn on_rate_limited(&mut self, _frame: &Message) {}
+    /// A text frame arrived from `peer`.
+    fn on_text(&mut self, peer: &Peer, text: Utf8Bytes) -> Option<Op>;
+    /// A binary frame arrived from `peer`.
+    fn on_binary(&mut self, peer: &Peer) -> Option<Op>;
+    /// `frame` was dropped because `peer` sends faster than its rate limit.
+    fn on_rate_limited(&mut self, _peer: &Peer, _frame: &Message) {}
 }
 
 /// A new connection's outbox, before its session exists.
@@ -169,18 +169,10 @@ enum Event {
 /// A request waiting for room in the sequencer's queue.
 type Submitting<'a> = Pin<Box<dyn Future<Output = Result<(), Stopped>> + Send + 'a>>;
 
-/// The connection's deadlines, served by one timer: the next ping, and until the peer has
-/// logged in, the login deadline.
-struct Deadlines {
-    next_ping: Instant,
-    login: Option<Instant>,
-}
-
-impl Deadlines {
-    fn first(&self) -> Instant {
-        self.login
-            .map_or(self.next_ping, |login| login.min(self.next_ping))
-    }
+/// How often the connection pings its peer. A zero interval would make the timer fire
+/// without end.
+fn ping_interval(config: &Config) -> Duration {
+    config.ping_interval.max(Duration::from_millis(1))
 }
 
 /// The socket and the outbox it is fed from.
@@ -208,15 +200,18 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
         // the task through the outbox's waker, registered at every poll.
         let mut cancelled = pin!(shutdown.cancelled());
         let mut registered: Option<Waker> = None;
+        // One timer serves the next ping and, until a native peer has logged in, the login
+        // deadline: whichever comes first.
         let start = Instant::now();
-        // A zero interval would make the timer fire without end.
-        let ping_interval = config.ping_interval.max(Duration::from_millis(1));
-        let mut deadlines = Deadlines {
-            next_ping: start + ping_interval,
-            login: (peer.kind == PeerKind::Native).then(|| start + config.login_timeout),
+        let mut next_ping = start + ping_interval(config);
+        let mut awaiting_login = peer.kind == PeerKind::Native;
+        let first = |next_ping: Instant, awaiting_login: bool| match awaiting_login {
+            true => next_ping.min(start + config.login_timeout),
+            false => next_ping,
         };
-        let mut timer = pin!(tokio::time::sleep_until(deadlines.first()));
-        let mut last_heard = start;
+        let mut timer = pin!(tokio::time::sleep_until(first(next_ping, awaiting_login)));
+        // Pings sent since the peer was last heard from; it must answer within two intervals.
+        let mut unanswered_pings = 0u8;
         let limiter = rate_limiter(config);
         // Refusals in a row; a peer that keeps sending into a full bucket is flooding.
         let mut refused_in_a_row = 0u32;
@@ -269,27 +264,28 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
                 }
                 Event::Timer => {
                     let due = timer.deadline();
-                    if deadlines.login.is_some_and(|login| login <= due) {
+                    if awaiting_login && start + config.login_timeout <= due {
                         if !peer.is_logged_in() {
                             peer.close.close(CloseReason::Policy("no login in time"));
                             break;
                         }
-                        deadlines.login = None;
+                        awaiting_login = false;
                     }
-                    if deadlines.next_ping <= due {
-                        if last_heard.elapsed() > ping_interval * 2 {
+                    if next_ping <= due {
+                        if unanswered_pings == 2 {
                             peer.close.close(CloseReason::Policy("no answer to pings"));
                             break;
                         }
                         offer(peer, Message::Ping(Default::default()));
-                        deadlines.next_ping = due + ping_interval;
+                        unanswered_pings += 1;
+                        next_ping = due + ping_interval(config);
                     }
-                    timer.as_mut().reset(deadlines.first());
+                    timer.as_mut().reset(first(next_ping, awaiting_login));
                     continue;
                 }
                 Event::Received(next) => next,
             };
-            last_heard = Instant::now();
+            unanswered_pings = 0;
             let frame = match next {
                 None | Some(Ok(Message::Close(_))) => break,
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
@@ -317,13 +313,13 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
                         .close(CloseReason::Policy("flooding: too many frames"));
                     break;
                 }
-                session.on_rate_limited(&frame);
+                session.on_rate_limited(peer, &frame);
                 continue;
             }
             refused_in_a_row = 0;
             let request = match frame {
-                Message::Text(text) => session.on_text(text),
-                _ => session.on_binary(),
+                Message::Text(text) => session.on_text(peer, text),
+                _ => session.on_binary(peer),
             };
             if let Some(op) = request {
                 submitting = Some(Box::pin(sequencer.submit(peer, op)));

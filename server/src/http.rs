@@ -186,9 +186,13 @@ async fn group_or_native(
         return upgrade_native(ws, app, slot).await;
     }
     let max = app.config.max_text_bytes;
-    upgrade(ws, app, slot, PeerKind::SeedGroup, move |peer| {
-        SeedGroupSession::new(peer, max)
-    })
+    upgrade(
+        ws,
+        app,
+        slot,
+        PeerKind::SeedGroup,
+        SeedGroupSession::new(max),
+    )
     .await
 }
 
@@ -199,19 +203,14 @@ async fn single(
     State(app): State<AppState>,
 ) -> Response {
     let max = app.config.max_text_bytes;
-    upgrade(ws, app, slot, PeerKind::SeedSingle, move |peer| {
-        SeedSingleSession::new(peer, name, max)
-    })
-    .await
+    let session = SeedSingleSession::new(name, max);
+    upgrade(ws, app, slot, PeerKind::SeedSingle, session).await
 }
 
 async fn upgrade_native(ws: WebSocketUpgrade, app: AppState, slot: ConnectionSlot) -> Response {
     let max = app.config.max_text_bytes;
     let ws = ws.protocol(protocol::SUBPROTOCOL);
-    upgrade(ws, app, slot, PeerKind::Native, move |peer| {
-        NativeSession::new(peer, max)
-    })
-    .await
+    upgrade(ws, app, slot, PeerKind::Native, NativeSession::new(max)).await
 }
 
 /// Accepts the upgrade within the connection limit and runs the connection as a tracked task.
@@ -223,7 +222,7 @@ async fn upgrade<S: Session + 'static>(
     app: AppState,
     slot: ConnectionSlot,
     kind: PeerKind,
-    start: impl FnOnce(crate::peer::Peer) -> S + Send + 'static,
+    mut session: S,
 ) -> Response {
     if app.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "server shutting down\n").into_response();
@@ -240,7 +239,6 @@ async fn upgrade<S: Session + 'static>(
             .into_response();
     };
     let link = Link::new(kind, app.config.outbox_frames);
-    let mut session = start(link.peer.clone());
     if let Some(op) = session.on_start()
         && app.sequencer.submit(&link.peer, op).await.is_err()
     {

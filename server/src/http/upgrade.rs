@@ -97,10 +97,10 @@ fn socket_config(config: &Config) -> WebSocketConfig {
 }
 
 /// An upgraded connection: over plain TCP the bare `TcpStream`, else (TLS) hyper's boxed
-/// stream.
+/// stream, boxed once more to keep the plain case small.
 enum Stream {
     Tcp(TcpStream),
-    Upgraded(TokioIo<Upgraded>),
+    Upgraded(Box<TokioIo<Upgraded>>),
 }
 
 impl Stream {
@@ -110,7 +110,7 @@ impl Stream {
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => (Self::Tcp(parts.io.into_inner()), parts.read_buf.to_vec()),
             // hyper's stream replays what it read ahead.
-            Err(upgraded) => (Self::Upgraded(TokioIo::new(upgraded)), Vec::new()),
+            Err(upgraded) => (Self::Upgraded(Box::new(TokioIo::new(upgraded))), Vec::new()),
         }
     }
 }
@@ -123,7 +123,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(tcp) => Pin::new(tcp).poll_read(cx, buf),
-            Self::Upgraded(io) => Pin::new(io).poll_read(cx, buf),
+            Self::Upgraded(io) => Pin::new(&mut **io).poll_read(cx, buf),
         }
     }
 }
@@ -136,7 +136,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Tcp(tcp) => Pin::new(tcp).poll_write(cx, buf),
-            Self::Upgraded(io) => Pin::new(io).poll_write(cx, buf),
+            Self::Upgraded(io) => Pin::new(&mut **io).poll_write(cx, buf),
         }
     }
 
@@ -147,7 +147,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Tcp(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
-            Self::Upgraded(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            Self::Upgraded(io) => Pin::new(&mut **io).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -161,15 +161,26 @@ impl AsyncWrite for Stream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(tcp) => Pin::new(tcp).poll_flush(cx),
-            Self::Upgraded(io) => Pin::new(io).poll_flush(cx),
+            Self::Upgraded(io) => Pin::new(&mut **io).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(tcp) => Pin::new(tcp).poll_shutdown(cx),
-            Self::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
+            Self::Upgraded(io) => Pin::new(&mut **io).poll_shutdown(cx),
         }
+    }
+}
+
+/// The WebSocket over `upgraded`, with the server's settings.
+async fn websocket(upgraded: Upgraded, config: &Config) -> WebSocketStream<Stream> {
+    let (stream, read_ahead) = Stream::new(upgraded);
+    let config = Some(socket_config(config));
+    if read_ahead.is_empty() {
+        WebSocketStream::from_raw_socket(stream, Role::Server, config).await
+    } else {
+        WebSocketStream::from_partially_read(stream, read_ahead, Role::Server, config).await
     }
 }
 
@@ -210,13 +221,7 @@ impl WebSocketUpgrade {
                     return;
                 }
             };
-            let (stream, read_ahead) = Stream::new(upgraded);
-            let config = Some(socket_config(connection.config()));
-            let mut socket = if read_ahead.is_empty() {
-                WebSocketStream::from_raw_socket(stream, Role::Server, config).await
-            } else {
-                WebSocketStream::from_partially_read(stream, read_ahead, Role::Server, config).await
-            };
+            let mut socket = websocket(upgraded, connection.config()).await;
             connection.serve(&mut socket).await;
             drop(held);
         });
