@@ -9,6 +9,10 @@
 //! read from the outbox's shared state, and a request waiting for room in the sequencer's
 //! queue boxed (it is rare and large).
 
+mod socket;
+
+pub use socket::WebSocket;
+
 use crate::config::Config;
 use crate::hub::offer;
 use crate::metrics::Metrics;
@@ -25,7 +29,6 @@ use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
-use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, Utf8Bytes};
@@ -120,7 +123,7 @@ impl<S: Session> Connection<S> {
     }
 
     /// Runs the connection on `socket` to its end.
-    pub async fn serve<Io>(&mut self, socket: &mut WebSocketStream<Io>)
+    pub async fn serve<Io>(&mut self, socket: &mut WebSocket<Io>)
     where
         Io: AsyncRead + AsyncWrite + Unpin,
     {
@@ -177,7 +180,7 @@ fn ping_interval(config: &Config) -> Duration {
 
 /// The socket and the outbox it is fed from.
 struct Conn<'a, Io> {
-    socket: &'a mut WebSocketStream<Io>,
+    socket: &'a mut WebSocket<Io>,
     inbox: &'a mut Inbox,
     /// Frames taken from the outbox, not yet handed to the socket.
     batch: VecDeque<Message>,

@@ -6,7 +6,7 @@
 //! The request is checked as axum checks it, with axum's rejections.
 
 use crate::config::Config;
-use crate::connection::{Connection, Session};
+use crate::connection::{Connection, Session, WebSocket};
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::extract::ws::rejection::{
@@ -24,10 +24,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
 use tokio_util::task::TaskTracker;
 use tungstenite::handshake::derive_accept_key;
-use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::protocol::WebSocketConfig;
 
 /// A WebSocket upgrade request that passed the checks.
 pub struct WebSocketUpgrade {
@@ -173,17 +172,6 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// The WebSocket over `upgraded`, with the server's settings.
-async fn websocket(upgraded: Upgraded, config: &Config) -> WebSocketStream<Stream> {
-    let (stream, read_ahead) = Stream::new(upgraded);
-    let config = Some(socket_config(config));
-    if read_ahead.is_empty() {
-        WebSocketStream::from_raw_socket(stream, Role::Server, config).await
-    } else {
-        WebSocketStream::from_partially_read(stream, read_ahead, Role::Server, config).await
-    }
-}
-
 impl WebSocketUpgrade {
     /// Accepts the subprotocol `protocol`, which the client offered.
     pub fn protocol(self, protocol: &'static str) -> Self {
@@ -221,7 +209,9 @@ impl WebSocketUpgrade {
                     return;
                 }
             };
-            let mut socket = websocket(upgraded, connection.config()).await;
+            let (stream, read_ahead) = Stream::new(upgraded);
+            let config = socket_config(connection.config());
+            let mut socket = WebSocket::new(stream, read_ahead, config);
             connection.serve(&mut socket).await;
             drop(held);
         });
