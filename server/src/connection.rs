@@ -3,23 +3,35 @@
 //!
 //! The connection ends when the peer closes, when it breaks the protocol beyond repair, when the
 //! hub closes it (too slow), or at shutdown. Each way ends with a close frame carrying a reason.
+//!
+//! An idle connection is mostly this task, so its state is kept small: one timer for both the
+//! pings and the login deadline, one registration for the shutdown signal, the close signal
+//! read from the outbox's shared state, and a request waiting for room in the sequencer's
+//! queue boxed (it is rare and large).
+
+mod socket;
+
+pub use socket::WebSocket;
 
 use crate::config::Config;
 use crate::hub::offer;
 use crate::metrics::Metrics;
-use crate::peer::{CloseReason, CloseSignal, Inbox, Peer, PeerKind, next_conn_id, outbox};
+use crate::peer::{CloseReason, Inbox, Peer, PeerKind};
 use crate::sequencer::{Op, Sequencer, Stopped};
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::num::NonZeroU32;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, Waker, ready};
-use std::time::Instant;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Message, Utf8Bytes};
 
 /// Frames taken from the outbox at a time. Under load the socket is flushed once the outbox is
 /// empty (tungstenite also writes whenever its buffer fills), so many frames share a syscall;
@@ -37,12 +49,12 @@ pub trait Session: Send {
     fn on_start(&mut self) -> Option<Op> {
         None
     }
-    /// A text frame arrived.
-    fn on_text(&mut self, text: Utf8Bytes) -> Option<Op>;
-    /// A binary frame arrived.
-    fn on_binary(&mut self) -> Option<Op>;
-    /// `frame` was dropped because the peer sends faster than its rate limit.
-    fn on_rate_limited(&mut self, _frame: &Message) {}
+    /// A text frame arrived from `peer`.
+    fn on_text(&mut self, peer: &Peer, text: Utf8Bytes) -> Option<Op>;
+    /// A binary frame arrived from `peer`.
+    fn on_binary(&mut self, peer: &Peer) -> Option<Op>;
+    /// `frame` was dropped because `peer` sends faster than its rate limit.
+    fn on_rate_limited(&mut self, _peer: &Peer, _frame: &Message) {}
 }
 
 /// A new connection's outbox, before its session exists.
@@ -55,18 +67,26 @@ pub struct Link {
 impl Link {
     /// An outbox of `capacity` frames for a peer of `kind`.
     pub fn new(kind: PeerKind, capacity: usize) -> Self {
-        let (outbox, inbox) = outbox(capacity);
-        Self {
-            peer: Peer {
-                id: next_conn_id(),
-                kind,
-                outbox,
-                close: Arc::new(CloseSignal::default()),
-                logged_in: Arc::default(),
-            },
-            inbox,
-        }
+        let (peer, inbox) = Peer::new(kind, capacity);
+        Self { peer, inbox }
     }
+}
+
+/// What the server lends every connection. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub sequencer: Sequencer,
+    pub shutdown: CancellationToken,
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A connection's state apart from its socket, made before the WebSocket handshake.
+pub struct Connection<S> {
+    peer: Peer,
+    inbox: Inbox,
+    session: S,
+    env: Env,
 }
 
 /// A per-connection token bucket.
@@ -80,59 +100,54 @@ fn rate_limiter(config: &Config) -> Option<RateLimiter> {
     ))
 }
 
-/// Runs one connection to its end.
-pub async fn serve(
-    socket: WebSocket,
-    link: Link,
-    mut session: impl Session,
-    sequencer: Sequencer,
-    shutdown: CancellationToken,
-    config: Arc<Config>,
-    metrics: Arc<Metrics>,
-) {
-    let Link { peer, inbox } = link;
-    metrics.connections_total.fetch_add(1, Relaxed);
-    metrics.connections_open.fetch_add(1, Relaxed);
-    let mut conn = Conn {
-        socket,
-        inbox,
-        batch: VecDeque::new(),
-        unflushed: false,
-    };
-    let ended = {
-        let env = Env {
-            peer: &peer,
-            sequencer: &sequencer,
-            shutdown: &shutdown,
-            config: &config,
-            metrics: &metrics,
-        };
-        conn.converse(&mut session, env).await
-    };
-    match peer.close.reason() {
-        Some(CloseReason::TooSlow) => metrics.slow_closes.fetch_add(1, Relaxed),
-        Some(CloseReason::ShuttingDown) | None => 0,
-        Some(_) => metrics.protocol_closes.fetch_add(1, Relaxed),
-    };
-    // Leaving the hub drops its handle on the outbox.
-    sequencer.logout(peer.id).await;
-    drop(session);
-    if ended == Ended::Normally {
-        let reason = match peer.close.reason() {
-            None if shutdown.is_cancelled() => Some(CloseReason::ShuttingDown),
-            reason => reason,
-        };
-        // The server closes: read on (discarding) until the peer answers the close frame, so
-        // that unread data does not turn the close into a reset that would lose the close
-        // frame and its reason.
-        let answer = peer.close.reason().is_some() && !shutdown.is_cancelled();
-        let goodbye = conn.say_goodbye(reason, answer);
-        tokio::select! {
-            _ = tokio::time::timeout(config.close_timeout, goodbye) => {}
-            _ = shutdown.cancelled(), if answer => {}
+impl<S: Session> Connection<S> {
+    /// The connection of `link`'s peer, spoken to through `session`.
+    pub fn new(link: Link, session: S, env: Env) -> Self {
+        Self {
+            peer: link.peer,
+            inbox: link.inbox,
+            session,
+            env,
         }
     }
-    metrics.connections_open.fetch_sub(1, Relaxed);
+
+    /// The server's settings.
+    pub fn config(&self) -> &Config {
+        &self.env.config
+    }
+
+    /// For a connection whose WebSocket never opened: undoes what its first request did (a
+    /// seed page's login).
+    pub async fn abandon(&mut self) {
+        self.env.sequencer.logout(self.peer.id).await;
+    }
+
+    /// Runs the connection on `socket` to its end.
+    pub async fn serve<Io>(&mut self, socket: &mut WebSocket<Io>)
+    where
+        Io: AsyncRead + AsyncWrite + Unpin,
+    {
+        let Self {
+            peer,
+            inbox,
+            session,
+            env,
+        } = self;
+        let (peer, env) = (&*peer, &*env);
+        let metrics = &env.metrics;
+        metrics.connections_total.fetch_add(1, Relaxed);
+        metrics.connections_open.fetch_add(1, Relaxed);
+        let mut conn = Conn {
+            socket,
+            inbox,
+            batch: VecDeque::new(),
+            unflushed: false,
+        };
+        let ended = conn.converse(session, peer, env).await;
+        // Boxed: needed once, at the end, and as big as the conversation's state.
+        Box::pin(conn.finish(ended, peer, env)).await;
+        metrics.connections_open.fetch_sub(1, Relaxed);
+    }
 }
 
 /// How the conversation with the peer ended.
@@ -144,42 +159,39 @@ enum Ended {
     WriteFailed,
 }
 
-/// What one connection borrows from the server.
-#[derive(Clone, Copy)]
-struct Env<'a> {
-    peer: &'a Peer,
-    sequencer: &'a Sequencer,
-    shutdown: &'a CancellationToken,
-    config: &'a Config,
-    metrics: &'a Metrics,
-}
-
 /// What woke the connection.
 enum Event {
     Closed,
     ShuttingDown,
-    Heartbeat,
-    LoginDeadline,
-    Received(Option<Result<Message, axum::Error>>),
-    WriteFailed(axum::Error),
+    Timer,
+    Received(Option<Result<Message, tungstenite::Error>>),
+    WriteFailed(tungstenite::Error),
     SequencerStopped,
 }
 
+/// A request waiting for room in the sequencer's queue.
+type Submitting<'a> = Pin<Box<dyn Future<Output = Result<(), Stopped>> + Send + 'a>>;
+
+/// How often the connection pings its peer. A zero interval would make the timer fire
+/// without end.
+fn ping_interval(config: &Config) -> Duration {
+    config.ping_interval.max(Duration::from_millis(1))
+}
+
 /// The socket and the outbox it is fed from.
-struct Conn {
-    socket: WebSocket,
-    inbox: Inbox,
+struct Conn<'a, Io> {
+    socket: &'a mut WebSocket<Io>,
+    inbox: &'a mut Inbox,
     /// Frames taken from the outbox, not yet handed to the socket.
     batch: VecDeque<Message>,
     /// Frames handed to the socket since its last flush.
     unflushed: bool,
 }
 
-impl Conn {
+impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
     /// Reads and writes until the peer or the server ends the connection.
-    async fn converse(&mut self, session: &mut impl Session, env: Env<'_>) -> Ended {
+    async fn converse(&mut self, session: &mut impl Session, peer: &Peer, env: &Env) -> Ended {
         let Env {
-            peer,
             sequencer,
             shutdown,
             config,
@@ -187,38 +199,40 @@ impl Conn {
         } = env;
         // Registered with the task's waker once rather than at every wake-up: polling a
         // registered `Notified` takes its lock, and the shutdown token's is shared by every
-        // connection. Between registrations their flags are read instead.
-        let mut closed = pin!(peer.close.closed());
+        // connection. Between registrations its flag is read instead. The close signal wakes
+        // the task through the outbox's waker, registered at every poll.
         let mut cancelled = pin!(shutdown.cancelled());
         let mut registered: Option<Waker> = None;
-        let mut login_deadline = pin!(tokio::time::sleep(config.login_timeout));
+        // One timer serves the next ping and, until a native peer has logged in, the login
+        // deadline: whichever comes first.
+        let start = Instant::now();
+        let mut next_ping = start + ping_interval(config);
         let mut awaiting_login = peer.kind == PeerKind::Native;
-        let mut heartbeat = tokio::time::interval_at(
-            tokio::time::Instant::now() + config.ping_interval,
-            config.ping_interval,
-        );
-        let mut last_heard = Instant::now();
+        let first = |next_ping: Instant, awaiting_login: bool| match awaiting_login {
+            true => next_ping.min(start + config.login_timeout),
+            false => next_ping,
+        };
+        let mut timer = pin!(tokio::time::sleep_until(first(next_ping, awaiting_login)));
+        // Pings sent since the peer was last heard from; it must answer within two intervals.
+        let mut unanswered_pings = 0u8;
         let limiter = rate_limiter(config);
         // Refusals in a row; a peer that keeps sending into a full bucket is flooding.
         let mut refused_in_a_row = 0u32;
         // The request being handed to the sequencer. While its queue is full, this peer is not
         // read from (its frames are still written).
-        let submit = |op: Op| sequencer.submit(peer, op);
-        let mut submitting = pin!(None::<Op>.map(submit));
+        let mut submitting: Option<Submitting<'_>> = None;
 
         loop {
             let event = poll_fn(|cx| {
+                self.inbox.register(cx);
+                if peer.close.is_closed() {
+                    return Poll::Ready(Event::Closed);
+                }
                 if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    if peer.close.is_closed() {
-                        return Poll::Ready(Event::Closed);
-                    }
                     if shutdown.is_cancelled() {
                         return Poll::Ready(Event::ShuttingDown);
                     }
                 } else {
-                    if closed.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Event::Closed);
-                    }
                     if cancelled.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(Event::ShuttingDown);
                     }
@@ -227,18 +241,15 @@ impl Conn {
                 if let Poll::Ready(Err(err)) = self.poll_write(cx) {
                     return Poll::Ready(Event::WriteFailed(err));
                 }
-                if let Some(request) = submitting.as_mut().as_pin_mut() {
-                    match request.poll(cx) {
-                        Poll::Ready(Ok(())) => submitting.set(None),
+                if let Some(request) = submitting.as_mut() {
+                    match request.as_mut().poll(cx) {
+                        Poll::Ready(Ok(())) => submitting = None,
                         Poll::Ready(Err(Stopped)) => return Poll::Ready(Event::SequencerStopped),
                         Poll::Pending => {}
                     }
                 }
-                if heartbeat.poll_tick(cx).is_ready() {
-                    return Poll::Ready(Event::Heartbeat);
-                }
-                if awaiting_login && login_deadline.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::LoginDeadline);
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Timer);
                 }
                 if submitting.is_none()
                     && let Poll::Ready(next) = self.socket.poll_next_unpin(cx)
@@ -254,28 +265,33 @@ impl Conn {
                     tracing::debug!(error = %err, "connection write failed");
                     return Ended::WriteFailed;
                 }
-                Event::Heartbeat => {
-                    if last_heard.elapsed() > config.ping_interval * 2 {
-                        peer.close.close(CloseReason::Policy("no answer to pings"));
-                        break;
+                Event::Timer => {
+                    let due = timer.deadline();
+                    if awaiting_login && start + config.login_timeout <= due {
+                        if !peer.is_logged_in() {
+                            peer.close.close(CloseReason::Policy("no login in time"));
+                            break;
+                        }
+                        awaiting_login = false;
                     }
-                    offer(peer, Message::Ping(Default::default()));
-                    continue;
-                }
-                Event::LoginDeadline => {
-                    if !peer.is_logged_in() {
-                        peer.close.close(CloseReason::Policy("no login in time"));
-                        break;
+                    if next_ping <= due {
+                        if unanswered_pings == 2 {
+                            peer.close.close(CloseReason::Policy("no answer to pings"));
+                            break;
+                        }
+                        offer(peer, Message::Ping(Default::default()));
+                        unanswered_pings += 1;
+                        next_ping = due + ping_interval(config);
                     }
-                    awaiting_login = false;
+                    timer.as_mut().reset(first(next_ping, awaiting_login));
                     continue;
                 }
                 Event::Received(next) => next,
             };
-            last_heard = Instant::now();
+            unanswered_pings = 0;
             let frame = match next {
                 None | Some(Ok(Message::Close(_))) => break,
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Some(Ok(frame)) => frame,
                 Some(Err(err)) => {
                     match close_reason_for(&err) {
@@ -300,24 +316,53 @@ impl Conn {
                         .close(CloseReason::Policy("flooding: too many frames"));
                     break;
                 }
-                session.on_rate_limited(&frame);
+                session.on_rate_limited(peer, &frame);
                 continue;
             }
             refused_in_a_row = 0;
             let request = match frame {
-                Message::Text(text) => session.on_text(text),
-                _ => session.on_binary(),
+                Message::Text(text) => session.on_text(peer, text),
+                _ => session.on_binary(peer),
             };
             if let Some(op) = request {
-                submitting.set(Some(submit(op)));
+                submitting = Some(Box::pin(sequencer.submit(peer, op)));
             }
         }
         Ended::Normally
     }
 
+    /// Takes the connection out of the hub and, unless the socket failed, closes it with the
+    /// reason it ends for.
+    async fn finish(&mut self, ended: Ended, peer: &Peer, env: &Env) {
+        match peer.close.reason() {
+            Some(CloseReason::TooSlow) => env.metrics.slow_closes.fetch_add(1, Relaxed),
+            Some(CloseReason::ShuttingDown) | None => 0,
+            Some(_) => env.metrics.protocol_closes.fetch_add(1, Relaxed),
+        };
+        // Leaving the hub drops its handle on the outbox.
+        env.sequencer.logout(peer.id).await;
+        if ended == Ended::WriteFailed {
+            return;
+        }
+        let shutdown = &env.shutdown;
+        let reason = match peer.close.reason() {
+            None if shutdown.is_cancelled() => Some(CloseReason::ShuttingDown),
+            reason => reason,
+        };
+        // The server closes: read on (discarding) until the peer answers the close frame, so
+        // that unread data does not turn the close into a reset that would lose the close
+        // frame and its reason.
+        let answer = peer.close.reason().is_some() && !shutdown.is_cancelled();
+        let goodbye = self.say_goodbye(reason, answer);
+        tokio::select! {
+            _ = tokio::time::timeout(env.config.close_timeout, goodbye) => {}
+            _ = shutdown.cancelled(), if answer => {}
+        }
+    }
+
     /// Moves queued frames into the socket and flushes them once the outbox is empty. Ready
     /// only when writing failed; otherwise the task is woken when there is more to write.
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), axum::Error>> {
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), tungstenite::Error>> {
         let mut rounds = 0;
         loop {
             while !self.batch.is_empty() {
@@ -355,7 +400,7 @@ impl Conn {
     /// close frame with `reason` (or the answer to the peer's). With `answer`, reads on
     /// (discarding) until the peer answers the close.
     async fn say_goodbye(&mut self, reason: Option<CloseReason>, answer: bool) {
-        let socket = &mut self.socket;
+        let socket = &mut *self.socket;
         let written = async {
             if reason != Some(CloseReason::TooSlow) {
                 for frame in self.batch.drain(..) {
@@ -368,12 +413,12 @@ impl Conn {
             match reason {
                 Some(reason) => {
                     let frame = CloseFrame {
-                        code: reason.code(),
+                        code: reason.code().into(),
                         reason: Utf8Bytes::from_static(reason.text()),
                     };
                     socket.send(Message::Close(Some(frame))).await
                 }
-                None => socket.close().await,
+                None => SinkExt::close(socket).await,
             }
         }
         .await;
@@ -388,17 +433,11 @@ impl Conn {
 }
 
 /// The close to answer a read error with, when the peer broke a rule (rather than vanished).
-fn close_reason_for(err: &axum::Error) -> Option<CloseReason> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        match e.downcast_ref::<tungstenite::Error>() {
-            Some(tungstenite::Error::Capacity(_)) => return Some(CloseReason::TooBig),
-            Some(tungstenite::Error::Utf8(_)) => return Some(CloseReason::InvalidText),
-            Some(tungstenite::Error::Protocol(_)) => {
-                return Some(CloseReason::Policy("WebSocket protocol error"));
-            }
-            _ => source = e.source(),
-        }
+fn close_reason_for(err: &tungstenite::Error) -> Option<CloseReason> {
+    match err {
+        tungstenite::Error::Capacity(_) => Some(CloseReason::TooBig),
+        tungstenite::Error::Utf8(_) => Some(CloseReason::InvalidText),
+        tungstenite::Error::Protocol(_) => Some(CloseReason::Policy("WebSocket protocol error")),
+        _ => None,
     }
-    None
 }

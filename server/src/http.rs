@@ -8,9 +8,11 @@
 //! | `/my_ws/{name}` | the seed single-chat page, logged in as `name` |
 //! | `GET /healthz` | `ok`, or `degraded: …` for a cluster node that cannot reach Redis |
 
+mod upgrade;
+
 use crate::accept::ConnectionSlot;
 use crate::config::Config;
-use crate::connection::{self, Link, Session};
+use crate::connection::{Connection, Env, Link, Session};
 use crate::metrics::Metrics;
 use crate::native::NativeSession;
 use crate::peer::PeerKind;
@@ -18,7 +20,6 @@ use crate::seed::{SeedGroupSession, SeedSingleSession};
 use crate::sequencer::Sequencer;
 use axum::Router;
 use axum::extract::Request;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use upgrade::WebSocketUpgrade;
 
 /// The web client, embedded in the binary.
 const WEB_PAGE: &str = include_str!("../../web/index.html");
@@ -184,9 +186,13 @@ async fn group_or_native(
         return upgrade_native(ws, app, slot).await;
     }
     let max = app.config.max_text_bytes;
-    upgrade(ws, app, slot, PeerKind::SeedGroup, move |peer| {
-        SeedGroupSession::new(peer, max)
-    })
+    upgrade(
+        ws,
+        app,
+        slot,
+        PeerKind::SeedGroup,
+        SeedGroupSession::new(max),
+    )
     .await
 }
 
@@ -197,19 +203,14 @@ async fn single(
     State(app): State<AppState>,
 ) -> Response {
     let max = app.config.max_text_bytes;
-    upgrade(ws, app, slot, PeerKind::SeedSingle, move |peer| {
-        SeedSingleSession::new(peer, name, max)
-    })
-    .await
+    let session = SeedSingleSession::new(name, max);
+    upgrade(ws, app, slot, PeerKind::SeedSingle, session).await
 }
 
 async fn upgrade_native(ws: WebSocketUpgrade, app: AppState, slot: ConnectionSlot) -> Response {
     let max = app.config.max_text_bytes;
-    let ws = ws.protocols([protocol::SUBPROTOCOL]);
-    upgrade(ws, app, slot, PeerKind::Native, move |peer| {
-        NativeSession::new(peer, max)
-    })
-    .await
+    let ws = ws.protocol(protocol::SUBPROTOCOL);
+    upgrade(ws, app, slot, PeerKind::Native, NativeSession::new(max)).await
 }
 
 /// Accepts the upgrade within the connection limit and runs the connection as a tracked task.
@@ -221,7 +222,7 @@ async fn upgrade<S: Session + 'static>(
     app: AppState,
     slot: ConnectionSlot,
     kind: PeerKind,
-    start: impl FnOnce(crate::peer::Peer) -> S + Send + 'static,
+    mut session: S,
 ) -> Response {
     if app.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "server shutting down\n").into_response();
@@ -237,37 +238,20 @@ async fn upgrade<S: Session + 'static>(
         )
             .into_response();
     };
-    let config = app.config.clone();
-    let ws = ws
-        // tungstenite allocates (and zero-fills) its read buffer up front: 1 KiB instead of
-        // 128 KiB keeps an idle connection small. A chat message of up to 1 KiB is still read
-        // in one syscall; a larger one grows the buffer and is read 1 KiB per syscall.
-        .read_buffer_size(config.read_buffer_bytes)
-        .write_buffer_size(config.write_buffer_bytes)
-        .max_write_buffer_size(config.max_frame_bytes * 4 + config.write_buffer_bytes + 64 * 1024)
-        .max_message_size(config.max_frame_bytes)
-        .max_frame_size(config.max_frame_bytes);
-    let link = Link::new(kind, config.outbox_frames);
-    let mut session = start(link.peer.clone());
+    let link = Link::new(kind, app.config.outbox_frames);
     if let Some(op) = session.on_start()
         && app.sequencer.submit(&link.peer, op).await.is_err()
     {
         return (StatusCode::SERVICE_UNAVAILABLE, "server shutting down\n").into_response();
     }
-    let (tracker, shutdown, sequencer, metrics) =
-        (app.tracker, app.shutdown, app.sequencer, app.metrics);
-    let (id, failed) = (link.peer.id, sequencer.clone());
-    ws.on_failed_upgrade(move |err| {
-        tracing::debug!(error = %err, "websocket upgrade failed");
-        // Undo what the first request did (a seed page's login).
-        tokio::spawn(async move { failed.logout(id).await });
-    })
-    .on_upgrade(move |socket| {
-        tracker.track_future(async move {
-            connection::serve(socket, link, session, sequencer, shutdown, config, metrics).await;
-            drop((permit, slot));
-        })
-    })
+    let env = Env {
+        sequencer: app.sequencer,
+        shutdown: app.shutdown,
+        config: app.config,
+        metrics: app.metrics,
+    };
+    let connection = Connection::new(link, session, env);
+    ws.on_upgrade(&app.tracker, connection, (permit, slot))
 }
 
 #[cfg(test)]

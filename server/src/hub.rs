@@ -20,7 +20,6 @@ pub use roster::{
 
 use crate::metrics::Metrics;
 use crate::peer::{CloseReason, ConnId, Peer, PeerKind};
-use axum::extract::ws::{Message, Utf8Bytes};
 use protocol::{
     ChatMessage, ErrorCode, Limits, Nick, RoomInfo, RoomName, SeedChat, ServerFrame, Target,
 };
@@ -29,6 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use thiserror::Error;
 use tokio::sync::mpsc::error::TrySendError;
+use tungstenite::{Message, Utf8Bytes};
 
 /// Why the hub refused a request. The `Display` text is written for the user.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -4,8 +4,8 @@ use crate::connection::Session;
 use crate::hub::{native, offer};
 use crate::peer::Peer;
 use crate::sequencer::Op;
-use axum::extract::ws::{Message, Utf8Bytes};
 use protocol::{ClientFrame, ErrorCode, ServerFrame};
+use tungstenite::{Message, Utf8Bytes};
 
 /// The longest client id accepted with a `send`, in bytes.
 pub const MAX_CLIENT_ID_BYTES: usize = 64;
@@ -16,35 +16,33 @@ pub const MAX_SEARCH_CHARS: usize = 200;
 /// One native client's connection.
 #[derive(Debug)]
 pub struct NativeSession {
-    peer: Peer,
     max_text_bytes: usize,
 }
 
 impl NativeSession {
     /// A session that waits for `login`.
-    pub fn new(peer: Peer, max_text_bytes: usize) -> Self {
-        Self {
-            peer,
-            max_text_bytes,
-        }
-    }
-
-    fn fail(&self, code: ErrorCode, message: impl Into<String>, client_id: Option<String>) {
-        let frame = ServerFrame::Error {
-            code,
-            message: message.into(),
-            client_id,
-        };
-        offer(&self.peer, native(&frame));
+    pub fn new(max_text_bytes: usize) -> Self {
+        Self { max_text_bytes }
     }
 }
 
+/// Tells `peer` what was wrong with what it sent.
+fn fail(peer: &Peer, code: ErrorCode, message: impl Into<String>, client_id: Option<String>) {
+    let frame = ServerFrame::Error {
+        code,
+        message: message.into(),
+        client_id,
+    };
+    offer(peer, native(&frame));
+}
+
 impl Session for NativeSession {
-    fn on_text(&mut self, text: Utf8Bytes) -> Option<Op> {
+    fn on_text(&mut self, peer: &Peer, text: Utf8Bytes) -> Option<Op> {
         let frame: ClientFrame = match serde_json::from_str(text.as_str()) {
             Ok(frame) => frame,
             Err(err) => {
-                self.fail(
+                fail(
+                    peer,
                     ErrorCode::BadFrame,
                     format!("could not read that frame: {err}"),
                     None,
@@ -71,11 +69,12 @@ impl Session for NativeSession {
             } => {
                 if client_id.len() > MAX_CLIENT_ID_BYTES {
                     let message = format!("client_id is longer than {MAX_CLIENT_ID_BYTES} bytes");
-                    self.fail(ErrorCode::BadFrame, message, None);
+                    fail(peer, ErrorCode::BadFrame, message, None);
                     return None;
                 }
                 if text.trim().is_empty() {
-                    self.fail(
+                    fail(
+                        peer,
                         ErrorCode::EmptyMessage,
                         "the message is empty",
                         Some(client_id),
@@ -88,7 +87,7 @@ impl Session for NativeSession {
                         text.len(),
                         self.max_text_bytes
                     );
-                    self.fail(ErrorCode::TooLarge, message, Some(client_id));
+                    fail(peer, ErrorCode::TooLarge, message, Some(client_id));
                     return None;
                 }
                 Op::Send {
@@ -101,12 +100,12 @@ impl Session for NativeSession {
             ClientFrame::Edit { id, text } => {
                 if text.trim().is_empty() {
                     let why = "the new text is empty; delete the message instead";
-                    self.fail(ErrorCode::EmptyMessage, why, None);
+                    fail(peer, ErrorCode::EmptyMessage, why, None);
                     return None;
                 }
                 if text.len() > self.max_text_bytes {
                     let why = format!("the new text is over {} bytes", self.max_text_bytes);
-                    self.fail(ErrorCode::TooLarge, why, None);
+                    fail(peer, ErrorCode::TooLarge, why, None);
                     return None;
                 }
                 Op::Edit { id, text }
@@ -118,7 +117,7 @@ impl Session for NativeSession {
                 let text = text.trim().to_owned();
                 if text.is_empty() || text.chars().count() > MAX_SEARCH_CHARS {
                     let why = format!("search for 1 to {MAX_SEARCH_CHARS} characters");
-                    self.fail(ErrorCode::BadFrame, why, None);
+                    fail(peer, ErrorCode::BadFrame, why, None);
                     return None;
                 }
                 Op::Search { text, limit }
@@ -152,7 +151,7 @@ impl Session for NativeSession {
         })
     }
 
-    fn on_rate_limited(&mut self, frame: &Message) {
+    fn on_rate_limited(&mut self, peer: &Peer, frame: &Message) {
         // Name the message that was dropped, so the client can send it again later.
         let client_id = match frame {
             Message::Text(text) => match serde_json::from_str(text.as_str()) {
@@ -161,15 +160,17 @@ impl Session for NativeSession {
             },
             _ => None,
         };
-        self.fail(
+        fail(
+            peer,
             ErrorCode::RateLimited,
             "too many frames; slow down (this one was dropped)",
             client_id,
         );
     }
 
-    fn on_binary(&mut self) -> Option<Op> {
-        self.fail(
+    fn on_binary(&mut self, peer: &Peer) -> Option<Op> {
+        fail(
+            peer,
             ErrorCode::BinaryFrame,
             "binary frames are not part of the protocol; send JSON text",
             None,

@@ -1,13 +1,12 @@
 //! What the hub holds of a connection: its kind, its outbox, and a way to make it close.
 
-use axum::extract::ws::Message;
 use futures_util::task::AtomicWaker;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio_util::sync::CancellationToken;
+use tungstenite::Message;
 
 /// Which protocol a connection speaks, which decides how frames are encoded for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,33 +57,48 @@ impl CloseReason {
     }
 }
 
-/// Asks a connection to close with a reason. The first reason given wins.
-#[derive(Debug, Default)]
+/// Asks a connection to close with a reason. The first reason given wins. A handle on the
+/// connection's shared state (see [`outbox`]), cheap to clone.
+#[derive(Clone)]
 pub struct CloseSignal {
-    token: CancellationToken,
-    reason: OnceLock<CloseReason>,
+    shared: Arc<Shared>,
 }
 
 impl CloseSignal {
     /// Asks the connection to close; later calls change nothing.
     pub fn close(&self, reason: CloseReason) {
-        let _ = self.reason.set(reason);
-        self.token.cancel();
-    }
-
-    /// Resolves once [`close`](Self::close) has been called.
-    pub async fn closed(&self) {
-        self.token.cancelled().await;
+        if self.shared.close.set(reason).is_ok() {
+            // Set before the wake-up, so the woken task sees it.
+            self.shared.waker.wake();
+        }
     }
 
     /// Whether [`close`](Self::close) has been called.
     pub fn is_closed(&self) -> bool {
-        self.token.is_cancelled()
+        self.shared.close.get().is_some()
     }
 
     /// The reason given, if any.
     pub fn reason(&self) -> Option<CloseReason> {
-        self.reason.get().copied()
+        self.shared.close.get().copied()
+    }
+}
+
+/// Whether the hub has logged a connection in. A handle on the connection's shared state.
+#[derive(Clone)]
+pub struct LoginFlag {
+    shared: Arc<Shared>,
+}
+
+impl LoginFlag {
+    /// Sets the flag.
+    pub fn store(&self, logged_in: bool, order: Ordering) {
+        self.shared.logged_in.store(logged_in, order);
+    }
+
+    /// Reads the flag.
+    pub fn load(&self, order: Ordering) -> bool {
+        self.shared.logged_in.load(order)
     }
 }
 
@@ -105,15 +119,41 @@ pub struct Peer {
     /// Bounded: a full outbox means the peer is too slow. The connection's task owns the
     /// receiving end; once the connection has ended, offers fail as closed.
     pub outbox: Outbox,
-    pub close: Arc<CloseSignal>,
+    pub close: CloseSignal,
     /// Set by the hub once the connection is logged in.
-    pub logged_in: Arc<AtomicBool>,
+    pub logged_in: LoginFlag,
 }
 
 impl Peer {
     /// Whether the hub has logged this connection in.
     pub fn is_logged_in(&self) -> bool {
         self.logged_in.load(Ordering::Relaxed)
+    }
+
+    /// A new connection of `kind` with an outbox of `capacity` frames: the hub's handle, and
+    /// the connection's side of the outbox.
+    pub fn new(kind: PeerKind, capacity: usize) -> (Self, Inbox) {
+        let shared = Arc::new(Shared {
+            queue: Mutex::default(),
+            waker: AtomicWaker::new(),
+            capacity,
+            close: OnceLock::new(),
+            logged_in: AtomicBool::new(false),
+        });
+        let peer = Self {
+            id: next_conn_id(),
+            kind,
+            outbox: Outbox {
+                shared: shared.clone(),
+            },
+            close: CloseSignal {
+                shared: shared.clone(),
+            },
+            logged_in: LoginFlag {
+                shared: shared.clone(),
+            },
+        };
+        (peer, Inbox { shared })
     }
 }
 
@@ -137,11 +177,15 @@ pub struct Inbox {
     shared: Arc<Shared>,
 }
 
+/// One connection's state shared between its task and the hub: one allocation for the
+/// outbox, the close signal and the login flag.
 struct Shared {
     queue: Mutex<Queue>,
-    /// The connection's task, registered while the queue is empty.
+    /// The connection's task: woken by the frame that finds the queue empty, and by a close.
     waker: AtomicWaker,
     capacity: usize,
+    close: OnceLock<CloseReason>,
+    logged_in: AtomicBool,
 }
 
 #[derive(Default)]
@@ -157,21 +201,6 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
-
-/// A new outbox of `capacity` frames: the hub's side and the connection's.
-pub fn outbox(capacity: usize) -> (Outbox, Inbox) {
-    let shared = Arc::new(Shared {
-        queue: Mutex::default(),
-        waker: AtomicWaker::new(),
-        capacity,
-    });
-    (
-        Outbox {
-            shared: shared.clone(),
-        },
-        Inbox { shared },
-    )
 }
 
 impl Outbox {
@@ -227,6 +256,12 @@ impl Inbox {
     pub fn try_recv(&mut self) -> Option<Message> {
         self.shared.lock().frames.pop_front()
     }
+
+    /// Wakes the task in `cx` when the connection is asked to close (and when a frame
+    /// arrives). Register before checking [`CloseSignal::is_closed`].
+    pub fn register(&self, cx: &Context<'_>) {
+        self.shared.waker.register(cx.waker());
+    }
 }
 
 impl Drop for Inbox {
@@ -251,6 +286,20 @@ impl std::fmt::Debug for Outbox {
     }
 }
 
+impl std::fmt::Debug for CloseSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CloseSignal").field(&self.reason()).finish()
+    }
+}
+
+impl std::fmt::Debug for LoginFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LoginFlag")
+            .field(&self.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for Inbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inbox")
@@ -266,6 +315,11 @@ mod tests {
 
     fn text(s: &'static str) -> Message {
         Message::Text(s.into())
+    }
+
+    fn outbox(capacity: usize) -> (Outbox, Inbox) {
+        let (peer, inbox) = Peer::new(PeerKind::Native, capacity);
+        (peer.outbox, inbox)
     }
 
     #[test]
@@ -320,5 +374,37 @@ mod tests {
         }
         assert_eq!(count.0.load(Ordering::Relaxed), 1);
         assert_eq!(inbox.poll_recv_many(&mut cx, &mut batch, 8), Poll::Ready(3));
+    }
+
+    #[test]
+    fn a_close_wakes_the_connection_once_and_the_first_reason_wins() {
+        use std::sync::atomic::AtomicUsize;
+        use std::task::Wake;
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let cx = Context::from_waker(&waker);
+        let (peer, inbox) = Peer::new(PeerKind::SeedGroup, 8);
+        inbox.register(&cx);
+        assert!(!peer.close.is_closed());
+        peer.clone().close.close(CloseReason::TooSlow);
+        assert_eq!(count.0.load(Ordering::Relaxed), 1);
+        inbox.register(&cx);
+        peer.close.close(CloseReason::TooBig);
+        assert_eq!(
+            count.0.load(Ordering::Relaxed),
+            1,
+            "a second close wakes no one"
+        );
+        assert!(peer.close.is_closed());
+        assert_eq!(peer.close.reason(), Some(CloseReason::TooSlow));
+        assert!(!peer.is_logged_in());
+        peer.clone().logged_in.store(true, Ordering::Relaxed);
+        assert!(peer.is_logged_in());
     }
 }

@@ -9,29 +9,27 @@ use crate::connection::Session;
 use crate::hub::{offer, seed};
 use crate::peer::{CloseReason, Peer};
 use crate::sequencer::Op;
-use axum::extract::ws::Utf8Bytes;
 use protocol::{Nick, RoomName, SeedChat, Target};
+use tungstenite::Utf8Bytes;
 
 /// A seed single-chat page.
 #[derive(Debug)]
 pub struct SeedSingleSession {
-    peer: Peer,
     name: String,
     max_text_bytes: usize,
 }
 
 impl SeedSingleSession {
     /// A page that logs in as `name` (from its URL) when it starts.
-    pub fn new(peer: Peer, name: String, max_text_bytes: usize) -> Self {
+    pub fn new(name: String, max_text_bytes: usize) -> Self {
         Self {
-            peer,
             name,
             max_text_bytes,
         }
     }
 
-    fn notice(&self, text: String) {
-        offer(&self.peer, seed(&SeedChat::notice(&self.name, text)));
+    fn notice(&self, peer: &Peer, text: String) {
+        offer(peer, seed(&SeedChat::notice(&self.name, text)));
     }
 }
 
@@ -44,10 +42,10 @@ impl Session for SeedSingleSession {
         })
     }
 
-    fn on_text(&mut self, text: Utf8Bytes) -> Option<Op> {
+    fn on_text(&mut self, peer: &Peer, text: Utf8Bytes) -> Option<Op> {
         let Ok(chat) = serde_json::from_str::<SeedChat>(text.as_str()) else {
             let why = r#"could not read that message: send {"message","from_user","to_user"}"#;
-            self.notice(why.to_owned());
+            self.notice(peer, why.to_owned());
             return None;
         };
         let refusal = if chat.to_user.is_empty() {
@@ -75,17 +73,19 @@ impl Session for SeedSingleSession {
                 ),
             }
         };
-        self.notice(refusal);
+        self.notice(peer, refusal);
         None
     }
 
-    fn on_rate_limited(&mut self, _frame: &axum::extract::ws::Message) {
-        self.notice("too many messages; slow down (this one was not sent)".to_owned());
+    fn on_rate_limited(&mut self, peer: &Peer, _frame: &tungstenite::Message) {
+        self.notice(
+            peer,
+            "too many messages; slow down (this one was not sent)".to_owned(),
+        );
     }
 
-    fn on_binary(&mut self) -> Option<Op> {
-        self.peer
-            .close
+    fn on_binary(&mut self, peer: &Peer) -> Option<Op> {
+        peer.close
             .close(CloseReason::Policy("binary frames are not supported"));
         None
     }
@@ -94,17 +94,13 @@ impl Session for SeedSingleSession {
 /// A seed group page: an anonymous guest in the lobby.
 #[derive(Debug)]
 pub struct SeedGroupSession {
-    peer: Peer,
     max_text_bytes: usize,
 }
 
 impl SeedGroupSession {
     /// A page that enters the lobby as the next guest when it starts.
-    pub fn new(peer: Peer, max_text_bytes: usize) -> Self {
-        Self {
-            peer,
-            max_text_bytes,
-        }
+    pub fn new(max_text_bytes: usize) -> Self {
+        Self { max_text_bytes }
     }
 }
 
@@ -113,14 +109,14 @@ impl Session for SeedGroupSession {
         Some(Op::Guest)
     }
 
-    fn on_text(&mut self, text: Utf8Bytes) -> Option<Op> {
+    fn on_text(&mut self, peer: &Peer, text: Utf8Bytes) -> Option<Op> {
         // The page has no way to show an error; an empty or oversized message is dropped.
         if text.trim().is_empty() {
             return None;
         }
         if text.len() > self.max_text_bytes {
             tracing::info!(
-                conn = self.peer.id,
+                conn = peer.id,
                 bytes = text.len(),
                 "dropped an oversized group message"
             );
@@ -134,9 +130,8 @@ impl Session for SeedGroupSession {
         })
     }
 
-    fn on_binary(&mut self) -> Option<Op> {
-        self.peer
-            .close
+    fn on_binary(&mut self, peer: &Peer) -> Option<Op> {
+        peer.close
             .close(CloseReason::Policy("binary frames are not supported"));
         None
     }
