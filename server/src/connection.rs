@@ -219,7 +219,8 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
         // Refusals in a row; a peer that keeps sending into a full bucket is flooding.
         let mut refused_in_a_row = 0u32;
         // The request being handed to the sequencer. While its queue is full, this peer is not
-        // read from (its frames are still written).
+        // read from (its frames are still written); nor while many of its requests are in
+        // flight (see `Inbox::may_read`).
         let mut submitting: Option<Submitting<'_>> = None;
 
         loop {
@@ -252,6 +253,7 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
                     return Poll::Ready(Event::Timer);
                 }
                 if submitting.is_none()
+                    && self.inbox.may_read()
                     && let Poll::Ready(next) = self.socket.poll_next_unpin(cx)
                 {
                     return Poll::Ready(Event::Received(next));

@@ -2,7 +2,7 @@
 
 use futures_util::task::AtomicWaker;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 use tokio::sync::mpsc::error::TrySendError;
@@ -58,7 +58,7 @@ impl CloseReason {
 }
 
 /// Asks a connection to close with a reason. The first reason given wins. A handle on the
-/// connection's shared state (see [`outbox`]), cheap to clone.
+/// connection's shared state (see `outbox`), cheap to clone.
 #[derive(Clone)]
 pub struct CloseSignal {
     shared: Arc<Shared>,
@@ -139,6 +139,7 @@ impl Peer {
             capacity,
             close: OnceLock::new(),
             logged_in: AtomicBool::new(false),
+            in_flight: AtomicU32::new(0),
         });
         let peer = Self {
             id: next_conn_id(),
@@ -186,6 +187,19 @@ struct Shared {
     capacity: usize,
     close: OnceLock<CloseReason>,
     logged_in: AtomicBool,
+    /// The peer's requests not yet carried out: waiting for the sequencer, or messages
+    /// delivered and waiting to be stored (each is acknowledged once stored). The peer is not
+    /// read from while too many are (see [`Inbox::may_read`]).
+    in_flight: AtomicU32,
+}
+
+impl Shared {
+    /// Requests in flight at which the peer is no longer read from: half the outbox, so that
+    /// their answers (acknowledgements come together, once a transaction commits) never fill
+    /// it on their own.
+    fn in_flight_limit(&self) -> u32 {
+        u32::try_from(self.capacity / 2).unwrap_or(u32::MAX).max(1)
+    }
 }
 
 #[derive(Default)]
@@ -227,6 +241,34 @@ impl Outbox {
     pub fn max_capacity(&self) -> usize {
         self.shared.capacity
     }
+
+    /// A request of this peer's is on its way to the sequencer: in flight until the
+    /// [`InFlight`] the sequencer takes it as with [`taken`](Self::taken) is dropped.
+    pub fn request_sent(&self) {
+        self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The request sent last is being carried out; it counts until the guard is dropped (for
+    /// a message: once it is stored and acknowledged, or refused).
+    pub fn taken(&self) -> InFlight {
+        InFlight(self.clone())
+    }
+}
+
+/// A request of a peer's being carried out, counted in flight (see [`Inbox::may_read`]) until
+/// dropped.
+#[derive(Debug)]
+pub struct InFlight(Outbox);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let shared = &self.0.shared;
+        let before = shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+        // The connection stopped reading at the limit: it may read again.
+        if before >= shared.in_flight_limit() {
+            shared.waker.wake();
+        }
+    }
 }
 
 impl Inbox {
@@ -250,6 +292,13 @@ impl Inbox {
             queue.frames = VecDeque::new();
         }
         Poll::Ready(n)
+    }
+
+    /// Whether the peer may be read from: not while half an outbox of its requests are in
+    /// flight. Check after [`register`](Self::register): the task is woken when they fall
+    /// below that.
+    pub fn may_read(&self) -> bool {
+        self.shared.in_flight.load(Ordering::Acquire) < self.shared.in_flight_limit()
     }
 
     /// Takes the oldest queued frame, if any.

@@ -20,7 +20,7 @@
 use crate::cluster::{self, Event, Link, Outgoing, Posted, Signal, position};
 use crate::hub::{self, Absence, Hub, HubError, Route, native, now_ms, offer};
 use crate::metrics::Metrics;
-use crate::peer::{ConnId, Peer, PeerKind};
+use crate::peer::{ConnId, InFlight, Peer, PeerKind};
 use crate::store::writer::{Queued, Writer};
 use crate::store::{NewMessage, Reader, Retention, Store, StoreError, conversation};
 use protocol::{
@@ -223,6 +223,7 @@ impl Sequencer {
     /// Queues a command, waiting while the queue is full. Fails only when the sequencer has
     /// stopped.
     pub async fn submit(&self, peer: &Peer, op: Op) -> Result<(), Stopped> {
+        peer.outbox.request_sent();
         self.queue
             .send(Command::Peer {
                 peer: peer.clone(),
@@ -305,6 +306,7 @@ struct WaitingLogin {
 
 struct PendingSend {
     peer: Peer,
+    in_flight: InFlight,
     /// The message this one replies to, as its recipients see it quoted.
     quote: Option<protocol::Quote>,
     offline: bool,
@@ -425,6 +427,9 @@ impl Worker {
                 return self.note_if_offline(&absence.nick);
             }
         };
+        // Counted in flight until the request is carried out: for a message, until it is
+        // stored and acknowledged (or refused).
+        let in_flight = peer.outbox.taken();
         if let Op::Send {
             client_id,
             target,
@@ -432,7 +437,8 @@ impl Worker {
             reply_to,
         } = op
         {
-            return self.queue_send(peer, client_id, target, text, reply_to);
+            let send = (client_id, target, text, reply_to);
+            return self.queue_send(peer, in_flight, send);
         }
         if let Op::Typing { target } = op {
             // Ephemeral, and unaffected by queued sends.

@@ -123,3 +123,60 @@ async fn one_client_that_never_reads_does_not_delay_delivery_to_100_others() {
         "the stalled client was closed before it got everything"
     );
 }
+
+/// The store acknowledges messages together, once their transaction commits. A client that
+/// sends as fast as it can and reads what comes back is not a slow reader, however small its
+/// outbox: while half an outbox of its messages wait to be stored, the server stops reading
+/// from it instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_sender_is_slowed_down_rather_than_closed_by_its_own_acks() {
+    const SENDS: usize = 1000;
+    let config = server::Config {
+        outbox_frames: 16,
+        rate_per_sec: 0,
+        ..server::Config::default()
+    };
+    let server = TestServer::with_config(config).await;
+    let sender = server.native("sender").await;
+    let (mut sink, mut stream) = sender.ws.split();
+    let filler = "y".repeat(2000);
+    let sending = async {
+        for i in 0..SENDS {
+            let frame = to_room(&format!("c{i}"), "lobby", &format!("{i} {filler}"));
+            let text = serde_json::to_string(&frame).expect("frame");
+            if futures_util::SinkExt::send(&mut sink, text.into())
+                .await
+                .is_err()
+            {
+                break; // the reading side says why
+            }
+        }
+    };
+    let reading = async {
+        let mut acks = 0;
+        while acks < SENDS {
+            let next = tokio::time::timeout(DEADLINE, stream.next())
+                .await
+                .expect("acks keep coming");
+            match next {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
+                    let frame: ServerFrame = serde_json::from_str(text.as_str()).expect("a frame");
+                    match frame {
+                        ServerFrame::Ack { client_id, .. } => {
+                            assert_eq!(client_id, format!("c{acks}"), "acks in order");
+                            acks += 1;
+                        }
+                        ServerFrame::Error { .. } => panic!("{frame:?}"),
+                        _ => {}
+                    }
+                }
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(close))) => {
+                    panic!("closed after {acks} acks: {close:?}")
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the connection ended after {acks} acks: {other:?}"),
+            }
+        }
+    };
+    tokio::join!(sending, reading);
+}

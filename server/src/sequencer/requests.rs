@@ -63,10 +63,8 @@ impl Worker {
     pub(super) fn queue_send(
         &mut self,
         peer: Peer,
-        client_id: Option<String>,
-        target: Target,
-        text: String,
-        reply_to: Option<MsgId>,
+        in_flight: InFlight,
+        (client_id, target, text, reply_to): (Option<String>, Target, String, Option<MsgId>),
     ) {
         let route = self.hub.route(peer.id, &target);
         let (from, route) = match (self.hub.nick_of(peer.id), route) {
@@ -103,6 +101,7 @@ impl Worker {
         };
         self.sends.push(PendingSend {
             peer,
+            in_flight,
             offline,
             quote,
             message: NewMessage {

@@ -21,6 +21,7 @@ impl Worker {
         for send in sends {
             let PendingSend {
                 peer,
+                in_flight,
                 offline,
                 quote,
                 message,
@@ -64,7 +65,11 @@ impl Worker {
             self.store.push(Queued {
                 id,
                 message,
-                after: Sender { peer, offline },
+                after: Sender {
+                    peer,
+                    offline,
+                    _in_flight: in_flight,
+                },
             });
         }
         if lookups {
@@ -90,6 +95,8 @@ impl Worker {
 pub(super) struct Sender {
     peer: Peer,
     offline: bool,
+    /// Dropped once the message is acknowledged (or refused).
+    _in_flight: InFlight,
 }
 
 /// Acknowledges the messages of a transaction of the store writer, or tells their senders it
