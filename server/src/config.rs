@@ -15,6 +15,7 @@ pub struct Config {
     /// and the connection stays open.
     pub max_text_bytes: usize,
     /// Frames queued for one connection before it counts as too slow and is disconnected.
+    /// Half as many of its requests in flight stop the connection from reading more.
     pub outbox_frames: usize,
     /// The WebSocket read buffer of each connection, allocated up front; larger messages grow
     /// it as needed.
