@@ -402,18 +402,22 @@ mod tests {
         assert!(inbox.poll_recv_many(&mut cx, &mut batch, 2).is_pending());
     }
 
-    #[test]
-    fn only_the_frame_that_finds_the_outbox_empty_wakes_the_connection() {
-        use std::sync::atomic::AtomicUsize;
-        use std::task::Wake;
-        struct Count(AtomicUsize);
-        impl Wake for Count {
+    /// A waker that counts how often it is woken.
+    fn counting_waker() -> (Arc<std::sync::atomic::AtomicUsize>, Waker) {
+        struct Count(Arc<std::sync::atomic::AtomicUsize>);
+        impl std::task::Wake for Count {
             fn wake(self: Arc<Self>) {
                 self.0.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let count = Arc::default();
+        let waker = Waker::from(Arc::new(Count(Arc::clone(&count))));
+        (count, waker)
+    }
+
+    #[test]
+    fn only_the_frame_that_finds_the_outbox_empty_wakes_the_connection() {
+        let (count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let (outbox, mut inbox) = outbox(8);
         let mut batch = VecDeque::new();
@@ -421,32 +425,23 @@ mod tests {
         for s in ["a", "b", "c"] {
             outbox.try_send(text(s)).expect("room");
         }
-        assert_eq!(count.0.load(Ordering::Relaxed), 1);
+        assert_eq!(count.load(Ordering::Relaxed), 1);
         assert_eq!(inbox.poll_recv_many(&mut cx, &mut batch, 8), Poll::Ready(3));
     }
 
     #[test]
     fn a_close_wakes_the_connection_once_and_the_first_reason_wins() {
-        use std::sync::atomic::AtomicUsize;
-        use std::task::Wake;
-        struct Count(AtomicUsize);
-        impl Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = counting_waker();
         let cx = Context::from_waker(&waker);
         let (peer, inbox) = Peer::new(PeerKind::SeedGroup, 8);
         inbox.register(&cx);
         assert!(!peer.close.is_closed());
         peer.clone().close.close(CloseReason::TooSlow);
-        assert_eq!(count.0.load(Ordering::Relaxed), 1);
+        assert_eq!(count.load(Ordering::Relaxed), 1);
         inbox.register(&cx);
         peer.close.close(CloseReason::TooBig);
         assert_eq!(
-            count.0.load(Ordering::Relaxed),
+            count.load(Ordering::Relaxed),
             1,
             "a second close wakes no one"
         );

@@ -502,14 +502,7 @@ impl Store {
         from: &Nick,
         client_id: &str,
     ) -> Result<Option<(MsgId, i64)>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id, ts FROM messages WHERE sender = ?1 AND client_id = ?2",
-                params![from.as_str(), client_id],
-                |row| Ok((row.get::<_, i64>(0)? as MsgId, row.get(1)?)),
-            )
-            .optional()?)
+        by_client_id(&self.conn, from, client_id)
     }
 
     /// The largest message id stored (0 when empty).
@@ -686,14 +679,22 @@ impl Reader {
         from: &Nick,
         client_id: &str,
     ) -> Result<Option<(MsgId, i64)>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT id, ts FROM messages WHERE sender = ?1 AND client_id = ?2")?
-            .query_row(params![from.as_str(), client_id], |row| {
-                Ok((row.get::<_, i64>(0)? as MsgId, row.get(1)?))
-            })
-            .optional()?)
+        by_client_id(&self.conn, from, client_id)
     }
+}
+
+/// The id and time of the message `from` sent with `client_id`, if `conn` sees it stored.
+fn by_client_id(
+    conn: &Connection,
+    from: &Nick,
+    client_id: &str,
+) -> Result<Option<(MsgId, i64)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id, ts FROM messages WHERE sender = ?1 AND client_id = ?2")?
+        .query_row(params![from.as_str(), client_id], |row| {
+            Ok((row.get::<_, i64>(0)? as MsgId, row.get(1)?))
+        })
+        .optional()?)
 }
 
 /// Messages waiting for the full-text index, and the size of their text.
