@@ -36,18 +36,8 @@ async fn a_login_lists_the_first_fifty_names_and_counts_everyone() {
         }
         other => panic!("expected welcome, got {other:?}"),
     }
-    match zoe
-        .frame_where(|f| matches!(f, ServerFrame::Users { room: Some(_), .. }))
-        .await
-    {
-        ServerFrame::Users {
-            users,
-            total,
-            has_more,
-            ..
-        } => assert_eq!((users.len(), total, has_more), (50, Some(121), true)),
-        _ => unreachable!(),
-    }
+    let (users, total, has_more) = zoe.users(true).await;
+    assert_eq!((users.len(), total, has_more), (50, Some(121), true));
 
     // The rest comes a page at a time, and a prefix finds a name anywhere in the list.
     zoe.send(&ClientFrame::Who {
@@ -57,22 +47,10 @@ async fn a_login_lists_the_first_fifty_names_and_counts_everyone() {
         limit: Some(500),
     })
     .await;
-    match zoe
-        .frame_where(|f| matches!(f, ServerFrame::Users { room: None, .. }))
-        .await
-    {
-        ServerFrame::Users {
-            users,
-            total,
-            has_more,
-            ..
-        } => {
-            assert_eq!(users.len(), 71);
-            assert_eq!((users[0].as_str(), users[70].as_str()), ("u050", "zoe"));
-            assert_eq!((total, has_more), (Some(121), false));
-        }
-        _ => unreachable!(),
-    }
+    let (users, total, has_more) = zoe.users(false).await;
+    assert_eq!(users.len(), 71);
+    assert_eq!((users[0].as_str(), users[70].as_str()), ("u050", "zoe"));
+    assert_eq!((total, has_more), (Some(121), false));
     zoe.send(&ClientFrame::Who {
         room: Some(RoomName::lobby()),
         prefix: Some("U11".into()),
@@ -80,24 +58,12 @@ async fn a_login_lists_the_first_fifty_names_and_counts_everyone() {
         limit: None,
     })
     .await;
-    match zoe
-        .frame_where(|f| matches!(f, ServerFrame::Users { room: Some(_), .. }))
-        .await
-    {
-        ServerFrame::Users {
-            users,
-            total,
-            has_more,
-            ..
-        } => {
-            assert_eq!(
-                names(&users),
-                (110..120).map(|i| format!("u{i}")).collect::<Vec<_>>()
-            );
-            assert_eq!((total, has_more), (Some(10), false));
-        }
-        _ => unreachable!(),
-    }
+    let (users, total, has_more) = zoe.users(true).await;
+    assert_eq!(
+        names(&users),
+        (110..120).map(|i| format!("u{i}")).collect::<Vec<_>>()
+    );
+    assert_eq!((total, has_more), (Some(10), false));
 }
 
 #[tokio::test]

@@ -239,6 +239,25 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Client<S> {
         }
     }
 
+    /// The next `users` frame, skipping others: of a room when `of_room`, else of everyone
+    /// online; its names, `total` and `has_more`.
+    pub async fn users(&mut self, of_room: bool) -> (Vec<protocol::Nick>, Option<usize>, bool) {
+        match self
+            .frame_where(
+                |f| matches!(f, ServerFrame::Users { room, .. } if room.is_some() == of_room),
+            )
+            .await
+        {
+            ServerFrame::Users {
+                users,
+                total,
+                has_more,
+                ..
+            } => (users, total, has_more),
+            _ => unreachable!("filtered to users"),
+        }
+    }
+
     /// The next `history` frame, skipping others: its target, messages and `has_more`.
     pub async fn history(&mut self) -> (protocol::Target, Vec<protocol::ChatMessage>, bool) {
         match self
