@@ -18,8 +18,8 @@ use crate::hub::offer;
 use crate::metrics::Metrics;
 use crate::peer::{CloseReason, Inbox, Peer, PeerKind};
 use crate::sequencer::{Op, Sequencer, Stopped};
-use futures_util::{SinkExt, StreamExt};
-use std::collections::VecDeque;
+use crate::wire::Frame;
+use futures_util::StreamExt;
 use std::future::{Future, poll_fn};
 use std::num::NonZeroU32;
 use std::pin::{Pin, pin};
@@ -33,9 +33,8 @@ use tokio_util::sync::CancellationToken;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, Utf8Bytes};
 
-/// Frames taken from the outbox at a time. Under load the socket is flushed once the outbox is
-/// empty (tungstenite also writes whenever its buffer fills), so many frames share a syscall;
-/// when idle each frame is flushed at once.
+/// Frames taken from the outbox at a time: under load, as many as are queued up to this go out
+/// in one (vectored) write; when idle, each frame goes out at once.
 const WRITE_BATCH: usize = 64;
 
 /// Batches written in one turn before the task lets its other work (reading) have a go.
@@ -137,12 +136,7 @@ impl<S: Session> Connection<S> {
         let metrics = &env.metrics;
         metrics.connections_total.fetch_add(1, Relaxed);
         metrics.connections_open.fetch_add(1, Relaxed);
-        let mut conn = Conn {
-            socket,
-            inbox,
-            batch: VecDeque::new(),
-            unflushed: false,
-        };
+        let mut conn = Conn { socket, inbox };
         let ended = conn.converse(session, peer, env).await;
         // Boxed: needed once, at the end, and as big as the conversation's state.
         Box::pin(conn.finish(ended, peer, env)).await;
@@ -182,10 +176,6 @@ fn ping_interval(config: &Config) -> Duration {
 struct Conn<'a, Io> {
     socket: &'a mut WebSocket<Io>,
     inbox: &'a mut Inbox,
-    /// Frames taken from the outbox, not yet handed to the socket.
-    batch: VecDeque<Message>,
-    /// Frames handed to the socket since its last flush.
-    unflushed: bool,
 }
 
 impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
@@ -281,7 +271,7 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
                             peer.close.close(CloseReason::Policy("no answer to pings"));
                             break;
                         }
-                        offer(peer, Message::Ping(Default::default()));
+                        offer(peer, Frame::ping());
                         unanswered_pings += 1;
                         next_ping = due + ping_interval(config);
                     }
@@ -362,39 +352,23 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
         }
     }
 
-    /// Moves queued frames into the socket and flushes them once the outbox is empty. Ready
-    /// only when writing failed; otherwise the task is woken when there is more to write.
+    /// Moves queued frames from the outbox into the socket and writes them, a batch at a time.
+    /// Ready only when writing failed; otherwise the task is woken when there is more to write.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), tungstenite::Error>> {
-        let mut rounds = 0;
-        loop {
-            while !self.batch.is_empty() {
-                ready!(self.socket.poll_ready_unpin(cx))?;
-                let frame = self.batch.pop_front().expect("the batch is not empty");
-                self.socket.start_send_unpin(frame)?;
-                self.unflushed = true;
+        for _ in 0..WRITE_ROUNDS {
+            let room = WRITE_BATCH.saturating_sub(self.socket.queued());
+            if room > 0 {
+                // Pending leaves the task registered for the next frame.
+                let _ = self.inbox.poll_recv_many(cx, self.socket, room);
             }
-            if rounds == WRITE_ROUNDS {
-                // More may be queued: come back after the other work.
-                cx.waker().wake_by_ref();
-                break;
+            if self.socket.queued() == 0 {
+                return Poll::Pending;
             }
-            rounds += 1;
-            if self
-                .inbox
-                .poll_recv_many(cx, &mut self.batch, WRITE_BATCH)
-                .is_pending()
-            {
-                break;
-            }
+            // Pending until the socket has room again.
+            ready!(self.socket.poll_write(cx))?;
         }
-        if self.unflushed {
-            ready!(self.socket.poll_flush_unpin(cx))?;
-            self.unflushed = false;
-        }
-        // An idle connection keeps no room from a burst.
-        if self.batch.capacity() > 8 {
-            self.batch = VecDeque::new();
-        }
+        // More may be queued: come back after the other work.
+        cx.waker().wake_by_ref();
         Poll::Pending
     }
 
@@ -403,28 +377,16 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
     /// (discarding) until the peer answers the close.
     async fn say_goodbye(&mut self, reason: Option<CloseReason>, answer: bool) {
         let socket = &mut *self.socket;
-        let written = async {
-            if reason != Some(CloseReason::TooSlow) {
-                for frame in self.batch.drain(..) {
-                    socket.feed(frame).await?;
-                }
-                while let Some(frame) = self.inbox.try_recv() {
-                    socket.feed(frame).await?;
-                }
-            }
-            match reason {
-                Some(reason) => {
-                    let frame = CloseFrame {
-                        code: reason.code().into(),
-                        reason: Utf8Bytes::from_static(reason.text()),
-                    };
-                    socket.send(Message::Close(Some(frame))).await
-                }
-                None => SinkExt::close(socket).await,
-            }
+        if reason == Some(CloseReason::TooSlow) {
+            socket.discard_queued();
+        } else {
+            socket.extend(std::iter::from_fn(|| self.inbox.try_recv()));
         }
-        .await;
-        if let Err(err) = written {
+        let frame = reason.map(|reason| CloseFrame {
+            code: reason.code().into(),
+            reason: Utf8Bytes::from_static(reason.text()),
+        });
+        if let Err(err) = socket.close(frame).await {
             tracing::debug!(error = %err, "close frame not delivered");
             return;
         }

@@ -27,6 +27,7 @@ pub use roster::{
 
 use crate::metrics::Metrics;
 use crate::peer::{CloseReason, ConnId, Peer, PeerKind};
+use crate::wire::Frame;
 use protocol::{
     ChatMessage, ErrorCode, Limits, Nick, RoomInfo, RoomName, SeedChat, ServerFrame, Target,
 };
@@ -35,7 +36,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use thiserror::Error;
 use tokio::sync::mpsc::error::TrySendError;
-use tungstenite::{Message, Utf8Bytes};
 
 /// Why the hub refused a request. The `Display` text is written for the user.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -96,7 +96,7 @@ pub enum Offer {
 }
 
 /// Offers `frame` to `peer`, and closes the peer as too slow when its outbox is full.
-pub fn offer(peer: &Peer, frame: Message) -> Offer {
+pub fn offer(peer: &Peer, frame: Frame) -> Offer {
     match peer.outbox.try_send(frame) {
         Ok(()) => Offer::Queued,
         Err(TrySendError::Full(_)) => {
@@ -107,14 +107,14 @@ pub fn offer(peer: &Peer, frame: Message) -> Offer {
     }
 }
 
-/// Encodes a native frame as a WebSocket text message.
-pub fn native(frame: &ServerFrame) -> Message {
-    Message::Text(Utf8Bytes::from(frame.to_json()))
+/// Encodes a native frame as a WebSocket text frame.
+pub fn native(frame: &ServerFrame) -> Frame {
+    Frame::json(frame)
 }
 
-/// Encodes a seed single-chat frame as a WebSocket text message.
-pub fn seed(frame: &SeedChat) -> Message {
-    Message::Text(Utf8Bytes::from(frame.to_json()))
+/// Encodes a seed single-chat frame as a WebSocket text frame.
+pub fn seed(frame: &SeedChat) -> Frame {
+    Frame::json(frame)
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -13,6 +13,7 @@
 //! - `store`: SQLite message store, history, offline delivery, retention; `store::writer`
 //!   stores delivered messages in batches on a thread of its own and sends the acks.
 //! - `peer`: the hub's handle on a connection.
+//! - `wire`: frames as the server writes them, encoded once and shared by their recipients.
 //! - `metrics`: counters served at `/metrics`.
 //! - `tls`: rustls for `https://` and `wss://`.
 //! - `cluster`: several nodes as one service through Redis.
@@ -31,6 +32,7 @@ mod seed;
 mod sequencer;
 pub mod store;
 pub mod tls;
+pub mod wire;
 
 pub use config::Config;
 pub use store::StoreError;

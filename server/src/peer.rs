@@ -1,12 +1,12 @@
 //! What the hub holds of a connection: its kind, its outbox, and a way to make it close.
 
+use crate::wire::Frame;
 use futures_util::task::AtomicWaker;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 use tokio::sync::mpsc::error::TrySendError;
-use tungstenite::Message;
 
 /// Which protocol a connection speaks, which decides how frames are encoded for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +159,7 @@ impl Peer {
 }
 
 /// An outbox holding more than this many frames' room gives it back once drained, so that an
-/// idle connection keeps no memory from an earlier burst (a frame is 48 bytes).
+/// idle connection keeps no memory from an earlier burst (a frame is 32 bytes).
 const KEEP_ROOM: usize = 32;
 
 /// The hub's side of a connection's bounded outbox: frames queued for the peer, offered without
@@ -204,7 +204,7 @@ impl Shared {
 
 #[derive(Default)]
 struct Queue {
-    frames: VecDeque<Message>,
+    frames: VecDeque<Frame>,
     closed: bool,
 }
 
@@ -219,7 +219,7 @@ impl Shared {
 
 impl Outbox {
     /// Queues `frame` unless the outbox is full or its connection has ended. Never waits.
-    pub fn try_send(&self, frame: Message) -> Result<(), TrySendError<Message>> {
+    pub fn try_send(&self, frame: Frame) -> Result<(), TrySendError<Frame>> {
         let mut queue = self.shared.lock();
         if queue.closed {
             return Err(TrySendError::Closed(frame));
@@ -277,7 +277,7 @@ impl Inbox {
     pub fn poll_recv_many(
         &mut self,
         cx: &mut Context<'_>,
-        batch: &mut VecDeque<Message>,
+        batch: &mut impl Extend<Frame>,
         limit: usize,
     ) -> Poll<usize> {
         let mut queue = self.shared.lock();
@@ -302,7 +302,7 @@ impl Inbox {
     }
 
     /// Takes the oldest queued frame, if any.
-    pub fn try_recv(&mut self) -> Option<Message> {
+    pub fn try_recv(&mut self) -> Option<Frame> {
         self.shared.lock().frames.pop_front()
     }
 
@@ -362,8 +362,8 @@ mod tests {
     use super::*;
     use std::task::Waker;
 
-    fn text(s: &'static str) -> Message {
-        Message::Text(s.into())
+    fn text(s: &'static str) -> Frame {
+        Frame::text(s)
     }
 
     fn outbox(capacity: usize) -> (Outbox, Inbox) {

@@ -157,7 +157,7 @@ impl Hub {
                         } else {
                             format!("{}: {}", message.from, message.text)
                         };
-                        Message::Text(Utf8Bytes::from(text))
+                        Frame::text(&text)
                     })
                     .clone(),
                 PeerKind::SeedSingle => continue,
