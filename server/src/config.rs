@@ -20,7 +20,7 @@ pub struct Config {
     /// The WebSocket read buffer of each connection, allocated up front; larger messages grow
     /// it as needed.
     pub read_buffer_bytes: usize,
-    /// Bytes of outgoing frames gathered before a write; a flush writes what is there.
+    /// Most bytes of queued frames handed to one (vectored) write; a longer frame goes alone.
     pub write_buffer_bytes: usize,
     /// The most WebSocket connections served at once; more are answered with 503.
     pub max_connections: usize,
@@ -77,7 +77,7 @@ impl Default for Config {
             max_text_bytes: 16 * 1024,
             outbox_frames: 1024,
             read_buffer_bytes: 1024,
-            write_buffer_bytes: 16 * 1024,
+            write_buffer_bytes: 64 * 1024,
             max_connections: 50_000,
             max_connections_per_ip: 64,
             per_ip_exempt_loopback: true,

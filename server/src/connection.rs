@@ -35,7 +35,7 @@ use tungstenite::{Message, Utf8Bytes};
 
 /// Frames taken from the outbox at a time: under load, as many as are queued up to this go out
 /// in one (vectored) write; when idle, each frame goes out at once.
-const WRITE_BATCH: usize = 64;
+const WRITE_BATCH: usize = 256;
 
 /// Batches written in one turn before the task lets its other work (reading) have a go.
 const WRITE_ROUNDS: usize = 8;

@@ -70,7 +70,8 @@ struct Args {
     #[arg(long, default_value_t = Config::default().read_buffer_bytes)]
     read_buffer_bytes: usize,
 
-    /// Bytes of outgoing frames gathered per connection before a write.
+    /// Most bytes of queued frames handed to one write. Frames are encoded once and shared by
+    /// their recipients, so no write buffer is kept per connection.
     #[arg(long, default_value_t = Config::default().write_buffer_bytes)]
     write_buffer_bytes: usize,
 

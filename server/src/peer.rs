@@ -158,6 +158,10 @@ impl Peer {
     }
 }
 
+mod held;
+
+pub use held::hold_wakes;
+
 /// An outbox holding more than this many frames' room gives it back once drained, so that an
 /// idle connection keeps no memory from an earlier burst (a frame is 32 bytes).
 const KEEP_ROOM: usize = 32;
@@ -231,7 +235,7 @@ impl Outbox {
         queue.frames.push_back(frame);
         drop(queue);
         // A queue that held frames already has a wake-up on the way (or a task writing them).
-        if was_empty {
+        if !held::queued(&self.shared, was_empty) && was_empty {
             self.shared.waker.wake();
         }
         Ok(())
@@ -427,6 +431,31 @@ mod tests {
         }
         assert_eq!(count.load(Ordering::Relaxed), 1);
         assert_eq!(inbox.poll_recv_many(&mut cx, &mut batch, 8), Poll::Ready(3));
+    }
+
+    #[test]
+    fn held_wake_ups_go_out_once_when_the_round_ends() {
+        let (count, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        let (outbox, mut inbox) = outbox(8);
+        let mut batch = VecDeque::new();
+        assert!(inbox.poll_recv_many(&mut cx, &mut batch, 8).is_pending());
+        hold_wakes(|| {
+            for s in ["a", "b", "c"] {
+                outbox.try_send(text(s)).expect("room");
+            }
+            assert_eq!(
+                count.load(Ordering::Relaxed),
+                0,
+                "held while the round runs"
+            );
+        });
+        assert_eq!(count.load(Ordering::Relaxed), 1);
+        assert_eq!(inbox.poll_recv_many(&mut cx, &mut batch, 8), Poll::Ready(3));
+        // Outside a round, the first frame wakes at once.
+        assert!(inbox.poll_recv_many(&mut cx, &mut batch, 8).is_pending());
+        outbox.try_send(text("d")).expect("room");
+        assert_eq!(count.load(Ordering::Relaxed), 2);
     }
 
     #[test]

@@ -323,13 +323,16 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            for command in batch.drain(..) {
-                self.handle(command);
-            }
-            self.flush_sends();
-            self.schedule_changes();
-            let events = self.hub.take_events();
-            self.share(events);
+            // Each connection is woken once for all the round gives it.
+            crate::peer::hold_wakes(|| {
+                for command in batch.drain(..) {
+                    self.handle(command);
+                }
+                self.flush_sends();
+                self.schedule_changes();
+                let events = self.hub.take_events();
+                self.share(events);
+            });
         }
         if let Some(link) = &mut self.cluster {
             link.leave();

@@ -24,7 +24,7 @@ use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Error, Message};
 
 /// The most frames handed to one write.
-const MAX_SLICES: usize = 64;
+const MAX_SLICES: usize = 256;
 
 /// A server's WebSocket over `Io`, polled from one task.
 #[derive(Debug)]
