@@ -14,7 +14,8 @@ pub struct Config {
     /// The longest chat message text, in bytes of UTF-8. A longer one gets a `too_large` error
     /// and the connection stays open.
     pub max_text_bytes: usize,
-    /// Frames queued for one connection before it counts as too slow and is disconnected.
+    /// Frames queued for one connection before it counts as too slow and is disconnected
+    /// (besides up to a quarter as many, at most 256, being written).
     /// Half as many of its requests in flight stop the connection from reading more.
     pub outbox_frames: usize,
     /// The WebSocket read buffer of each connection, allocated up front; larger messages grow

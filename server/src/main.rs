@@ -60,8 +60,9 @@ struct Args {
     #[arg(long, default_value_t = Config::default().max_text_bytes)]
     max_text_bytes: usize,
 
-    /// Frames queued for one connection before it is disconnected as too slow. A connection
-    /// with half as many requests in flight (messages not yet stored) is not read from meanwhile.
+    /// Frames queued for one connection before it is disconnected as too slow (besides up to a
+    /// quarter as many being written). A connection with half as many requests in flight
+    /// (messages not yet stored) is not read from meanwhile.
     #[arg(long, default_value_t = Config::default().outbox_frames)]
     outbox_frames: usize,
 

@@ -298,6 +298,11 @@ impl Inbox {
         Poll::Ready(n)
     }
 
+    /// The most frames the outbox holds.
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
     /// Whether the peer may be read from: not while half an outbox of its requests are in
     /// flight. Check after [`register`](Self::register): the task is woken when they fall
     /// below that.
