@@ -4,8 +4,9 @@
 //! 1 to 32 characters, each a Unicode letter or digit (so `张伟` and `Zoë` work) or one of
 //! `_`, `-`, `.`. Whitespace, control characters and other punctuation are refused.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use std::sync::Arc;
 use thiserror::Error;
 
 /// The longest name, in characters (Unicode scalar values).
@@ -62,15 +63,17 @@ fn is_combining_mark(c: char) -> bool {
 macro_rules! name_type {
     ($(#[$doc:meta])* $ty:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[serde(transparent)]
-        pub struct $ty(String);
+        ///
+        /// Shared text: a clone is a reference-count bump, so every table that keeps the
+        /// name shares one copy of it.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $ty(Arc<str>);
 
         impl $ty {
             /// Checks `name` against the naming rules.
             pub fn parse(name: &str) -> Result<Self, NameError> {
                 check(name)?;
-                Ok(Self(name.to_owned()))
+                Ok(Self(name.into()))
             }
 
             /// The name as text.
@@ -98,6 +101,12 @@ macro_rules! name_type {
             }
         }
 
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                ser.serialize_str(&self.0)
+            }
+        }
+
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
                 let raw = String::deserialize(de)?;
@@ -119,12 +128,12 @@ name_type!(
 impl Nick {
     /// The name given to the `n`th anonymous visitor of the seed group page.
     pub fn guest(n: u64) -> Self {
-        Self(format!("guest-{n}"))
+        Self(format!("guest-{n}").into())
     }
 
     /// The name the server writes its own notices under.
     pub fn system() -> Self {
-        Self(crate::SYSTEM_NICK.to_owned())
+        Self(crate::SYSTEM_NICK.into())
     }
 
     /// Whether this name is kept for the server: `system` and `guest-<digits>`, in any case.
@@ -143,7 +152,7 @@ impl Nick {
 impl RoomName {
     /// The default room, where the seed group page talks.
     pub fn lobby() -> Self {
-        Self(crate::DEFAULT_ROOM.to_owned())
+        Self(crate::DEFAULT_ROOM.into())
     }
 }
 
