@@ -102,9 +102,10 @@ pub struct Writer<A: Send + 'static> {
 }
 
 impl<A: Send + 'static> Writer<A> {
-    /// Starts the writer thread (named `store-writer`) over `store`, with at most `limit`
-    /// messages waiting (at least 1). It ends at [`close`](Self::close) or when the writer is
-    /// dropped, after storing what was queued.
+    /// Starts the writer thread (named `store-writer`) over `store`. `limit` (at least 1) is
+    /// the number of messages waiting at which [`push`](Self::push) stores them itself, or,
+    /// while the store fails, [`is_full`](Self::is_full) holds. The thread ends at
+    /// [`close`](Self::close) or when the writer is dropped, after storing what was queued.
     pub fn start(store: Store, limit: usize, on_end: OnEnd<A>) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
