@@ -55,6 +55,10 @@ pub struct Config {
     /// Where messages are stored. The default, for tests and embedding, is in memory; the
     /// `chat-server` binary defaults to a data directory.
     pub store: Location,
+    /// Messages delivered but not yet stored at which new ones are refused (with an
+    /// `internal` error, "try again") while the store fails; their transactions are retried
+    /// until it works again. Bounds the memory they hold.
+    pub max_unstored: usize,
     /// How long messages are kept; everything by default.
     pub retention: Retention,
     /// How often retention runs (also once at start).
@@ -92,6 +96,7 @@ impl Default for Config {
             tls: None,
             presence_grace: Duration::ZERO,
             store: Location::Memory,
+            max_unstored: 8192,
             retention: Retention::default(),
             prune_every: Duration::from_secs(60),
             close_timeout: Duration::from_secs(10),

@@ -11,7 +11,8 @@
 //!   carries out requests in order; every read of the store sees what it delivered.
 //! - `hub`: users, rooms, guests and routing.
 //! - `store`: SQLite message store, history, offline delivery, retention; `store::writer`
-//!   stores delivered messages in batches on a thread of its own and sends the acks.
+//!   stores delivered messages in batches on a thread of its own, retries a failed batch until
+//!   the store works again, and sends the acks once committed.
 //! - `peer`: the hub's handle on a connection.
 //! - `wire`: frames as the server writes them, encoded once and shared by their recipients.
 //! - `metrics`: counters served at `/metrics`.
@@ -116,15 +117,8 @@ impl Server {
             hub.into_cluster(joined.remote);
             joined.link
         });
-        let (sequencer, sequencer_done) = sequencer::Sequencer::start(
-            hub,
-            store,
-            config.retention,
-            metrics.clone(),
-            registered,
-            config.presence_grace,
-            link,
-        )?;
+        let (sequencer, sequencer_done) =
+            sequencer::Sequencer::start(hub, store, &config, metrics.clone(), registered, link)?;
         Ok(Self {
             health: config.cluster.is_some().then_some(health),
             config,

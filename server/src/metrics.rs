@@ -20,6 +20,10 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     pub protocol_closes: AtomicU64,
     pub store_commits: AtomicU64,
+    /// Store transactions that failed (their messages wait and are tried again).
+    pub store_failures: AtomicU64,
+    /// Messages refused because too many waited for a failing store.
+    pub store_refused: AtomicU64,
     store_commit_micros: AtomicU64,
     store_commit_max_micros: AtomicU64,
 }
@@ -110,6 +114,18 @@ impl Metrics {
             "counter",
             "Store transactions (group commits).",
             n(&self.store_commits),
+        );
+        put(
+            "chat_store_failures_total",
+            "counter",
+            "Store transactions that failed; their messages wait and are tried again.",
+            n(&self.store_failures),
+        );
+        put(
+            "chat_store_refused_total",
+            "counter",
+            "Messages refused because too many waited for a failing store.",
+            n(&self.store_refused),
         );
         let seconds = |a: &AtomicU64| format!("{:.6}", a.load(Relaxed) as f64 / 1e6);
         put(

@@ -8,8 +8,10 @@
 //! ([`Writer::sync`]), so every member of a room sees messages in id order, and a login's
 //! history ends exactly where live delivery begins. A resend (a client id its sender used
 //! before) is answered with the first one's ack and neither delivered nor stored again: see
-//! [`Resends`]. In a cluster, messages are stored here as they are read back from the log,
-//! before they are delivered.
+//! [`Resends`]; a resend of a message delivered but not stored yet (the store failing, say)
+//! is acknowledged once that message is stored. While the store fails and too many messages
+//! wait for it, new ones are refused before they are delivered. In a cluster, messages are
+//! stored here as they are read back from the log, before they are delivered.
 //!
 //! This file holds the commands and the loop that takes them; the work is in
 //! - `login`: logins, resumes, registering a name, `whois`;
@@ -21,7 +23,7 @@ use crate::cluster::{self, Event, Link, Outgoing, Posted, Signal, position};
 use crate::hub::{self, Absence, Hub, HubError, Route, native, now_ms, offer};
 use crate::metrics::Metrics;
 use crate::peer::{ConnId, InFlight, Peer, PeerKind};
-use crate::store::writer::{Queued, Writer};
+use crate::store::writer::{Ended, Queued, Writer};
 use crate::store::{NewMessage, Reader, Retention, Store, StoreError, conversation};
 use protocol::{
     ChatMessage, Cursor, ErrorCode, MsgId, Nick, RoomName, SeedChat, ServerFrame, Target,
@@ -152,17 +154,17 @@ pub struct Sequencer {
 
 impl Sequencer {
     /// Starts the sequencer thread, knowing the `registered` nicknames and their password
-    /// hashes. It prunes by `retention` at start. Call it within a Tokio runtime: password
-    /// hashing runs on that runtime's blocking pool.
+    /// hashes. It prunes by `config.retention` at start. Call it within a Tokio runtime:
+    /// password hashing runs on that runtime's blocking pool.
     pub fn start(
         hub: Hub,
         store: Store,
-        retention: Retention,
+        config: &crate::Config,
         metrics: Arc<Metrics>,
         registered: std::collections::HashMap<Nick, String>,
-        presence_grace: std::time::Duration,
         cluster: Option<Link>,
     ) -> std::io::Result<(Self, tokio::sync::oneshot::Receiver<()>)> {
+        let (retention, presence_grace) = (config.retention, config.presence_grace);
         let (queue, commands) = mpsc::channel(QUEUE);
         let cursor = store
             .meta(cluster::CURSOR_KEY)
@@ -172,9 +174,9 @@ impl Sequencer {
         let applied = position(&cursor);
         let floor = store.id_floor().map_err(std::io::Error::other)?;
         let resends = Resends::new(&store).map_err(std::io::Error::other)?;
-        let store = Writer::start(store, {
+        let store = Writer::start(store, config.max_unstored, {
             let metrics = metrics.clone();
-            Box::new(move |batch, took, result| committed(&metrics, batch, took, result))
+            Box::new(move |ended| committed(&metrics, ended))
         })?;
         if let Some(link) = &cluster {
             let results = queue.downgrade();

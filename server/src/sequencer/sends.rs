@@ -1,5 +1,6 @@
 //! Sends on a single node: each gets its id and is delivered at once, then stored behind by
-//! the store writer and acknowledged once committed; resends are answered from [`Resends`].
+//! the store writer and acknowledged once committed; resends are answered from [`Resends`],
+//! or together with the message they repeat when it still waits for the store.
 
 use super::*;
 
@@ -30,21 +31,26 @@ impl Worker {
                 Some(client_id) => self.resends.find(&self.store, &message.from, client_id),
                 None => Ok(None),
             };
-            let id = earlier.and_then(|earlier| match earlier {
-                Some(earlier) => Ok(Err(earlier)),
-                None => self.next_id().map(Ok),
-            });
-            let id = match id {
-                Ok(Ok(id)) => id,
-                // Stored and delivered before: only the ack went missing.
-                Ok(Err((id, ts))) => {
-                    acknowledge(&peer, id, ts, false, &message);
+            let sender = Sender {
+                peer,
+                offline,
+                _in_flight: in_flight,
+            };
+            let id = match earlier {
+                Ok(None) => self.take_id(&sender.peer, &message),
+                Ok(Some(earlier)) => {
+                    self.answer_resend(sender, message, earlier);
                     continue;
                 }
+                Err(err) => Err(err),
+            };
+            let id = match id {
+                Ok(Some(id)) => id,
+                Ok(None) => continue,
                 Err(err) => {
                     tracing::error!(error = %err, "could not take a message");
                     let why = "the server could not store the message; try again";
-                    fail(&peer, ErrorCode::Internal, why, message.client_id);
+                    fail(&sender.peer, ErrorCode::Internal, why, message.client_id);
                     continue;
                 }
             };
@@ -58,22 +64,52 @@ impl Worker {
                 edited: None,
                 deleted: false,
             };
-            self.hub.deliver(peer.id, &chat);
+            self.hub.deliver(sender.peer.id, &chat);
             if let Some(client_id) = &message.client_id {
                 self.resends.note(id, &message.from, client_id);
             }
             self.store.push(Queued {
                 id,
                 message,
-                after: Sender {
-                    peer,
-                    offline,
-                    _in_flight: in_flight,
-                },
+                after: sender,
             });
         }
         if lookups {
             self.resends.end_batch();
+        }
+    }
+
+    /// The id for a new message, or `None` when it is refused because too many messages wait
+    /// for a failing store (its sender is told).
+    fn take_id(&mut self, peer: &Peer, message: &NewMessage) -> Result<Option<MsgId>, StoreError> {
+        if self.store.is_full() {
+            self.metrics.store_refused.fetch_add(1, Relaxed);
+            let why = "the server cannot store messages at the moment; \
+                       the message was not delivered, try again later";
+            fail(peer, ErrorCode::Internal, why, message.client_id.clone());
+            return Ok(None);
+        }
+        self.next_id().map(Some)
+    }
+
+    /// Answers a resend of a message delivered before: acknowledged now if that one is stored,
+    /// else together with it once it is.
+    fn answer_resend(&mut self, sender: Sender, mut message: NewMessage, earlier: Earlier) {
+        let (id, ts) = match earlier {
+            // Only the ack went missing.
+            Earlier::Stored { id, ts } => {
+                return acknowledge(&sender.peer, id, ts, false, &message);
+            }
+            Earlier::Queued { id, ts } => (id, ts),
+        };
+        message.ts = ts;
+        let resent = Queued {
+            id,
+            message,
+            after: sender,
+        };
+        if let Some(Queued { message, after, .. }) = self.store.ack_when_stored(resent) {
+            acknowledge(&after.peer, id, ts, after.offline, &message);
         }
     }
 
@@ -99,38 +135,36 @@ pub(super) struct Sender {
     _in_flight: InFlight,
 }
 
-/// Acknowledges the messages of a transaction of the store writer, or tells their senders it
-/// failed (they may resend; the message was delivered already, and is then delivered again).
-pub(super) fn committed(
-    metrics: &Metrics,
-    batch: Vec<Queued<Sender>>,
-    took: std::time::Duration,
-    result: Result<(), &StoreError>,
-) {
-    metrics.store_commit(took);
-    match result {
-        Ok(()) => {
+/// Acknowledges the messages of a committed transaction of the store writer, and the resends
+/// of them that came while they waited. A failed transaction only counts: its messages wait
+/// for the next try, and their senders for their acks.
+pub(super) fn committed(metrics: &Metrics, ended: Ended<'_, Sender>) {
+    match ended {
+        Ended::Committed {
+            stored,
+            resent,
+            took,
+        } => {
+            metrics.store_commit(took);
             metrics
                 .messages_stored
-                .fetch_add(batch.len() as u64, Relaxed);
-            for Queued { id, message, after } in batch {
+                .fetch_add(stored.len() as u64, Relaxed);
+            for Queued { id, message, after } in stored.into_iter().chain(resent) {
                 acknowledge(&after.peer, id, message.ts, after.offline, &message);
             }
         }
-        Err(err) => {
-            tracing::error!(error = %err, count = batch.len(), "could not store messages");
-            for Queued { message, after, .. } in batch {
-                let why = "the server could not store the message; try again";
-                fail(&after.peer, ErrorCode::Internal, why, message.client_id);
-            }
+        Ended::Failed { .. } => {
+            metrics.store_failures.fetch_add(1, Relaxed);
         }
     }
 }
 
 /// Finds whether a sender used a client id before, without waiting for the store writer in
 /// the usual case (a new message). Messages are keyed by a hash of sender and client id; a hash
-/// seen before is checked in the store after [`Writer::sync`], so a collision costs a sync and
-/// never loses a message.
+/// seen before is checked in the store after [`Writer::sync`], and in the writer's queue
+/// (messages a failing store has not taken yet), so a collision costs a sync and never loses a
+/// message. A message is forgotten as waiting only once it is committed
+/// ([`Writer::done_up_to`]).
 pub(super) struct Resends {
     hasher: std::collections::hash_map::RandomState,
     seen: Seen,
@@ -221,20 +255,22 @@ impl Resends {
         }
     }
 
-    /// The id and time of the message `from` sent before with `client_id`, if any. Call it
-    /// between [`start_batch`](Self::start_batch) and [`end_batch`](Self::end_batch).
+    /// The message `from` sent before with `client_id`, if any, stored or waiting for the
+    /// store. Call it between [`start_batch`](Self::start_batch) and
+    /// [`end_batch`](Self::end_batch).
     pub(super) fn find(
         &mut self,
         store: &Writer<Sender>,
         from: &Nick,
         client_id: &str,
-    ) -> Result<Option<(MsgId, i64)>, StoreError> {
+    ) -> Result<Option<Earlier>, StoreError> {
         let key = self.key(from, client_id);
         let maybe = match &self.seen {
             Seen::All(all) => all.contains(&key),
             Seen::Queued { counts, reader, .. } => {
                 if !counts.contains_key(&key) {
-                    return reader.by_client_id(from, client_id);
+                    let stored = reader.by_client_id(from, client_id)?;
+                    return Ok(stored.map(|(id, ts)| Earlier::Stored { id, ts }));
                 }
                 true
             }
@@ -242,8 +278,22 @@ impl Resends {
         if !maybe {
             return Ok(None);
         }
-        store.sync().by_client_id(from, client_id)
+        // Stores the queue first, unless the store fails: then the message may still wait.
+        let synced = store.sync();
+        if let Some((id, ts)) = store.find_queued(&synced, from, client_id) {
+            return Ok(Some(Earlier::Queued { id, ts }));
+        }
+        let stored = synced.by_client_id(from, client_id)?;
+        Ok(stored.map(|(id, ts)| Earlier::Stored { id, ts }))
     }
+}
+
+/// A message sent before with the client id of a new one: its id and time.
+pub(super) enum Earlier {
+    /// Stored: the resend is acknowledged now.
+    Stored { id: MsgId, ts: i64 },
+    /// Delivered and waiting for the store: the resend is acknowledged once it is stored.
+    Queued { id: MsgId, ts: i64 },
 }
 
 /// A stored message as clients see it.

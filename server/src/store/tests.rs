@@ -1,4 +1,5 @@
 use super::*;
+use protocol::RoomName;
 
 fn nick(s: &str) -> Nick {
     Nick::parse(s).expect("nick")

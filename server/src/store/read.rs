@@ -1,0 +1,259 @@
+//! Reading stored messages: history, catch-up of direct messages, single messages, unread
+//! counts, search, and the look-up of a resend by its client id (also on a [`Reader`]).
+
+use super::{MAX_PAGE, Store, StoreError};
+use protocol::{ChatMessage, MsgId, Nick, Quote, RoomName, Target};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::time::Duration;
+
+/// The columns `collect` reads, with the quoted message of a reply.
+const SELECT_MESSAGES: &str = "SELECT m.id, m.ts, m.sender, m.room, m.recipient, m.text,
+    m.edited_ts, m.deleted, q.id, q.sender, substr(q.text, 1, 100), q.deleted
+    FROM messages m LEFT JOIN messages q ON q.id = m.reply_to";
+
+impl Store {
+    /// Messages of conversation `conv`, oldest first, and whether more exist in the direction
+    /// asked: with `after`, the oldest `limit` newer than it; otherwise the newest `limit`
+    /// older than `before` (or than everything).
+    pub fn history(
+        &self,
+        conv: &str,
+        before: Option<MsgId>,
+        after: Option<MsgId>,
+        limit: u32,
+    ) -> Result<(Vec<ChatMessage>, bool), StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let fetch = i64::from(limit) + 1;
+        let mut rows = if let Some(after) = after {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "{SELECT_MESSAGES} WHERE m.conv = ?1 AND m.id > ?2 ORDER BY m.id ASC LIMIT ?3"
+            ))?;
+            collect(stmt.query(params![conv, after as i64, fetch])?)?
+        } else {
+            let before = before.map_or(i64::MAX, |b| b as i64);
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "{SELECT_MESSAGES} WHERE m.conv = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
+            ))?;
+            let mut rows = collect(stmt.query(params![conv, before, fetch])?)?;
+            rows.reverse();
+            rows
+        };
+        let has_more = rows.len() > limit as usize;
+        if has_more {
+            if after.is_some() {
+                rows.pop();
+            } else {
+                rows.remove(0);
+            }
+        }
+        Ok((rows, has_more))
+    }
+
+    /// Direct messages to `nick` newer than the last one delivered to them, oldest first.
+    pub fn undelivered(&self, nick: &Nick) -> Result<Vec<ChatMessage>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{SELECT_MESSAGES} JOIN users u ON u.nick = m.recipient
+                 WHERE m.recipient = ?1 AND m.id > u.dm_seen ORDER BY m.id ASC"
+        ))?;
+        collect(stmt.query(params![nick.as_str()])?)
+    }
+
+    /// One stored message, with the key of its conversation.
+    pub fn message(&self, id: MsgId) -> Result<Option<(String, ChatMessage)>, StoreError> {
+        let conv: Option<String> = self
+            .conn
+            .prepare_cached("SELECT conv FROM messages WHERE id = ?1")?
+            .query_row(params![id as i64], |row| row.get(0))
+            .optional()?;
+        let Some(conv) = conv else { return Ok(None) };
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{SELECT_MESSAGES} WHERE m.id = ?1"))?;
+        let found = collect(stmt.query(params![id as i64])?)?.into_iter().next();
+        Ok(found.map(|m| (conv, m)))
+    }
+
+    pub(super) fn last_read(&self, nick: &Nick, conv: &str) -> Result<MsgId, StoreError> {
+        let last: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT last_read FROM reads WHERE nick = ?1 AND conv = ?2")?
+            .query_row(params![nick.as_str(), conv], |row| row.get(0))
+            .optional()?;
+        Ok(last.unwrap_or(0) as MsgId)
+    }
+
+    /// How many messages of `conv` from others `nick` has not read, and their read marker.
+    pub fn unread(&self, nick: &Nick, conv: &str) -> Result<(u64, MsgId), StoreError> {
+        let last = self.last_read(nick, conv)?;
+        let count: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM messages WHERE conv = ?1 AND id > ?2 AND sender <> ?3 AND deleted = 0",
+            )?
+            .query_row(params![conv, last as i64, nick.as_str()], |row| row.get(0))?;
+        Ok((count as u64, last))
+    }
+
+    /// Messages containing `text` (any script, case-insensitive for Latin letters) in `rooms`
+    /// or in `nick`'s direct chats, newest first. Deleted messages are not found.
+    pub fn search(
+        &self,
+        nick: &Nick,
+        rooms: &[RoomName],
+        text: &str,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let rooms: Vec<String> = rooms.iter().map(|r| format!("#{r}")).collect();
+        let rooms = serde_json::to_string(&rooms).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })?;
+        let readable = "(m.conv IN (SELECT value FROM json_each(?1))
+                         OR (m.room IS NULL AND (m.sender = ?2 OR m.recipient = ?2)))
+                        AND m.deleted = 0";
+        let limit = i64::from(limit.clamp(1, MAX_PAGE));
+        self.index_pending()?;
+        // The trigram index answers queries of three characters or more; shorter ones (a
+        // two-character Chinese word) are matched by scanning.
+        let found = if text.chars().count() >= 3 {
+            let phrase = format!("\"{}\"", text.replace('"', "\"\""));
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "{SELECT_MESSAGES} JOIN messages_fts f ON f.rowid = m.id
+                 WHERE messages_fts MATCH ?3 AND {readable} ORDER BY m.id DESC LIMIT ?4"
+            ))?;
+            collect(stmt.query(params![rooms, nick.as_str(), phrase, limit])?)?
+        } else {
+            let pattern = format!(
+                "%{}%",
+                text.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "{SELECT_MESSAGES} WHERE m.text LIKE ?3 ESCAPE '\\' AND {readable}
+                 ORDER BY m.id DESC LIMIT ?4"
+            ))?;
+            collect(stmt.query(params![rooms, nick.as_str(), pattern, limit])?)?
+        };
+        Ok(found)
+    }
+
+    /// A connection of its own to the same database for looking up resends while the writer
+    /// stores; `None` in memory, where the database is this connection's alone.
+    pub fn reader(&self) -> Result<Option<Reader>, StoreError> {
+        if self.path == Path::new(":memory:") {
+            return Ok(None);
+        }
+        let conn = Connection::open(&self.path).map_err(|source| StoreError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        conn.pragma_update(None, "query_only", true)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(Some(Reader { conn }))
+    }
+
+    /// The message `from` sent with `client_id`, if stored: its id and time.
+    pub fn by_client_id(
+        &self,
+        from: &Nick,
+        client_id: &str,
+    ) -> Result<Option<(MsgId, i64)>, StoreError> {
+        by_client_id(&self.conn, from, client_id)
+    }
+}
+
+/// A read-only connection to the store on disk: in WAL mode it reads what was committed last
+/// without waiting for the writer.
+#[derive(Debug)]
+pub struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    /// Starts a read transaction: the lookups up to [`end`](Self::end) share one snapshot,
+    /// taken at the first of them, and SQLite's page cache is checked once for all of them.
+    pub fn begin(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN")?;
+        Ok(())
+    }
+
+    /// Ends the read transaction of [`begin`](Self::begin), if one is open.
+    pub fn end(&self) {
+        if !self.conn.is_autocommit()
+            && let Err(err) = self.conn.execute_batch("COMMIT")
+        {
+            tracing::warn!(error = %err, "could not end a read of the store");
+        }
+    }
+
+    /// The message `from` sent with `client_id`, if committed: its id and time.
+    pub fn by_client_id(
+        &self,
+        from: &Nick,
+        client_id: &str,
+    ) -> Result<Option<(MsgId, i64)>, StoreError> {
+        by_client_id(&self.conn, from, client_id)
+    }
+}
+
+/// The id and time of the message `from` sent with `client_id`, if `conn` sees it stored.
+fn by_client_id(
+    conn: &Connection,
+    from: &Nick,
+    client_id: &str,
+) -> Result<Option<(MsgId, i64)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id, ts FROM messages WHERE sender = ?1 AND client_id = ?2")?
+        .query_row(params![from.as_str(), client_id], |row| {
+            Ok((row.get::<_, i64>(0)? as MsgId, row.get(1)?))
+        })
+        .optional()?)
+}
+
+fn collect(mut rows: rusqlite::Rows<'_>) -> Result<Vec<ChatMessage>, StoreError> {
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let sender: String = row.get(2)?;
+        let room: Option<String> = row.get(3)?;
+        let recipient: Option<String> = row.get(4)?;
+        // Rows are written by this server from validated names; a row that does not parse
+        // (edited by hand, say) is skipped rather than failing the whole page.
+        let target = match (room, recipient) {
+            (Some(room), _) => RoomName::parse(&room).ok().map(Target::Room),
+            (None, Some(to)) => Nick::parse(&to).ok().map(Target::User),
+            (None, None) => None,
+        };
+        let (Some(target), Ok(from)) = (target, Nick::parse(&sender)) else {
+            tracing::warn!(id, "skipping a stored message with invalid names");
+            continue;
+        };
+        let quoted: Option<i64> = row.get(8)?;
+        let reply_to = match quoted {
+            Some(qid) => {
+                let qfrom: String = row.get(9)?;
+                let deleted: bool = row.get(11)?;
+                let text: String = if deleted { String::new() } else { row.get(10)? };
+                Nick::parse(&qfrom).ok().map(|from| Quote {
+                    id: qid as MsgId,
+                    from,
+                    text,
+                })
+            }
+            None => None,
+        };
+        out.push(ChatMessage {
+            id: id as MsgId,
+            ts: row.get(1)?,
+            from,
+            target,
+            text: row.get(5)?,
+            reply_to,
+            edited: row.get(6)?,
+            deleted: row.get(7)?,
+        });
+    }
+    Ok(out)
+}

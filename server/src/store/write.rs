@@ -1,0 +1,177 @@
+//! Writing messages: storing batches with their ids, edits, deletions, read and delivery
+//! markers, retention, and the full-text index's pending messages.
+
+use super::schema::INDEX_PENDING;
+use super::{FTS_BATCH, FTS_BATCH_BYTES, NewMessage, Retention, Store, StoreError, conversation};
+use protocol::{MsgId, Nick, Target};
+use rusqlite::params;
+use std::cell::Cell;
+
+/// The `room` and `recipient` columns of a message to `target`.
+fn room_and_recipient(target: &Target) -> (Option<&str>, Option<&str>) {
+    match target {
+        Target::Room(room) => (Some(room.as_str()), None),
+        Target::User(to) => (None, Some(to.as_str())),
+    }
+}
+
+impl Store {
+    /// Stores messages with the ids they were given (by the sequencer or the cluster), in one
+    /// transaction (one disk sync for all of them), in order; for each, whether it was new. A
+    /// message already stored is left as it is.
+    pub fn insert_at<'a>(
+        &mut self,
+        batch: impl IntoIterator<Item = (MsgId, &'a NewMessage)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut out = Vec::new();
+        let mut stored = Unindexed::default();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO messages
+                     (id, conv, ts, sender, room, recipient, text, client_id, reply_to)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            let mut pending = tx.prepare_cached("INSERT INTO fts_pending (id) VALUES (?1)")?;
+            // Nothing to write (two look-ups) once the two have talked before.
+            let mut partners = tx.prepare_cached(
+                "INSERT OR IGNORE INTO dm_partners (nick, partner) VALUES (?1, ?2), (?2, ?1)",
+            )?;
+            let mut seen =
+                tx.prepare_cached("UPDATE users SET dm_seen = max(dm_seen, ?2) WHERE nick = ?1")?;
+            // The last direct message delivered to each recipient: one update each per batch.
+            let mut delivered: std::collections::HashMap<&Nick, MsgId> = Default::default();
+            for (id, m) in batch {
+                let (room, recipient) = room_and_recipient(&m.target);
+                let new = insert.execute(params![
+                    id as i64,
+                    conversation(&m.from, &m.target),
+                    m.ts,
+                    m.from.as_str(),
+                    room,
+                    recipient,
+                    m.text,
+                    m.client_id,
+                    m.reply_to.map(|id| id as i64),
+                ])? == 1;
+                if new {
+                    pending.execute(params![id as i64])?;
+                    if let Target::User(to) = &m.target {
+                        partners.execute(params![m.from.as_str(), to.as_str()])?;
+                    }
+                    stored.add(&m.text);
+                    if let Some(to) = &m.delivered_to {
+                        let last = delivered.entry(to).or_default();
+                        *last = (*last).max(id);
+                    }
+                }
+                out.push(new);
+            }
+            for (to, id) in delivered {
+                seen.execute(params![to.as_str(), id as i64])?;
+            }
+        }
+        note_unindexed(&self.unindexed, &tx, stored)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Replaces the text of message `id`, marking it edited at `ts`.
+    pub fn edit(&mut self, id: MsgId, text: &str, ts: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE messages SET text = ?2, edited_ts = ?3 WHERE id = ?1",
+            params![id as i64, text, ts],
+        )?;
+        Ok(())
+    }
+
+    /// Turns message `id` into a tombstone: no text, marked deleted.
+    pub fn delete(&mut self, id: MsgId) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE messages SET text = '', deleted = 1 WHERE id = ?1",
+            params![id as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Moves `nick`'s read marker of `conv` forward to `up_to` (never back); returns it.
+    pub fn mark_read(
+        &mut self,
+        nick: &Nick,
+        conv: &str,
+        up_to: MsgId,
+    ) -> Result<MsgId, StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO reads (nick, conv, last_read) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (nick, conv) DO UPDATE SET last_read = max(last_read, excluded.last_read)",
+            )?
+            .execute(params![nick.as_str(), conv, up_to as i64])?;
+        self.last_read(nick, conv)
+    }
+
+    /// Records that direct messages to `nick` up to `id` have been delivered.
+    pub fn mark_delivered(&mut self, nick: &Nick, id: MsgId) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE users SET dm_seen = max(dm_seen, ?2) WHERE nick = ?1",
+            params![nick.as_str(), id as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes what `retention` says to, as of `now_ms`; returns how many messages went.
+    pub fn prune(&mut self, retention: Retention, now_ms: i64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        if let Some(age) = retention.max_age {
+            let cutoff = now_ms.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+            removed += self
+                .conn
+                .execute("DELETE FROM messages WHERE ts < ?1", params![cutoff])?;
+        }
+        if let Some(keep) = retention.max_messages {
+            removed += self.conn.execute(
+                "DELETE FROM messages WHERE id IN (
+                     SELECT id FROM (
+                         SELECT id, row_number() OVER (PARTITION BY conv ORDER BY id DESC) AS n
+                         FROM messages)
+                     WHERE n > ?1)",
+                params![i64::try_from(keep).unwrap_or(i64::MAX)],
+            )?;
+        }
+        Ok(removed)
+    }
+}
+
+/// Messages waiting for the full-text index, and the size of their text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Unindexed {
+    pub(super) messages: u64,
+    bytes: usize,
+}
+
+impl Unindexed {
+    fn add(&mut self, text: &str) {
+        self.messages += 1;
+        self.bytes += text.len();
+    }
+}
+
+/// Counts `stored` as waiting for the full-text index, and indexes everything pending once
+/// enough has gathered, inside the transaction `tx` that stored them.
+pub(super) fn note_unindexed(
+    unindexed: &Cell<Unindexed>,
+    tx: &rusqlite::Transaction<'_>,
+    stored: Unindexed,
+) -> Result<(), StoreError> {
+    let waiting = Unindexed {
+        messages: unindexed.get().messages + stored.messages,
+        bytes: unindexed.get().bytes + stored.bytes,
+    };
+    if waiting.messages >= FTS_BATCH || waiting.bytes >= FTS_BATCH_BYTES {
+        tx.execute_batch(INDEX_PENDING)?;
+        unindexed.take();
+    } else {
+        unindexed.set(waiting);
+    }
+    Ok(())
+}
