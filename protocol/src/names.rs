@@ -152,7 +152,10 @@ impl Nick {
 impl RoomName {
     /// The default room, where the seed group page talks.
     pub fn lobby() -> Self {
-        Self(crate::DEFAULT_ROOM.into())
+        // Every connection is in the lobby: one copy of its name serves them all.
+        static LOBBY: std::sync::LazyLock<RoomName> =
+            std::sync::LazyLock::new(|| RoomName(crate::DEFAULT_ROOM.into()));
+        LOBBY.clone()
     }
 }
 

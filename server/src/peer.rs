@@ -162,10 +162,6 @@ mod held;
 
 pub use held::hold_wakes;
 
-/// An outbox holding more than this many frames' room gives it back once drained, so that an
-/// idle connection keeps no memory from an earlier burst (a frame is 32 bytes).
-const KEEP_ROOM: usize = 32;
-
 /// The hub's side of a connection's bounded outbox: frames queued for the peer, offered without
 /// ever waiting. Cheap to clone.
 ///
@@ -292,7 +288,9 @@ impl Inbox {
         }
         let n = queue.frames.len().min(limit);
         batch.extend(queue.frames.drain(..n));
-        if queue.frames.is_empty() && queue.frames.capacity() > KEEP_ROOM {
+        // Drained, the outbox gives its room back: an idle connection keeps none. Under
+        // load a round of frames is drained at once, so this is once per round, not per frame.
+        if queue.frames.is_empty() {
             queue.frames = VecDeque::new();
         }
         Poll::Ready(n)

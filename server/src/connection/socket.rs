@@ -94,8 +94,8 @@ impl<Io: AsyncWrite + Unpin> Blocking<Io> {
                 self.queued.pop_front();
             }
         }
-        // An idle connection keeps no room from a burst.
-        if self.queued.is_empty() && self.queued.capacity() > 8 {
+        // An idle connection keeps no room (under load, this is once per batch).
+        if self.queued.is_empty() {
             self.queued = VecDeque::new();
         }
         Poll::Ready(Ok(()))
