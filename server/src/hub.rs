@@ -187,7 +187,8 @@ pub struct Hub {
     limits: Limits,
     metrics: Arc<Metrics>,
     next_guest: u64,
-    conns: HashMap<ConnId, Member>,
+    /// Keyed by connection numbers the server gives itself, so a fast hash is safe.
+    conns: HashMap<ConnId, Member, foldhash::fast::RandomState>,
     /// Named users (native and seed single-chat) online, by nickname, with every session of
     /// each (more than one only for registered users who logged in with their password).
     online: HashMap<Nick, Vec<ConnId>>,
@@ -245,7 +246,7 @@ impl Hub {
             limits,
             metrics,
             next_guest: 1,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             online: HashMap::new(),
             known: known.into_iter().collect(),
             lingering: HashMap::new(),
