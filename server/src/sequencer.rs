@@ -176,7 +176,8 @@ impl Sequencer {
         let resends = Resends::new(&store).map_err(std::io::Error::other)?;
         let store = Writer::start(store, config.max_unstored, {
             let metrics = metrics.clone();
-            Box::new(move |ended| committed(&metrics, ended))
+            // A connection with several messages in a transaction is woken once for their acks.
+            Box::new(move |ended| crate::peer::hold_wakes(|| committed(&metrics, ended)))
         })?;
         if let Some(link) = &cluster {
             let results = queue.downgrade();
