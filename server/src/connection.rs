@@ -73,8 +73,8 @@ impl Link {
     }
 }
 
-/// What the server lends every connection. Cheap to clone.
-#[derive(Debug, Clone)]
+/// What the server lends every connection, shared by all of them.
+#[derive(Debug)]
 pub struct Env {
     pub sequencer: Sequencer,
     pub shutdown: CancellationToken,
@@ -87,7 +87,7 @@ pub struct Connection<S> {
     peer: Peer,
     inbox: Inbox,
     session: S,
-    env: Env,
+    env: Arc<Env>,
 }
 
 /// A per-connection token bucket.
@@ -103,7 +103,7 @@ fn rate_limiter(config: &Config) -> Option<RateLimiter> {
 
 impl<S: Session> Connection<S> {
     /// The connection of `link`'s peer, spoken to through `session`.
-    pub fn new(link: Link, session: S, env: Env) -> Self {
+    pub fn new(link: Link, session: S, env: Arc<Env>) -> Self {
         Self {
             peer: link.peer,
             inbox: link.inbox,
@@ -199,12 +199,12 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
         // deadline: whichever comes first.
         let start = Instant::now();
         let mut next_ping = start + ping_interval(config);
-        let mut awaiting_login = peer.kind == PeerKind::Native;
-        let first = |next_ping: Instant, awaiting_login: bool| match awaiting_login {
-            true => next_ping.min(start + config.login_timeout),
-            false => next_ping,
+        let mut login_deadline =
+            (peer.kind == PeerKind::Native).then(|| start + config.login_timeout);
+        let first = |next_ping: Instant, login_deadline: Option<Instant>| {
+            login_deadline.map_or(next_ping, |deadline| next_ping.min(deadline))
         };
-        let mut timer = pin!(tokio::time::sleep_until(first(next_ping, awaiting_login)));
+        let mut timer = pin!(tokio::time::sleep_until(first(next_ping, login_deadline)));
         // Pings sent since the peer was last heard from; it must answer within two intervals.
         let mut unanswered_pings = 0u8;
         let limiter = rate_limiter(config);
@@ -218,7 +218,7 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
         loop {
             let event = poll_fn(|cx| {
                 self.inbox.register(cx);
-                if peer.close.is_closed() {
+                if peer.is_closed() {
                     return Poll::Ready(Event::Closed);
                 }
                 if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -261,23 +261,23 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
                 }
                 Event::Timer => {
                     let due = timer.deadline();
-                    if awaiting_login && start + config.login_timeout <= due {
+                    if login_deadline.is_some_and(|deadline| deadline <= due) {
                         if !peer.is_logged_in() {
-                            peer.close.close(CloseReason::Policy("no login in time"));
+                            peer.close(CloseReason::Policy("no login in time"));
                             break;
                         }
-                        awaiting_login = false;
+                        login_deadline = None;
                     }
                     if next_ping <= due {
                         if unanswered_pings == 2 {
-                            peer.close.close(CloseReason::Policy("no answer to pings"));
+                            peer.close(CloseReason::Policy("no answer to pings"));
                             break;
                         }
                         offer(peer, Frame::ping());
                         unanswered_pings += 1;
                         next_ping = due + ping_interval(config);
                     }
-                    timer.as_mut().reset(first(next_ping, awaiting_login));
+                    timer.as_mut().reset(first(next_ping, login_deadline));
                     continue;
                 }
                 Event::Received(next) => next,
@@ -291,7 +291,7 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
                     match close_reason_for(&err) {
                         Some(reason) => {
                             tracing::info!(error = %err, conn = peer.id, "closing a connection that broke the protocol");
-                            peer.close.close(reason);
+                            peer.close(reason);
                         }
                         None => tracing::debug!(error = %err, "connection read failed"),
                     }
@@ -306,8 +306,7 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
                 refused_in_a_row += 1;
                 if refused_in_a_row > config.rate_burst.max(1) {
                     tracing::info!(conn = peer.id, "closing a connection that kept flooding");
-                    peer.close
-                        .close(CloseReason::Policy("flooding: too many frames"));
+                    peer.close(CloseReason::Policy("flooding: too many frames"));
                     break;
                 }
                 session.on_rate_limited(peer, &frame);
@@ -328,7 +327,7 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
     /// Takes the connection out of the hub and, unless the socket failed, closes it with the
     /// reason it ends for.
     async fn finish(&mut self, ended: Ended, peer: &Peer, env: &Env) {
-        match peer.close.reason() {
+        match peer.close_reason() {
             Some(CloseReason::TooSlow) => env.metrics.slow_closes.fetch_add(1, Relaxed),
             Some(CloseReason::ShuttingDown) | None => 0,
             Some(_) => env.metrics.protocol_closes.fetch_add(1, Relaxed),
@@ -339,14 +338,14 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
             return;
         }
         let shutdown = &env.shutdown;
-        let reason = match peer.close.reason() {
+        let reason = match peer.close_reason() {
             None if shutdown.is_cancelled() => Some(CloseReason::ShuttingDown),
             reason => reason,
         };
         // The server closes: read on (discarding) until the peer answers the close frame, so
         // that unread data does not turn the close into a reset that would lose the close
         // frame and its reason.
-        let answer = peer.close.reason().is_some() && !shutdown.is_cancelled();
+        let answer = peer.close_reason().is_some() && !shutdown.is_cancelled();
         let goodbye = self.say_goodbye(reason, answer);
         tokio::select! {
             _ = tokio::time::timeout(env.config.close_timeout, goodbye) => {}

@@ -11,13 +11,10 @@
 mod upgrade;
 
 use crate::accept::ConnectionSlot;
-use crate::config::Config;
 use crate::connection::{Connection, Env, Link, Session};
-use crate::metrics::Metrics;
 use crate::native::NativeSession;
 use crate::peer::PeerKind;
 use crate::seed::{SeedGroupSession, SeedSingleSession};
-use crate::sequencer::Sequencer;
 use axum::Router;
 use axum::extract::Request;
 use axum::extract::{Extension, Path, State};
@@ -27,7 +24,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use upgrade::WebSocketUpgrade;
 
@@ -37,10 +33,8 @@ const WEB_PAGE: &str = include_str!("../../web/index.html");
 /// What every route handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub sequencer: Sequencer,
-    pub metrics: Arc<Metrics>,
-    pub config: Arc<Config>,
-    pub shutdown: CancellationToken,
+    /// What every connection shares: the sequencer, settings, metrics and shutdown signal.
+    pub env: Arc<Env>,
     /// Every connection task, so that shutdown can wait for them.
     pub tracker: TaskTracker,
     /// One permit per open WebSocket connection, up to `max_connections`.
@@ -68,7 +62,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Refuses, with 403, a WebSocket from a page whose origin is not allowed.
 async fn check_origin(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    if origin_allowed(request.headers(), &app.config.allowed_origins) {
+    if origin_allowed(request.headers(), &app.env.config.allowed_origins) {
         next.run(request).await
     } else {
         forbidden_origin(request.headers())
@@ -87,7 +81,7 @@ async fn health(State(app): State<AppState>) -> &'static str {
 }
 
 async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
-    let mut body = app.metrics.render(app.sequencer.queue_depth());
+    let mut body = app.env.metrics.render(app.env.sequencer.queue_depth());
     if let Some(health) = &app.cluster {
         let up = u8::from(!health.degraded());
         body.push_str(&format!(
@@ -185,7 +179,7 @@ async fn group_or_native(
     if offers_native(&headers) {
         return upgrade_native(ws, app, slot).await;
     }
-    let max = app.config.max_text_bytes;
+    let max = app.env.config.max_text_bytes;
     upgrade(
         ws,
         app,
@@ -202,13 +196,13 @@ async fn single(
     Path(name): Path<String>,
     State(app): State<AppState>,
 ) -> Response {
-    let max = app.config.max_text_bytes;
+    let max = app.env.config.max_text_bytes;
     let session = SeedSingleSession::new(name, max);
     upgrade(ws, app, slot, PeerKind::SeedSingle, session).await
 }
 
 async fn upgrade_native(ws: WebSocketUpgrade, app: AppState, slot: ConnectionSlot) -> Response {
-    let max = app.config.max_text_bytes;
+    let max = app.env.config.max_text_bytes;
     let ws = ws.protocol(protocol::SUBPROTOCOL);
     upgrade(ws, app, slot, PeerKind::Native, NativeSession::new(max)).await
 }
@@ -224,12 +218,12 @@ async fn upgrade<S: Session + 'static>(
     kind: PeerKind,
     mut session: S,
 ) -> Response {
-    if app.shutdown.is_cancelled() {
+    if app.env.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "server shutting down\n").into_response();
     }
     let Ok(permit) = app.slots.clone().try_acquire_owned() else {
         tracing::warn!(
-            max = app.config.max_connections,
+            max = app.env.config.max_connections,
             "connection refused: server full"
         );
         return (
@@ -238,19 +232,13 @@ async fn upgrade<S: Session + 'static>(
         )
             .into_response();
     };
-    let link = Link::new(kind, app.config.outbox_frames);
+    let link = Link::new(kind, app.env.config.outbox_frames);
     if let Some(op) = session.on_start()
-        && app.sequencer.submit(&link.peer, op).await.is_err()
+        && app.env.sequencer.submit(&link.peer, op).await.is_err()
     {
         return (StatusCode::SERVICE_UNAVAILABLE, "server shutting down\n").into_response();
     }
-    let env = Env {
-        sequencer: app.sequencer,
-        shutdown: app.shutdown,
-        config: app.config,
-        metrics: app.metrics,
-    };
-    let connection = Connection::new(link, session, env);
+    let connection = Connection::new(link, session, app.env);
     ws.on_upgrade(&app.tracker, connection, (permit, slot))
 }
 

@@ -100,7 +100,7 @@ pub fn offer(peer: &Peer, frame: Frame) -> Offer {
     match peer.outbox.try_send(frame) {
         Ok(()) => Offer::Queued,
         Err(TrySendError::Full(_)) => {
-            peer.close.close(CloseReason::TooSlow);
+            peer.close(CloseReason::TooSlow);
             Offer::TooSlow
         }
         Err(TrySendError::Closed(_)) => Offer::Gone,
@@ -326,8 +326,7 @@ impl Hub {
         };
         let first_here = sessions == 0 && returning.is_none();
         let (id, kind) = (peer.id, peer.kind);
-        peer.logged_in
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        peer.set_logged_in();
         self.online.entry(nick.clone()).or_default().push(id);
         if first_here {
             self.metrics.users_online.fetch_add(1, Relaxed);

@@ -162,15 +162,17 @@ impl Server {
             });
         }
         let state = http::AppState {
-            metrics,
+            env: Arc::new(connection::Env {
+                metrics,
+                sequencer,
+                config: Arc::new(config.clone()),
+                shutdown: token.clone(),
+            }),
             cluster: health,
-            sequencer,
             slots: Arc::new(Semaphore::new(config.max_connections)),
-            config: Arc::new(config.clone()),
-            shutdown: token.clone(),
             tracker: tracker.clone(),
         };
-        let config = state.config.clone();
+        let config = state.env.config.clone();
         let serving = tokio::spawn(accept::accept_loop(
             listener,
             http::router(state),

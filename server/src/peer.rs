@@ -57,51 +57,6 @@ impl CloseReason {
     }
 }
 
-/// Asks a connection to close with a reason. The first reason given wins. A handle on the
-/// connection's shared state (see `outbox`), cheap to clone.
-#[derive(Clone)]
-pub struct CloseSignal {
-    shared: Arc<Shared>,
-}
-
-impl CloseSignal {
-    /// Asks the connection to close; later calls change nothing.
-    pub fn close(&self, reason: CloseReason) {
-        if self.shared.close.set(reason).is_ok() {
-            // Set before the wake-up, so the woken task sees it.
-            self.shared.waker.wake();
-        }
-    }
-
-    /// Whether [`close`](Self::close) has been called.
-    pub fn is_closed(&self) -> bool {
-        self.shared.close.get().is_some()
-    }
-
-    /// The reason given, if any.
-    pub fn reason(&self) -> Option<CloseReason> {
-        self.shared.close.get().copied()
-    }
-}
-
-/// Whether the hub has logged a connection in. A handle on the connection's shared state.
-#[derive(Clone)]
-pub struct LoginFlag {
-    shared: Arc<Shared>,
-}
-
-impl LoginFlag {
-    /// Sets the flag.
-    pub fn store(&self, logged_in: bool, order: Ordering) {
-        self.shared.logged_in.store(logged_in, order);
-    }
-
-    /// Reads the flag.
-    pub fn load(&self, order: Ordering) -> bool {
-        self.shared.logged_in.load(order)
-    }
-}
-
 /// A connection's number, unique for the life of the process.
 pub type ConnId = u64;
 
@@ -117,19 +72,12 @@ pub struct Peer {
     pub id: ConnId,
     pub kind: PeerKind,
     /// Bounded: a full outbox means the peer is too slow. The connection's task owns the
-    /// receiving end; once the connection has ended, offers fail as closed.
+    /// receiving end; once the connection has ended, offers fail as closed. Its shared state
+    /// also holds the close signal and the login flag (see the methods below).
     pub outbox: Outbox,
-    pub close: CloseSignal,
-    /// Set by the hub once the connection is logged in.
-    pub logged_in: LoginFlag,
 }
 
 impl Peer {
-    /// Whether the hub has logged this connection in.
-    pub fn is_logged_in(&self) -> bool {
-        self.logged_in.load(Ordering::Relaxed)
-    }
-
     /// A new connection of `kind` with an outbox of `capacity` frames: the hub's handle, and
     /// the connection's side of the outbox.
     pub fn new(kind: PeerKind, capacity: usize) -> (Self, Inbox) {
@@ -147,14 +95,38 @@ impl Peer {
             outbox: Outbox {
                 shared: shared.clone(),
             },
-            close: CloseSignal {
-                shared: shared.clone(),
-            },
-            logged_in: LoginFlag {
-                shared: shared.clone(),
-            },
         };
         (peer, Inbox { shared })
+    }
+
+    /// Asks the connection to close with `reason`; the first reason given wins, later calls
+    /// change nothing.
+    pub fn close(&self, reason: CloseReason) {
+        let shared = &self.outbox.shared;
+        if shared.close.set(reason).is_ok() {
+            // Set before the wake-up, so the woken task sees it.
+            shared.waker.wake();
+        }
+    }
+
+    /// Whether [`close`](Self::close) has been called.
+    pub fn is_closed(&self) -> bool {
+        self.outbox.shared.close.get().is_some()
+    }
+
+    /// The reason the connection was asked to close with, if it was.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.outbox.shared.close.get().copied()
+    }
+
+    /// Marks the connection as logged in by the hub.
+    pub fn set_logged_in(&self) {
+        self.outbox.shared.logged_in.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the hub has logged this connection in.
+    pub fn is_logged_in(&self) -> bool {
+        self.outbox.shared.logged_in.load(Ordering::Relaxed)
     }
 }
 
@@ -314,7 +286,7 @@ impl Inbox {
     }
 
     /// Wakes the task in `cx` when the connection is asked to close (and when a frame
-    /// arrives). Register before checking [`CloseSignal::is_closed`].
+    /// arrives). Register before checking [`Peer::is_closed`].
     pub fn register(&self, cx: &Context<'_>) {
         self.shared.waker.register(cx.waker());
     }
@@ -338,20 +310,6 @@ impl std::fmt::Debug for Outbox {
             .field("queued", &queue.frames.len())
             .field("capacity", &self.shared.capacity)
             .field("closed", &queue.closed)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for CloseSignal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("CloseSignal").field(&self.reason()).finish()
-    }
-}
-
-impl std::fmt::Debug for LoginFlag {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("LoginFlag")
-            .field(&self.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -471,20 +429,20 @@ mod tests {
         let cx = Context::from_waker(&waker);
         let (peer, inbox) = Peer::new(PeerKind::SeedGroup, 8);
         inbox.register(&cx);
-        assert!(!peer.close.is_closed());
-        peer.clone().close.close(CloseReason::TooSlow);
+        assert!(!peer.is_closed());
+        peer.clone().close(CloseReason::TooSlow);
         assert_eq!(count.load(Ordering::Relaxed), 1);
         inbox.register(&cx);
-        peer.close.close(CloseReason::TooBig);
+        peer.close(CloseReason::TooBig);
         assert_eq!(
             count.load(Ordering::Relaxed),
             1,
             "a second close wakes no one"
         );
-        assert!(peer.close.is_closed());
-        assert_eq!(peer.close.reason(), Some(CloseReason::TooSlow));
+        assert!(peer.is_closed());
+        assert_eq!(peer.close_reason(), Some(CloseReason::TooSlow));
         assert!(!peer.is_logged_in());
-        peer.clone().logged_in.store(true, Ordering::Relaxed);
+        peer.clone().set_logged_in();
         assert!(peer.is_logged_in());
     }
 }

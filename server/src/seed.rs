@@ -85,8 +85,7 @@ impl Session for SeedSingleSession {
     }
 
     fn on_binary(&mut self, peer: &Peer) -> Option<Op> {
-        peer.close
-            .close(CloseReason::Policy("binary frames are not supported"));
+        peer.close(CloseReason::Policy("binary frames are not supported"));
         None
     }
 }
@@ -131,8 +130,7 @@ impl Session for SeedGroupSession {
     }
 
     fn on_binary(&mut self, peer: &Peer) -> Option<Op> {
-        peer.close
-            .close(CloseReason::Policy("binary frames are not supported"));
+        peer.close(CloseReason::Policy("binary frames are not supported"));
         None
     }
 }

@@ -561,8 +561,7 @@ fn refuse_login(peer: &Peer, raw: &str, code: ErrorCode, why: &str) {
         _ => {
             let text = format!("cannot log in as {raw:?}: {why}");
             offer(peer, hub::seed(&SeedChat::notice(raw, text)));
-            peer.close
-                .close(crate::peer::CloseReason::Policy("login refused"));
+            peer.close(crate::peer::CloseReason::Policy("login refused"));
         }
     }
 }

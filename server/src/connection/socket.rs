@@ -30,8 +30,6 @@ const MAX_SLICES: usize = 256;
 #[derive(Debug)]
 pub struct WebSocket<Io> {
     inner: tungstenite::WebSocket<Blocking<Io>>,
-    /// Whether the stream has ended (closed, or failed and reported).
-    ended: bool,
 }
 
 /// `Io` as the blocking `Read` and `Write` tungstenite speaks ("would block" stands for
@@ -46,10 +44,13 @@ struct Blocking<Io> {
     /// Bytes of the first queued frame already written.
     written: usize,
     /// Most bytes handed to one write, unless one frame is longer.
-    write_bytes: usize,
+    write_bytes: u32,
     /// Whether tungstenite's last write stopped inside what it had to write: its frame must be
     /// finished before one of ours is started.
     theirs_unfinished: bool,
+    /// Whether reading has ended (closed, or failed and reported). Kept here, beside the
+    /// other flag, where it takes no room of its own.
+    ended: bool,
 }
 
 impl<Io: AsyncWrite + Unpin> Blocking<Io> {
@@ -70,7 +71,7 @@ impl<Io: AsyncWrite + Unpin> Blocking<Io> {
             let mut bytes = slices[0].len();
             if !first_only {
                 for frame in self.queued.iter().skip(1).take(MAX_SLICES - 1) {
-                    if bytes + frame.as_bytes().len() > self.write_bytes {
+                    if bytes + frame.as_bytes().len() > self.write_bytes as usize {
                         break;
                     }
                     slices[count] = IoSlice::new(frame.as_bytes());
@@ -160,8 +161,9 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> WebSocket<Io> {
             waker: None,
             queued: VecDeque::new(),
             written: 0,
-            write_bytes,
+            write_bytes: u32::try_from(write_bytes).unwrap_or(u32::MAX),
             theirs_unfinished: false,
+            ended: false,
         };
         // tungstenite writes only pongs and the close frame: at once.
         let config = config.write_buffer_size(0);
@@ -170,10 +172,7 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> WebSocket<Io> {
         } else {
             tungstenite::WebSocket::from_partially_read(io, read_ahead, Role::Server, Some(config))
         };
-        Self {
-            inner,
-            ended: false,
-        }
+        Self { inner }
     }
 
     /// Runs `f` on the protocol, with the stream waking the task of `cx`.
@@ -250,13 +249,13 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<Io> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         // After the end or an error, the stream is done.
-        if this.ended {
+        if this.inner.get_ref().ended {
             return Poll::Ready(None);
         }
         match ready!(this.with(cx, |ws| pending_if_blocked(ws.read()))) {
             Ok(message) => Poll::Ready(Some(Ok(message))),
             Err(err) => {
-                this.ended = true;
+                this.inner.get_mut().ended = true;
                 match err {
                     Error::AlreadyClosed | Error::ConnectionClosed => Poll::Ready(None),
                     err => Poll::Ready(Some(Err(err))),
