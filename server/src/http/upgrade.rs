@@ -89,7 +89,8 @@ fn socket_config(config: &Config) -> WebSocketConfig {
         // 128 KiB keeps an idle connection small. A chat message of up to 1 KiB is still read
         // in one syscall; a larger one grows the buffer and is read 1 KiB per syscall.
         .read_buffer_size(config.read_buffer_bytes)
-        .max_write_buffer_size(config.max_frame_bytes * 4 + config.write_buffer_bytes + 64 * 1024)
+        // tungstenite itself writes only pongs and close frames (see `connection::socket`).
+        .max_write_buffer_size(64 * 1024)
         .max_message_size(Some(config.max_frame_bytes))
         .max_frame_size(Some(config.max_frame_bytes))
 }

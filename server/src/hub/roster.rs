@@ -12,9 +12,7 @@ use std::time::Duration;
 
 /// Names listed in `welcome`, in the `users` frame after a join, and in a `who` answer unless
 /// it asks for another `limit`: a screenful for the clients' lists, whose "and N more" pages
-/// in the rest with `who`. Kept short because a connection's write buffer stays as large as
-/// the most it was sent at once, and a login's frames go out together (at 5,000 idle
-/// connections, 100 names cost 12.6 KiB per connection, 50 names 10.0 KiB, 10 names 9.0 KiB).
+/// in the rest with `who`. Kept short so that a login costs the same however many are online.
 pub const LISTED_USERS: usize = 50;
 
 /// The most names one `who` answer lists.
