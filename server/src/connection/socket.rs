@@ -339,15 +339,17 @@ mod tests {
         let pings = 20;
         let (written, received) = tokio::join!(
             async {
-                // Write while reading: each read may make tungstenite answer a ping.
+                // Write, then read, as a connection does: each read may make tungstenite
+                // answer a ping, between (or in the middle of) our frames.
                 let mut pings_seen = 0;
                 poll_fn(|cx| {
+                    let written = server.poll_write(cx);
                     while let Poll::Ready(Some(frame)) = server.poll_next_unpin(cx) {
                         if matches!(frame.expect("ok"), Message::Ping(_)) {
                             pings_seen += 1;
                         }
                     }
-                    server.poll_write(cx)
+                    written
                 })
                 .await
                 .expect("written");
@@ -369,7 +371,10 @@ mod tests {
                 let mut pongs = 0;
                 for i in 0..pings {
                     client
-                        .send(Message::Ping(vec![u8::try_from(i).expect("small")].into()))
+                        // Pongs longer than the pipe, so that they too go out in pieces.
+                        .send(Message::Ping(
+                            vec![u8::try_from(i).expect("small"); 100].into(),
+                        ))
                         .await
                         .expect("ping sent");
                 }
@@ -388,5 +393,50 @@ mod tests {
         assert_eq!(received.0, texts, "every text arrives whole and in order");
         // tungstenite answers the latest ping when earlier answers are still waiting.
         assert!(received.1 >= 1, "pings are answered");
+    }
+
+    #[tokio::test]
+    async fn a_frame_never_starts_inside_a_half_written_pong() {
+        let (server_io, client_io) = tokio::io::duplex(16);
+        let mut server = WebSocket::new(server_io, Vec::new(), WebSocketConfig::default(), 1024);
+        let mut client =
+            tokio_tungstenite::WebSocketStream::from_raw_socket(client_io, Role::Client, None)
+                .await;
+        let payload = vec![7u8; 125];
+        let (sent, read) = tokio::join!(
+            client.send(Message::Ping(payload.clone().into())),
+            server.next()
+        );
+        sent.expect("ping sent");
+        assert!(matches!(read, Some(Ok(Message::Ping(_)))));
+        // The next read has tungstenite answer: its pong fills the pipe and stops half-way.
+        poll_fn(|cx| {
+            assert!(server.poll_next_unpin(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        assert!(
+            server.inner.get_ref().theirs_unfinished,
+            "the pong is half written"
+        );
+        server.extend([Frame::text("after the pong")]);
+        // Bounded: bytes of a frame inside the pong leave the client waiting for more.
+        let both = async {
+            tokio::join!(poll_fn(|cx| server.poll_write(cx)), async {
+                (client.next().await, client.next().await)
+            })
+        };
+        let (written, frames) = tokio::time::timeout(std::time::Duration::from_secs(10), both)
+            .await
+            .expect("the client reads both frames");
+        written.expect("written");
+        assert_eq!(
+            frames.0.expect("a frame").expect("whole"),
+            Message::Pong(payload.into())
+        );
+        assert_eq!(
+            frames.1.expect("a frame").expect("whole"),
+            Message::text("after the pong")
+        );
     }
 }
