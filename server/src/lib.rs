@@ -17,7 +17,10 @@
 //! - `wire`: frames as the server writes them, encoded once and shared by their recipients.
 //! - `metrics`: counters served at `/metrics`.
 //! - `tls`: rustls for `https://` and `wss://`.
-//! - `cluster`: several nodes as one service through Redis.
+//! - `cluster`: several nodes as one service through Redis; `cluster::event` holds what
+//!   crosses Redis, `cluster::link` the sequencer's connection (with `link::membership`:
+//!   joining, recovering, leaving), `cluster::scripts` the Lua scripts, `cluster::threads`
+//!   the log reader, typing listener and heartbeat.
 
 mod accept;
 mod auth;
