@@ -9,7 +9,9 @@
 //! - `native`, `seed`: what each protocol does with the frames it receives.
 //! - `sequencer`: the one thread that owns the hub, gives messages their ids, delivers them and
 //!   carries out requests in order; every read of the store sees what it delivered.
-//! - `hub`: users, rooms, guests and routing.
+//! - `hub`: users, rooms, guests and routing; `hub::login` logs users in and out (with the
+//!   presence grace period), `hub::rooms` joins and leaves rooms, `hub::deliver` delivers,
+//!   `hub::remote` follows the users of other nodes, `hub::roster` keeps the paged lists.
 //! - `store`: SQLite message store, history, offline delivery, retention; `store::writer`
 //!   stores delivered messages in batches on a thread of its own, retries a failed batch until
 //!   the store works again, and sends the acks once committed.
@@ -17,7 +19,10 @@
 //! - `wire`: frames as the server writes them, encoded once and shared by their recipients.
 //! - `metrics`: counters served at `/metrics`.
 //! - `tls`: rustls for `https://` and `wss://`.
-//! - `cluster`: several nodes as one service through Redis.
+//! - `cluster`: several nodes as one service through Redis; `cluster::event` holds what
+//!   crosses Redis, `cluster::link` the sequencer's connection (with `link::membership`:
+//!   joining, recovering, leaving), `cluster::scripts` the Lua scripts, `cluster::threads`
+//!   the log reader, typing listener and heartbeat.
 
 mod accept;
 mod auth;

@@ -1,7 +1,12 @@
 //! The background threads of a node: the log reader, the typing listener and the heartbeat
 //! (which also reaps dead nodes). They tell the sequencer what they find as [`Signal`]s.
 
+use super::scripts::REAP;
 use super::*;
+use crate::hub::now_ms;
+use protocol::MsgId;
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use std::sync::Arc;
 
 /// What the background threads tell the sequencer.
 #[derive(Debug)]
