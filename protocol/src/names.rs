@@ -64,8 +64,7 @@ macro_rules! name_type {
     ($(#[$doc:meta])* $ty:ident) => {
         $(#[$doc])*
         ///
-        /// Shared text: a clone is a reference-count bump, so every table that keeps the
-        /// name shares one copy of it.
+        /// Shared text: a clone is a reference-count bump, not a copy.
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $ty(Arc<str>);
 

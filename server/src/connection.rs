@@ -269,6 +269,11 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
                         login_deadline = None;
                     }
                     if next_ping <= due {
+                        // While its requests wait (a store failing for a while), the peer is
+                        // not read from, so its answers to pings are not seen either.
+                        if submitting.is_some() || !self.inbox.may_read() {
+                            unanswered_pings = 0;
+                        }
                         if unanswered_pings == 2 {
                             peer.close(CloseReason::Policy("no answer to pings"));
                             break;

@@ -23,7 +23,7 @@ use crate::cluster::{self, Event, Link, Outgoing, Posted, Signal, position};
 use crate::hub::{self, Absence, Hub, HubError, Route, native, now_ms, offer};
 use crate::metrics::Metrics;
 use crate::peer::{ConnId, InFlight, Peer, PeerKind};
-use crate::store::writer::{Ended, Queued, Writer};
+use crate::store::writer::{Ended, Queued, Resend, Writer};
 use crate::store::{NewMessage, Reader, Retention, Store, StoreError, conversation};
 use protocol::{
     ChatMessage, Cursor, ErrorCode, MsgId, Nick, RoomName, SeedChat, ServerFrame, Target,

@@ -66,7 +66,8 @@ impl Frame {
                 0
             }
         };
-        let mut bytes = Bytes::from(buf);
+        // Without the spare room JSON serialization left, which a shared frame would keep.
+        let mut bytes = Bytes::from(buf.into_boxed_slice());
         bytes.advance(start);
         Self(bytes)
     }

@@ -243,3 +243,36 @@ async fn a_store_locked_too_long_stores_and_acknowledges_once_the_lock_is_gone()
     let texts: Vec<&str> = history.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts, ["first", "locked out", "marker"]);
 }
+
+#[tokio::test]
+async fn a_sender_waiting_for_a_failing_store_is_not_taken_for_gone() {
+    // Four messages in flight stop the server reading alice (half her outbox), so her answers
+    // to its pings go unread while the store fails for several ping intervals.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ping = std::time::Duration::from_millis(300);
+    let config = Config {
+        outbox_frames: 8,
+        ping_interval: ping,
+        ..on_disk(&dir)
+    };
+    let server = TestServer::with_config(config).await;
+    let mut alice = server.native("alice").await;
+    let saboteur = Saboteur::open(&dir);
+
+    saboteur.refuse_messages();
+    let ids = ["a-1", "a-2", "a-3", "a-4"];
+    for id in ids {
+        alice.send(&to_room(id, "lobby", id)).await;
+    }
+    // What is tested is time passing: without answers read, a connection is closed after
+    // two ping intervals.
+    tokio::time::sleep(ping * 5).await;
+    saboteur.allow_messages();
+    let acked = acks(&mut alice, &ids).await;
+    assert_eq!(
+        acked.len(),
+        4,
+        "alice is still connected and every message acknowledged"
+    );
+    server.stop().await;
+}

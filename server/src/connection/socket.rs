@@ -207,8 +207,12 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> WebSocket<Io> {
             self.discard_queued();
         }
         if self.inner.get_ref().theirs_unfinished {
-            // Finish tungstenite's frame first.
-            ready!(self.with(cx, |ws| pending_if_blocked(ws.flush())))?;
+            // Finish tungstenite's frame first. "Closed" comes once the answer to the peer's
+            // close frame is written: it is finished too.
+            match ready!(self.with(cx, |ws| pending_if_blocked(ws.flush()))) {
+                Ok(()) | Err(Error::ConnectionClosed) => {}
+                Err(err) => return Poll::Ready(Err(err)),
+            }
         }
         let io = self.inner.get_mut();
         ready!(io.poll_write_queued(cx, false))?;
@@ -220,6 +224,10 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> WebSocket<Io> {
     /// until the close handshake allows no more writing.
     pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
         std::future::poll_fn(|cx| self.poll_write(cx)).await?;
+        if self.inner.can_write() {
+            // A pong tungstenite still owes goes out before the close frame, not behind it.
+            std::future::poll_fn(|cx| self.with(cx, |ws| pending_if_blocked(ws.flush()))).await?;
+        }
         let mut frame = Some(frame);
         std::future::poll_fn(|cx| {
             let result = match frame.take() {

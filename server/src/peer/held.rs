@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 /// Frames queued while holding after which the held wake-ups go out anyway, so that a long
 /// round does not keep its first recipients waiting: at about 0.1 µs a frame, half a
-/// millisecond.
+/// millisecond. A round that waits on the store wakes what it held first (see
+/// [`release_held_wakes`]).
 const MAX_HELD_FRAMES: usize = 4096;
 
 #[derive(Default)]
@@ -47,6 +48,19 @@ pub fn hold_wakes<R>(f: impl FnOnce() -> R) -> R {
     HELD.with_borrow_mut(|held| *held = Some(Held::default()));
     let _release = Release;
     f()
+}
+
+/// Wakes the connections held back so far on this thread, and goes on holding: for a round
+/// about to wait on something slow (the store), so that what it queued already goes out.
+pub fn release_held_wakes() {
+    let due = HELD.with_borrow_mut(|held| {
+        let held = held.as_mut()?;
+        held.frames = 0;
+        Some(std::mem::take(&mut held.wakes))
+    });
+    if let Some(due) = due {
+        wake(due);
+    }
 }
 
 /// A frame was queued in `shared`'s outbox, which was empty if `was_empty`: whether its

@@ -108,8 +108,16 @@ impl Worker {
             message,
             after: sender,
         };
-        if let Some(Queued { message, after, .. }) = self.store.ack_when_stored(resent) {
-            acknowledge(&after.peer, id, ts, after.offline, &message);
+        match self.store.ack_when_stored(resent) {
+            Resend::Stored(Queued { message, after, .. }) => {
+                acknowledge(&after.peer, id, ts, after.offline, &message);
+            }
+            Resend::Waiting => {}
+            Resend::Refused(Queued { message, after, .. }) => {
+                self.metrics.store_refused.fetch_add(1, Relaxed);
+                let why = "the server cannot store messages at the moment; try again later";
+                fail(&after.peer, ErrorCode::Internal, why, message.client_id);
+            }
         }
     }
 

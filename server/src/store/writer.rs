@@ -51,10 +51,19 @@ pub enum Ended<'a, A> {
         took: Duration,
     },
     /// Failed and rolled back; its messages wait at the head of the queue for the next try.
-    Failed {
-        error: &'a StoreError,
-        took: Duration,
-    },
+    Failed { error: &'a StoreError },
+}
+
+/// What became of a resend handed to [`Writer::ack_when_stored`].
+#[derive(Debug)]
+pub enum Resend<A> {
+    /// Its message is stored: acknowledge it now.
+    Stored(Queued<A>),
+    /// It waits for its message's transaction.
+    Waiting,
+    /// As many resends wait as the limit allows messages (a store failing for a while, and
+    /// clients resending): refuse it, so that they hold no more memory.
+    Refused(Queued<A>),
 }
 
 /// Called after each transaction.
@@ -164,6 +173,9 @@ impl<A: Send + 'static> Writer<A> {
     /// writer thread's retries and are missing from what the store returns. Hold it briefly:
     /// the writer waits for it.
     pub fn sync(&self) -> MutexGuard<'_, Store> {
+        // This may wait for a transaction (or run one): the frames the calling round queued
+        // so far go out meanwhile.
+        crate::peer::release_held_wakes();
         let mut store = lock(&self.shared.store);
         if lock(&self.shared.queue).failing.is_none() && !write_queued(&self.shared, &mut store) {
             // The writer thread takes the retries over.
@@ -189,17 +201,20 @@ impl<A: Send + 'static> Writer<A> {
     }
 
     /// Has `resent` (a resend of the queued message `resent.id`) handed to the hook with the
-    /// transaction that stores that message. Gives it back when that message is stored
-    /// already.
-    #[must_use = "a resend given back is to be acknowledged now"]
-    pub fn ack_when_stored(&self, resent: Queued<A>) -> Option<Queued<A>> {
+    /// transaction that stores that message, unless that message is stored already or as many
+    /// resends wait as the limit allows messages (see [`Resend`]).
+    #[must_use = "a resend given back is to be answered now"]
+    pub fn ack_when_stored(&self, resent: Queued<A>) -> Resend<A> {
         let mut queue = lock(&self.shared.queue);
         // `done` moves under the queue's lock, so a resend is never left behind.
         if resent.id <= self.done_up_to() {
-            return Some(resent);
+            return Resend::Stored(resent);
+        }
+        if queue.resent.len() >= self.shared.limit {
+            return Resend::Refused(resent);
         }
         queue.resent.push(resent);
-        None
+        Resend::Waiting
     }
 
     /// The highest id committed: every message up to it is stored, and no longer queued.
@@ -356,10 +371,7 @@ fn write_queued<A>(shared: &Shared<A>, store: &mut Store) -> bool {
                 }
             }
             drop(queue);
-            (shared.on_end)(Ended::Failed {
-                error: &error,
-                took,
-            });
+            (shared.on_end)(Ended::Failed { error: &error });
             false
         }
     }

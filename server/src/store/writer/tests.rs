@@ -99,12 +99,24 @@ fn a_failed_batch_waits_and_is_stored_with_later_ones_in_order() {
     assert!(!writer.is_full());
     let mut resend = message("m2");
     resend.client_id = Some("c-2".into());
-    let given_back = writer.ack_when_stored(Queued {
+    // Resends wait for their message, up to the limit (4); more are refused.
+    for after in [20, 22, 23, 24] {
+        let answer = writer.ack_when_stored(Queued {
+            id: 2,
+            message: resend.clone(),
+            after,
+        });
+        assert!(matches!(answer, Resend::Waiting), "m2 is not stored yet");
+    }
+    let answer = writer.ack_when_stored(Queued {
         id: 2,
         message: resend,
-        after: 20,
+        after: 25,
     });
-    assert!(given_back.is_none(), "m2 is not stored yet");
+    assert!(
+        matches!(answer, Resend::Refused(Queued { after: 25, .. })),
+        "as many resends wait as the limit allows"
+    );
     writer.push(Queued {
         id: 4,
         message: message("m4"),
@@ -128,17 +140,16 @@ fn a_failed_batch_waits_and_is_stored_with_later_ones_in_order() {
             break stored;
         }
     };
-    assert_eq!(stored, (vec![1, 2, 3, 4], vec![20]));
+    assert_eq!(stored, (vec![1, 2, 3, 4], vec![20, 22, 23, 24]));
     assert_eq!(writer.done_up_to(), 4);
     assert!(!writer.is_full());
+    let answer = writer.ack_when_stored(Queued {
+        id: 2,
+        message: message("m2"),
+        after: 21,
+    });
     assert!(
-        writer
-            .ack_when_stored(Queued {
-                id: 2,
-                message: message("m2"),
-                after: 21,
-            })
-            .is_some(),
+        matches!(answer, Resend::Stored(_)),
         "a resend of a stored message is answered at once"
     );
     let (page, _) = writer
