@@ -17,6 +17,12 @@ impl Hub {
     /// Puts connection `id` in `room`, creating the room; tells the members and sends a native
     /// joiner the member list.
     pub fn join(&mut self, id: ConnId, room: RoomName) {
+        // The room's own copy of its name, shared by its members, rather than the one each
+        // join frame brought.
+        let room = match self.rooms.get_key_value(&room) {
+            Some((name, _)) => name.clone(),
+            None => room,
+        };
         let Some(member) = self.conns.get_mut(&id) else {
             return;
         };
