@@ -8,24 +8,38 @@ import { startServer, launchBrowser, webLogin, until } from './harness.mjs';
 
 /**
  * Logs in native users `first`…`first + count - 1` (named u000, u001, …) from `page`, each
- * on a WebSocket of its own, and waits for every `welcome`. The sockets stay open.
+ * on a WebSocket of its own, and waits for every `welcome`; then, with `online` users online
+ * in all, for a `presence_changes` frame counting them all. The server sends every change
+ * pending at once, so none of theirs is still pending when the next user logs in. The sockets
+ * stay open.
  */
-async function crowd(page, base, first, count) {
+async function crowd(page, base, first, count, online) {
   const url = `${base.replace(/^http/, 'ws')}/ws`;
-  await page.evaluate(async ({ url, first, count }) => {
+  await page.evaluate(async ({ url, first, count, online }) => {
     window.crowd = window.crowd || [];
+    // The highest `total` of the presence changes received since this call began.
+    window.crowdTotal = 0;
     const logins = [];
     for (let i = first; i < first + count; i++) {
       const ws = new WebSocket(url, 'chat.v1');
       window.crowd.push(ws);
       logins.push(new Promise((resolve, reject) => {
         ws.onopen = () => ws.send(JSON.stringify({ type: 'login', nick: `u${String(i).padStart(3, '0')}` }));
-        ws.onmessage = (e) => { if (JSON.parse(e.data).type === 'welcome') resolve(); };
+        ws.onmessage = (e) => {
+          const f = JSON.parse(e.data);
+          if (f.type === 'welcome') resolve();
+          if (f.type === 'presence_changes') window.crowdTotal = Math.max(window.crowdTotal, f.total);
+        };
         ws.onerror = () => reject(new Error(`user ${i} could not connect`));
       }));
     }
     await Promise.all(logins);
-  }, { url, first, count });
+    const deadline = Date.now() + 15000;
+    while (window.crowdTotal < online) {
+      if (Date.now() > deadline) throw new Error(`no presence change counted ${online} online`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }, { url, first, count, online });
 }
 
 describe('the web client with many online', () => {
@@ -45,7 +59,7 @@ describe('the web client with many online', () => {
     const zoe = await launchBrowser();
     browsers.push(others, zoe);
     await others.page.goto(server.base);
-    await crowd(others.page, server.base, 0, 120);
+    await crowd(others.page, server.base, 0, 120, 120);
 
     await webLogin(zoe.page, server.base, 'zoe');
     const heading = zoe.page.locator('#online-heading');
@@ -57,7 +71,7 @@ describe('the web client with many online', () => {
     await until(async () => (await zoe.page.locator('#conv-sub').textContent()) === '121 here', { what: 'the lobby count' });
 
     // One more comes: counted in the list and in the lobby, from the gathered changes.
-    await crowd(others.page, server.base, 120, 1);
+    await crowd(others.page, server.base, 120, 1, 122);
     await until(async () => (await heading.textContent()) === 'Online (122)', { what: 'the new count' });
     await until(async () => (await zoe.page.locator('#conv-sub').textContent()) === '122 here', { what: 'the new lobby count' });
 
