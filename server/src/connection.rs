@@ -361,7 +361,7 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
     /// Moves queued frames from the outbox into the socket and writes them, a batch at a time.
     /// Ready only when writing failed; otherwise the task is woken when there is more to write.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), tungstenite::Error>> {
-        let batch = WRITE_BATCH.min(self.inbox.capacity() / 4).max(1);
+        let batch = WRITE_BATCH.min(self.inbox.max_capacity() / 4).max(1);
         for _ in 0..WRITE_ROUNDS {
             let room = batch.saturating_sub(self.socket.queued());
             if room > 0 {

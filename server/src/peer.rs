@@ -270,7 +270,7 @@ impl Inbox {
     }
 
     /// The most frames the outbox holds.
-    pub fn capacity(&self) -> usize {
+    pub fn max_capacity(&self) -> usize {
         self.shared.capacity
     }
 

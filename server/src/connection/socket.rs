@@ -107,23 +107,25 @@ impl<Io: AsyncWrite + Unpin> Blocking<Io> {
         &mut self,
         f: impl FnOnce(&mut Self, &mut Context<'_>) -> Poll<io::Result<R>>,
     ) -> io::Result<R> {
-        let waker = self.waker.clone().unwrap_or_else(|| Waker::noop().clone());
-        match f(self, &mut Context::from_waker(&waker)) {
+        // Lent to `f` rather than cloned, and put back.
+        let waker = self.waker.take();
+        let mut cx = Context::from_waker(waker.as_ref().unwrap_or(Waker::noop()));
+        let result = f(self, &mut cx);
+        self.waker = waker;
+        match result {
             Poll::Ready(result) => result,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 }
 
-impl<Io: AsyncRead + Unpin> Read for Blocking<Io> {
+impl<Io: AsyncRead + AsyncWrite + Unpin> Read for Blocking<Io> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let waker = self.waker.as_ref().unwrap_or(Waker::noop());
-        let mut buf = ReadBuf::new(buf);
-        match Pin::new(&mut self.io).poll_read(&mut Context::from_waker(waker), &mut buf) {
-            Poll::Ready(Ok(())) => Ok(buf.filled().len()),
-            Poll::Ready(Err(err)) => Err(err),
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-        }
+        self.poll(|this, cx| {
+            let mut buf = ReadBuf::new(buf);
+            ready!(Pin::new(&mut this.io).poll_read(cx, &mut buf))?;
+            Poll::Ready(Ok(buf.filled().len()))
+        })
     }
 }
 
@@ -140,6 +142,16 @@ impl<Io: AsyncWrite + Unpin> Write for Blocking<Io> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.poll(|this, cx| Pin::new(&mut this.io).poll_flush(cx))
+    }
+}
+
+/// tungstenite's result of writing as a poll: "would block" is pending, and "closed" (the
+/// close handshake wrote its last frame) is done.
+fn written(result: Result<(), Error>) -> Poll<Result<(), Error>> {
+    match result {
+        Ok(()) | Err(Error::ConnectionClosed) => Poll::Ready(Ok(())),
+        Err(Error::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+        Err(err) => Poll::Ready(Err(err)),
     }
 }
 
@@ -207,12 +219,8 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> WebSocket<Io> {
             self.discard_queued();
         }
         if self.inner.get_ref().theirs_unfinished {
-            // Finish tungstenite's frame first. "Closed" comes once the answer to the peer's
-            // close frame is written: it is finished too.
-            match ready!(self.with(cx, |ws| pending_if_blocked(ws.flush()))) {
-                Ok(()) | Err(Error::ConnectionClosed) => {}
-                Err(err) => return Poll::Ready(Err(err)),
-            }
+            // Finish tungstenite's frame first.
+            ready!(self.poll_flush_theirs(cx))?;
         }
         let io = self.inner.get_mut();
         ready!(io.poll_write_queued(cx, false))?;
@@ -226,21 +234,20 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> WebSocket<Io> {
         std::future::poll_fn(|cx| self.poll_write(cx)).await?;
         if self.inner.can_write() {
             // A pong tungstenite still owes goes out before the close frame, not behind it.
-            std::future::poll_fn(|cx| self.with(cx, |ws| pending_if_blocked(ws.flush()))).await?;
+            std::future::poll_fn(|cx| self.poll_flush_theirs(cx)).await?;
         }
+        // Queue the close frame once, then flush until the close handshake is done.
         let mut frame = Some(frame);
-        std::future::poll_fn(|cx| {
-            let result = match frame.take() {
-                Some(frame) => self.with(cx, |ws| ws.close(frame)),
-                None => self.with(cx, |ws| ws.flush()),
-            };
-            match result {
-                Ok(()) | Err(Error::ConnectionClosed) => Poll::Ready(Ok(())),
-                Err(Error::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
-                Err(err) => Poll::Ready(Err(err)),
-            }
+        std::future::poll_fn(|cx| match frame.take() {
+            Some(frame) => self.with(cx, |ws| written(ws.close(frame))),
+            None => self.poll_flush_theirs(cx),
         })
         .await
+    }
+
+    /// Writes out what tungstenite holds (a pong, the close frame).
+    fn poll_flush_theirs(&mut self, cx: &Context<'_>) -> Poll<Result<(), Error>> {
+        self.with(cx, |ws| written(ws.flush()))
     }
 }
 
