@@ -33,12 +33,6 @@ use tokio_util::sync::CancellationToken;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, Utf8Bytes};
 
-/// Frames taken from the outbox at a time: under load, as many as are queued up to this go out
-/// in one (vectored) write; when idle, each frame goes out at once. At most a quarter of the
-/// outbox, so that a peer that stops reading holds at most that many frames more than its
-/// outbox before it counts as too slow.
-const WRITE_BATCH: usize = 256;
-
 /// Batches written in one turn before the task lets its other work (reading) have a go.
 const WRITE_ROUNDS: usize = 8;
 
@@ -361,7 +355,12 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Conn<'_, Io> {
     /// Moves queued frames from the outbox into the socket and writes them, a batch at a time.
     /// Ready only when writing failed; otherwise the task is woken when there is more to write.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), tungstenite::Error>> {
-        let batch = WRITE_BATCH.min(self.inbox.max_capacity() / 4).max(1);
+        // Frames taken from the outbox at a time: under load, as many as are queued up to this
+        // go out in one (vectored) write; when idle, each frame goes out at once. A quarter of
+        // the outbox at most, as are the pieces the outbox holds, so that a peer that stops
+        // reading holds at most that many frames more than its outbox before it counts as too
+        // slow.
+        let batch = self.inbox.max_piece();
         for _ in 0..WRITE_ROUNDS {
             let room = batch.saturating_sub(self.socket.queued());
             if room > 0 {

@@ -57,6 +57,10 @@ impl CloseReason {
     }
 }
 
+/// The most frames in one piece of an outbox (see [`Outbox::max_piece`]): what a connection
+/// hands to one write at most, under load.
+pub const MAX_PIECE: usize = 256;
+
 /// A connection's number, unique for the life of the process.
 pub type ConnId = u64;
 
@@ -166,6 +170,10 @@ struct Shared {
 }
 
 impl Shared {
+    fn max_piece(&self) -> usize {
+        (self.capacity / 4).clamp(1, MAX_PIECE)
+    }
+
     /// Requests in flight at which the peer is no longer read from: half the outbox, so that
     /// their answers (acknowledgements come together, once a transaction commits) never fill
     /// it on their own.
@@ -176,8 +184,19 @@ impl Shared {
 
 #[derive(Default)]
 struct Queue {
+    /// Pieces of one or more frames each (see [`Frame::frames`]).
     frames: VecDeque<Frame>,
+    /// The frames `frames` holds, which the capacity bounds.
+    count: usize,
     closed: bool,
+}
+
+impl Queue {
+    fn pop_front(&mut self) -> Option<Frame> {
+        let frame = self.frames.pop_front()?;
+        self.count -= frame.frames();
+        Some(frame)
+    }
 }
 
 impl Shared {
@@ -190,16 +209,18 @@ impl Shared {
 }
 
 impl Outbox {
-    /// Queues `frame` unless the outbox is full or its connection has ended. Never waits.
+    /// Queues `frame` (one piece, of [`Frame::frames`] frames) unless that would overfill the
+    /// outbox or its connection has ended. Never waits.
     pub fn try_send(&self, frame: Frame) -> Result<(), TrySendError<Frame>> {
         let mut queue = self.shared.lock();
         if queue.closed {
             return Err(TrySendError::Closed(frame));
         }
-        if queue.frames.len() >= self.shared.capacity {
+        if queue.count + frame.frames() > self.shared.capacity {
             return Err(TrySendError::Full(frame));
         }
         let was_empty = queue.frames.is_empty();
+        queue.count += frame.frames();
         queue.frames.push_back(frame);
         drop(queue);
         // A queue that held frames already has a wake-up on the way (or a task writing them).
@@ -212,6 +233,14 @@ impl Outbox {
     /// The most frames the outbox holds.
     pub fn max_capacity(&self) -> usize {
         self.shared.capacity
+    }
+
+    /// The most frames one piece offered should hold: a quarter of the outbox, at most
+    /// [`MAX_PIECE`], so that a peer that stops reading is found out within its outbox and a
+    /// quarter (its connection moves whole pieces to the socket, a quarter of the outbox at a
+    /// time).
+    pub fn max_piece(&self) -> usize {
+        self.shared.max_piece()
     }
 
     /// A request of this peer's is on its way to the sequencer: in flight until the
@@ -244,8 +273,9 @@ impl Drop for InFlight {
 }
 
 impl Inbox {
-    /// Moves up to `limit` queued frames to the end of `batch`, oldest first, and returns how
-    /// many. When none is queued, the task in `cx` is woken by the next one.
+    /// Moves queued pieces to the end of `batch`, oldest first, until they hold `limit` frames
+    /// or more (the first piece goes whatever its size), and returns how many frames. When none
+    /// is queued, the task in `cx` is woken by the next one.
     pub fn poll_recv_many(
         &mut self,
         cx: &mut Context<'_>,
@@ -258,8 +288,16 @@ impl Inbox {
             self.shared.waker.register(cx.waker());
             return Poll::Pending;
         }
-        let n = queue.frames.len().min(limit);
-        batch.extend(queue.frames.drain(..n));
+        let (mut pieces, mut n) = (0, 0);
+        for frame in &queue.frames {
+            if n >= limit.max(1) {
+                break;
+            }
+            pieces += 1;
+            n += frame.frames();
+        }
+        queue.count -= n;
+        batch.extend(queue.frames.drain(..pieces));
         // Drained, the outbox gives its room back: an idle connection keeps none. Under
         // load it grows again from nothing each round: a few reallocations per round, not
         // one per frame.
@@ -269,9 +307,9 @@ impl Inbox {
         Poll::Ready(n)
     }
 
-    /// The most frames the outbox holds.
-    pub fn max_capacity(&self) -> usize {
-        self.shared.capacity
+    /// The most frames in one piece of the outbox: see [`Outbox::max_piece`].
+    pub fn max_piece(&self) -> usize {
+        self.shared.max_piece()
     }
 
     /// Whether the peer may be read from: not while half an outbox of its requests are in
@@ -281,9 +319,9 @@ impl Inbox {
         self.shared.in_flight.load(Ordering::Acquire) < self.shared.in_flight_limit()
     }
 
-    /// Takes the oldest queued frame, if any.
+    /// Takes the oldest queued piece, if any.
     pub fn try_recv(&mut self) -> Option<Frame> {
-        self.shared.lock().frames.pop_front()
+        self.shared.lock().pop_front()
     }
 
     /// Wakes the task in `cx` when the connection is asked to close (and when a frame
@@ -298,6 +336,7 @@ impl Drop for Inbox {
         let frames = {
             let mut queue = self.shared.lock();
             queue.closed = true;
+            queue.count = 0;
             std::mem::take(&mut queue.frames)
         };
         drop(frames); // outside the lock
@@ -308,7 +347,7 @@ impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let queue = self.shared.lock();
         f.debug_struct("Outbox")
-            .field("queued", &queue.frames.len())
+            .field("queued", &queue.count)
             .field("capacity", &self.shared.capacity)
             .field("closed", &queue.closed)
             .finish()
@@ -351,6 +390,32 @@ mod tests {
             outbox.try_send(text("d")),
             Err(TrySendError::Closed(_))
         ));
+    }
+
+    #[test]
+    fn an_outbox_counts_the_frames_of_its_pieces() {
+        let (outbox, mut inbox) = outbox(8);
+        assert_eq!(outbox.max_piece(), 2);
+        let run = crate::wire::Run::new(["a", "b", "c", "d", "e", "f"].map(text));
+        for piece in [0..2, 2..4, 4..6] {
+            outbox.try_send(run.slice(piece)).expect("room");
+        }
+        assert!(
+            matches!(outbox.try_send(run.slice(0..3)), Err(TrySendError::Full(_))),
+            "three frames more do not fit in eight"
+        );
+        outbox.try_send(run.slice(0..2)).expect("two do");
+        assert!(matches!(
+            outbox.try_send(text("x")),
+            Err(TrySendError::Full(_))
+        ));
+        // Whole pieces are taken until the limit is reached, the first whatever its size.
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut batch = VecDeque::new();
+        assert_eq!(inbox.poll_recv_many(&mut cx, &mut batch, 3), Poll::Ready(4));
+        assert_eq!(batch, [run.slice(0..2), run.slice(2..4)]);
+        assert_eq!(inbox.poll_recv_many(&mut cx, &mut batch, 1), Poll::Ready(2));
+        outbox.try_send(text("x")).expect("room again");
     }
 
     #[test]

@@ -5,16 +5,27 @@
 //! recipient: a broadcast is encoded once, each recipient's outbox holds a reference to it, and
 //! each connection hands the shared bytes to the kernel as they are, many frames per
 //! (vectored) write. Nothing is copied per recipient.
+//!
+//! Messages to a room that the sequencer delivers in one round are encoded back to back into
+//! one buffer ([`Run`]): a member takes one reference to the lot (or, for the round's own
+//! senders, to the stretches between their own messages), so the work per recipient is per
+//! round rather than per message.
 
 use bytes::{Buf, Bytes};
 use serde::Serialize;
+use std::ops::Range;
 
 /// The longest frame header: two bytes and a 64-bit length (server frames carry no mask).
 const MAX_HEADER: usize = 10;
 
-/// A complete server-to-client WebSocket frame: header and payload. Cheap to clone.
+/// One or more complete server-to-client WebSocket frames, back to back: headers and payloads.
+/// Cheap to clone.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Frame(Bytes);
+pub struct Frame {
+    bytes: Bytes,
+    /// How many WebSocket frames `bytes` holds.
+    frames: u32,
+}
 
 /// Final fragment, text.
 const TEXT: u8 = 0x81;
@@ -40,7 +51,11 @@ impl Frame {
 
     /// A ping with no payload.
     pub fn ping() -> Self {
-        Self(Bytes::from_static(&[PING, 0]))
+        Self::one(Bytes::from_static(&[PING, 0]))
+    }
+
+    fn one(bytes: Bytes) -> Self {
+        Self { bytes, frames: 1 }
     }
 
     /// Writes the header for the payload behind `MAX_HEADER` bytes of `buf` into the end of
@@ -69,35 +84,111 @@ impl Frame {
         // Without the spare room JSON serialization left, which a shared frame would keep.
         let mut bytes = Bytes::from(buf.into_boxed_slice());
         bytes.advance(start);
-        Self(bytes)
+        Self::one(bytes)
     }
 
-    /// The frame's bytes, as sent.
+    /// The bytes, as sent.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 
-    /// The payload, for frames the server itself made.
+    /// How many WebSocket frames these are: a connection's outbox counts frames, not pieces.
+    pub fn frames(&self) -> usize {
+        self.frames as usize
+    }
+
+    /// The payload of the first frame, for frames the server itself made.
     pub fn payload(&self) -> &[u8] {
-        let header = match self.0.get(1).map(|len| len & 0x7F) {
-            Some(126) => 4,
-            Some(127) => MAX_HEADER,
-            _ => 2,
+        let (header, len) = header(&self.bytes);
+        self.bytes.get(header..header + len).unwrap_or_default()
+    }
+}
+
+/// The header length and payload length of the server frame at the start of `bytes`.
+fn header(bytes: &[u8]) -> (usize, usize) {
+    match bytes.get(1).map(|len| len & 0x7F) {
+        Some(126) => {
+            let len = bytes
+                .get(2..4)
+                .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+            (4, usize::from(len))
+        }
+        Some(127) => {
+            let len = bytes
+                .get(2..MAX_HEADER)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_be_bytes);
+            (MAX_HEADER, usize::try_from(len).unwrap_or(usize::MAX))
+        }
+        Some(len) => (2, usize::from(len)),
+        None => (0, 0),
+    }
+}
+
+/// Frames encoded back to back into one buffer, to be shared in stretches: see [`Run::slice`].
+#[derive(Debug, Default)]
+pub struct Run {
+    bytes: Bytes,
+    /// Where each frame ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Run {
+    /// The frames of `frames`, in order, in one buffer (one copy of each).
+    pub fn new(frames: impl IntoIterator<Item = Frame>) -> Self {
+        let mut buf = Vec::new();
+        let mut ends = Vec::new();
+        for frame in frames {
+            buf.extend_from_slice(frame.as_bytes());
+            ends.push(buf.len());
+        }
+        Self {
+            bytes: Bytes::from(buf.into_boxed_slice()),
+            ends,
+        }
+    }
+
+    /// How many frames the run holds.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether the run holds no frame.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The frames numbered `range` (from 0, in the order given), as one [`Frame`] sharing the
+    /// run's buffer. An empty range gives an empty piece (zero frames).
+    pub fn slice(&self, range: Range<usize>) -> Frame {
+        let start = match range.start {
+            0 => 0,
+            i => self.ends[i - 1],
         };
-        self.0.get(header..).unwrap_or_default()
+        let end = match range.end {
+            0 => 0,
+            i => self.ends[i - 1],
+        };
+        Frame {
+            bytes: self.bytes.slice(start..end.max(start)),
+            frames: u32::try_from(range.len()).expect("a run holds fewer than 2³² frames"),
+        }
     }
 }
 
 impl std::fmt::Debug for Frame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match self.0.first() {
+        let kind = match self.bytes.first() {
             Some(&TEXT) => "Text",
             Some(&PING) => "Ping",
             _ => "Frame",
         };
-        f.debug_tuple(kind)
-            .field(&String::from_utf8_lossy(self.payload()))
-            .finish()
+        let mut tuple = f.debug_tuple(kind);
+        tuple.field(&String::from_utf8_lossy(self.payload()));
+        if self.frames > 1 {
+            tuple.field(&format_args!("and {} more", self.frames - 1));
+        }
+        tuple.finish()
     }
 }
 
@@ -131,6 +222,28 @@ mod tests {
             .collect();
         expected.push(Message::Ping(Default::default()));
         assert_eq!(read(wire), expected);
+    }
+
+    #[test]
+    fn a_run_is_shared_in_stretches_that_read_back_as_their_frames() {
+        let texts = ["a", "bb", &"c".repeat(200), "", "e"];
+        let run = Run::new(texts.iter().map(|t| Frame::text(t)));
+        assert_eq!(run.len(), 5);
+        let messages = |frame: Frame| {
+            let read = read(frame.as_bytes().to_vec());
+            assert_eq!(read.len(), frame.frames(), "the count matches the bytes");
+            read
+        };
+        let all: Vec<Message> = texts.iter().map(|t| Message::text(*t)).collect();
+        assert_eq!(messages(run.slice(0..5)), all);
+        assert_eq!(messages(run.slice(1..3)), all[1..3]);
+        assert_eq!(messages(run.slice(4..5)), all[4..5]);
+        let empty = run.slice(2..2);
+        assert_eq!((empty.frames(), empty.as_bytes().len()), (0, 0));
+        // The first frame's payload, whatever its header's size.
+        assert_eq!(run.slice(2..4).payload(), texts[2].as_bytes());
+        assert_eq!(format!("{:?}", run.slice(0..2)), r#"Text("a", and 1 more)"#);
+        assert!(Run::new([]).is_empty());
     }
 
     #[test]

@@ -482,3 +482,81 @@ async fn sigterm_closes_every_connection_with_a_reason_and_exits_cleanly() {
     let exit = binary.exit().await;
     assert!(exit.success(), "{exit:?}");
 }
+
+#[tokio::test]
+async fn bursts_from_several_senders_reach_every_member_in_order_and_never_their_sender() {
+    // Messages that reach the server together are delivered to a room together: each member
+    // gets the others' messages as one run, cut around its own, and in pieces of at most a
+    // quarter of the outbox (16 frames here).
+    let server = TestServer::with_config(server::Config {
+        outbox_frames: 64,
+        rate_per_sec: 0,
+        ..server::Config::default()
+    })
+    .await;
+    let senders = ["alice", "bob", "carol"];
+    let mut clients = Vec::new();
+    for nick in senders {
+        clients.push(server.native(nick).await);
+    }
+    let mut dave = server.native("dave").await;
+    let mut page = server.seed_group().await;
+    const EACH: usize = 16;
+    // Every sender's burst is written before any is read, so the server takes them together.
+    for i in 0..EACH {
+        for (nick, client) in senders.iter().zip(&mut clients) {
+            client
+                .send(&to_room(
+                    &format!("{nick}-{i}"),
+                    "lobby",
+                    &format!("{nick} {i}"),
+                ))
+                .await;
+        }
+    }
+    // What a reader got from each sender, in order, checking that ids only go up.
+    async fn messages_by_sender(
+        client: &mut common::Client,
+        count: usize,
+    ) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut by_sender = std::collections::BTreeMap::<String, Vec<String>>::new();
+        let mut last = 0;
+        for _ in 0..count {
+            let m = client.message().await;
+            assert!(m.id > last, "ids in order: {} after {last}", m.id);
+            last = m.id;
+            by_sender
+                .entry(m.from.to_string())
+                .or_default()
+                .push(m.text);
+        }
+        by_sender
+    }
+    let sent = |nick: &str| (0..EACH).map(|i| format!("{nick} {i}")).collect::<Vec<_>>();
+    let everyone: std::collections::BTreeMap<String, Vec<String>> =
+        senders.iter().map(|n| (n.to_string(), sent(n))).collect();
+    assert_eq!(messages_by_sender(&mut dave, 3 * EACH).await, everyone);
+    for (nick, client) in senders.iter().zip(&mut clients) {
+        let mut others = everyone.clone();
+        others.remove(*nick);
+        assert_eq!(messages_by_sender(client, 2 * EACH).await, others, "{nick}");
+    }
+    // Had a sender's own message come back after the others', it would come before this.
+    dave.send(&to_room("d-1", "lobby", "the end")).await;
+    for client in &mut clients {
+        assert_eq!(client.message().await.text, "the end");
+    }
+    // The seed group page gets the same, as "name: text", in order.
+    let mut texts = std::collections::BTreeMap::<String, Vec<String>>::new();
+    while texts.values().map(Vec::len).sum::<usize>() < 3 * EACH {
+        let text = page.text().await;
+        if let Some((nick, said)) = text.split_once(": ") {
+            texts
+                .entry(nick.to_owned())
+                .or_default()
+                .push(said.to_owned());
+        }
+    }
+    assert_eq!(texts, everyone);
+    assert_eq!(page.text().await, "dave: the end");
+}

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Error, Message};
 
-/// The most frames handed to one write.
+/// The most pieces (of one or more frames each) handed to one write.
 const MAX_SLICES: usize = 256;
 
 /// A server's WebSocket over `Io`, polled from one task.
@@ -202,7 +202,7 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> WebSocket<Io> {
 
     /// Frames queued and not yet written whole.
     pub fn queued(&self) -> usize {
-        self.inner.get_ref().queued.len()
+        self.inner.get_ref().queued.iter().map(Frame::frames).sum()
     }
 
     /// Drops the queued frames not yet started.

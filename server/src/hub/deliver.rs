@@ -2,6 +2,7 @@
 //! protocol, and notices (edits, typing) to those who see the conversation.
 
 use super::*;
+use crate::wire::Run;
 
 impl Hub {
     /// Sends `frame` about a message of `author` in the conversation `target` to everyone who
@@ -86,87 +87,139 @@ impl Hub {
         }
     }
 
-    /// Delivers a stored message to everyone online who should see it but the sending
-    /// connection.
-    pub fn deliver(&self, from: ConnId, message: &ChatMessage) {
-        match &message.target {
-            Target::Room(room) => self.deliver_to_room(from, room, message),
-            Target::User(to) => {
-                // Every session of the recipient, and the sender's other sessions, so that
-                // each of their screens shows the conversation whole.
-                let sender_sessions = self
-                    .online
-                    .get(&message.from)
-                    .filter(|_| message.from != *to);
-                let sessions = self
-                    .online
-                    .get(to)
-                    .into_iter()
-                    .chain(sender_sessions)
-                    .flatten()
-                    .filter(|id| **id != from);
-                let (mut as_native, mut as_seed) = (None, None);
-                let mut delivered = 0;
-                for id in sessions {
-                    let Some(member) = self.conns.get(id) else {
-                        continue;
-                    };
-                    let frame = match member.peer.kind {
-                        PeerKind::Native => as_native
-                            .get_or_insert_with(|| native(&ServerFrame::Message(message.clone())))
-                            .clone(),
-                        PeerKind::SeedSingle | PeerKind::SeedGroup => as_seed
-                            .get_or_insert_with(|| seed(&seed_frame(message)))
-                            .clone(),
-                    };
-                    if offer(&member.peer, frame) == Offer::Queued {
-                        delivered += 1;
-                    }
+    /// Delivers messages, in order, to everyone online who should see them but the connection
+    /// each came from (`(from, message)`). Consecutive messages to one room go to its members
+    /// together (see [`deliver_run`](Self::deliver_run)); the members of a room do not change
+    /// between them, since every other request is carried out before or after a round of
+    /// messages.
+    pub fn deliver(&self, messages: &[(ConnId, ChatMessage)]) {
+        let mut rest = messages;
+        while let Some((first, _)) = rest.split_first() {
+            match &first.1.target {
+                Target::Room(room) => {
+                    let same = rest
+                        .iter()
+                        .take_while(|(_, m)| matches!(&m.target, Target::Room(r) if r == room))
+                        .count();
+                    let (run, after) = rest.split_at(same);
+                    self.deliver_run(room, run);
+                    rest = after;
                 }
-                self.metrics.deliveries.fetch_add(delivered, Relaxed);
+                Target::User(to) => {
+                    self.deliver_direct(first.0, to, &first.1);
+                    rest = &rest[1..];
+                }
             }
         }
     }
 
-    pub(super) fn deliver_to_room(&self, from: ConnId, room: &RoomName, message: &ChatMessage) {
-        let Some(members) = self.rooms.get(room) else {
-            return;
-        };
-        let mut as_native = None;
-        let mut as_text = None;
+    /// Delivers a direct message to every session of the recipient, and to the sender's other
+    /// sessions, so that each of their screens shows the conversation whole.
+    fn deliver_direct(&self, from: ConnId, to: &Nick, message: &ChatMessage) {
+        let sender_sessions = self
+            .online
+            .get(&message.from)
+            .filter(|_| message.from != *to);
+        let sessions = self
+            .online
+            .get(to)
+            .into_iter()
+            .chain(sender_sessions)
+            .flatten()
+            .filter(|id| **id != from);
+        let (mut as_native, mut as_seed) = (None, None);
         let mut delivered = 0;
-        for id in &members.members {
-            if *id == from {
-                continue;
-            }
+        for id in sessions {
             let Some(member) = self.conns.get(id) else {
                 continue;
             };
-            let msg = match member.peer.kind {
+            let frame = match member.peer.kind {
                 PeerKind::Native => as_native
                     .get_or_insert_with(|| native(&ServerFrame::Message(message.clone())))
                     .clone(),
-                // The seed group page shows text as it is: a guest's words are relayed
-                // verbatim, as the seed did; a named user's carry their name.
-                PeerKind::SeedGroup => as_text
-                    .get_or_insert_with(|| {
-                        // Only guests of the seed group page have reserved names (on any
-                        // node of a cluster).
-                        let text = if message.from.is_reserved() {
-                            message.text.clone()
-                        } else {
-                            format!("{}: {}", message.from, message.text)
-                        };
-                        Frame::text(&text)
-                    })
+                PeerKind::SeedSingle | PeerKind::SeedGroup => as_seed
+                    .get_or_insert_with(|| seed(&seed_frame(message)))
                     .clone(),
-                PeerKind::SeedSingle => continue,
             };
-            if offer(&member.peer, msg) == Offer::Queued {
+            if offer(&member.peer, frame) == Offer::Queued {
                 delivered += 1;
             }
         }
         self.metrics.deliveries.fetch_add(delivered, Relaxed);
+    }
+
+    /// Delivers messages to `room` (each `(from, message)`) to its members, each encoded once
+    /// per protocol into one [`Run`]: a member gets the run's frames as one piece (split at
+    /// its outbox's [`max_piece`](crate::peer::Outbox::max_piece)), or, if it sent some of
+    /// them, the stretches between its own. Per member that is one look-up and one outbox push
+    /// for the whole run rather than one per message.
+    fn deliver_run(&self, room: &RoomName, messages: &[(ConnId, ChatMessage)]) {
+        let Some(members) = self.rooms.get(room) else {
+            return;
+        };
+        let mut senders: Vec<ConnId> = messages.iter().map(|(from, _)| *from).collect();
+        senders.sort_unstable();
+        senders.dedup();
+        let mut as_native = None;
+        let mut as_text = None;
+        let mut delivered = 0;
+        for id in &members.members {
+            let Some(member) = self.conns.get(id) else {
+                continue;
+            };
+            let run = match member.peer.kind {
+                PeerKind::Native => as_native.get_or_insert_with(|| {
+                    Run::new(
+                        messages
+                            .iter()
+                            .map(|(_, m)| native(&ServerFrame::Message(m.clone()))),
+                    )
+                }),
+                PeerKind::SeedGroup => {
+                    as_text.get_or_insert_with(|| Run::new(messages.iter().map(|(_, m)| text(m))))
+                }
+                PeerKind::SeedSingle => continue,
+            };
+            let own = senders.binary_search(id).is_ok();
+            delivered += offer_run(&member.peer, run, |i| own && messages[i].0 == *id);
+        }
+        self.metrics.deliveries.fetch_add(delivered, Relaxed);
+    }
+}
+
+/// Offers the frames of `run` but those that `skip`, in pieces of at most the outbox's
+/// [`max_piece`](crate::peer::Outbox::max_piece), and returns how many frames were queued.
+/// Stops at the first piece refused (the peer too slow, and closed, or gone).
+fn offer_run(peer: &Peer, run: &Run, skip: impl Fn(usize) -> bool) -> u64 {
+    let max = peer.outbox.max_piece();
+    let mut queued = 0;
+    let mut start = 0;
+    while start < run.len() {
+        if skip(start) {
+            start += 1;
+            continue;
+        }
+        let mut end = start + 1;
+        while end < run.len() && end - start < max && !skip(end) {
+            end += 1;
+        }
+        if offer(peer, run.slice(start..end)) != Offer::Queued {
+            break;
+        }
+        queued += (end - start) as u64;
+        start = end;
+    }
+    queued
+}
+
+/// A room message as the seed group page shows it: text as it is. A guest's words are relayed
+/// verbatim, as the seed did; a named user's carry their name.
+fn text(message: &ChatMessage) -> Frame {
+    // Only guests of the seed group page have reserved names (on any node of a cluster).
+    if message.from.is_reserved() {
+        Frame::text(&message.text)
+    } else {
+        Frame::text(&format!("{}: {}", message.from, message.text))
     }
 }
 

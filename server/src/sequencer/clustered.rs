@@ -58,7 +58,7 @@ impl Worker {
             self.metrics.messages_stored.fetch_add(1, Relaxed);
             acknowledge(&send.peer, id, send.message.ts, send.offline, &send.message);
             let message = chat_message(id, send.quote, send.message);
-            self.hub.deliver(send.peer.id, &message);
+            self.hub.deliver(&[(send.peer.id, message)]);
             out.preset_id = Some(id);
             link.defer([out]);
         }
@@ -283,6 +283,7 @@ impl Worker {
             }
         };
         let mut delivered: BTreeMap<Nick, MsgId> = BTreeMap::new();
+        let mut fresh_messages = Vec::with_capacity(messages.len());
         for ((id, from, new, quote), fresh) in messages.into_iter().zip(stored) {
             if fresh {
                 self.metrics.messages_stored.fetch_add(1, Relaxed);
@@ -292,9 +293,10 @@ impl Worker {
                 {
                     delivered.insert(to.clone(), id);
                 }
-                self.hub.deliver(from, &message);
+                fresh_messages.push((from, message));
             }
         }
+        self.hub.deliver(&fresh_messages);
         let mut events = Vec::with_capacity(delivered.len());
         for (nick, up_to) in delivered {
             if let Err(err) = self.store.sync().mark_delivered(&nick, up_to) {

@@ -6,7 +6,9 @@ use super::*;
 
 impl Worker {
     /// Gives the queued sends their ids, delivers them and queues them for the store writer,
-    /// which acknowledges each once stored. A resend is only acknowledged again.
+    /// which acknowledges each once stored. A resend is only acknowledged again. The messages
+    /// are delivered together once all have their ids, so that consecutive ones to a room go
+    /// to its members as one run (see [`Hub::deliver`]).
     pub(super) fn flush_sends(&mut self) {
         if self.sends.is_empty() {
             return;
@@ -19,6 +21,7 @@ impl Worker {
         if lookups {
             self.resends.start_batch(&self.store);
         }
+        let mut delivered = Vec::with_capacity(sends.len());
         for send in sends {
             let PendingSend {
                 peer,
@@ -64,7 +67,7 @@ impl Worker {
                 edited: None,
                 deleted: false,
             };
-            self.hub.deliver(sender.peer.id, &chat);
+            delivered.push((sender.peer.id, chat));
             if let Some(client_id) = &message.client_id {
                 self.resends.note(id, &message.from, client_id);
             }
@@ -77,6 +80,7 @@ impl Worker {
         if lookups {
             self.resends.end_batch();
         }
+        self.hub.deliver(&delivered);
     }
 
     /// The id for a new message, or `None` when it is refused because too many messages wait
