@@ -16,7 +16,8 @@
 //!   stores delivered messages in batches on a thread of its own, retries a failed batch until
 //!   the store works again, and sends the acks once committed.
 //! - `peer`: the hub's handle on a connection.
-//! - `wire`: frames as the server writes them, encoded once and shared by their recipients.
+//! - `wire`: frames as the server writes them, encoded once and shared by their recipients; a
+//!   round's messages to a room encoded back to back, as one run.
 //! - `metrics`: counters served at `/metrics`.
 //! - `tls`: rustls for `https://` and `wss://`.
 //! - `cluster`: several nodes as one service through Redis; `cluster::event` holds what

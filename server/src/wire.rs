@@ -126,6 +126,9 @@ fn header(bytes: &[u8]) -> (usize, usize) {
 }
 
 /// Frames encoded back to back into one buffer, to be shared in stretches: see [`Run::slice`].
+///
+/// A stretch keeps the whole buffer alive. A room's member holds the run but its own messages,
+/// so that costs it at most its own messages more than the frames it holds.
 #[derive(Debug, Default)]
 pub struct Run {
     bytes: Bytes,
