@@ -81,7 +81,7 @@ impl Default for Config {
             max_frame_bytes: 64 * 1024,
             max_text_bytes: 16 * 1024,
             outbox_frames: 1024,
-            read_buffer_bytes: 1024,
+            read_buffer_bytes: 512,
             write_buffer_bytes: 64 * 1024,
             max_connections: 50_000,
             max_connections_per_ip: 64,
