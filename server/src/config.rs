@@ -21,7 +21,8 @@ pub struct Config {
     /// The WebSocket read buffer of each connection, allocated up front; larger messages grow
     /// it as needed.
     pub read_buffer_bytes: usize,
-    /// Most bytes of queued frames handed to one (vectored) write; a longer frame goes alone.
+    /// Most bytes of queued frames handed to one (vectored) write; a longer frame, or a longer
+    /// piece of a room's messages of one round (see `wire::Run`), goes alone.
     pub write_buffer_bytes: usize,
     /// The most WebSocket connections served at once; more are answered with 503.
     pub max_connections: usize,

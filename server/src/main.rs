@@ -71,8 +71,9 @@ struct Args {
     #[arg(long, default_value_t = Config::default().read_buffer_bytes)]
     read_buffer_bytes: usize,
 
-    /// Most bytes of queued frames handed to one write. Frames are encoded once and shared by
-    /// their recipients, so no write buffer is kept per connection.
+    /// Most bytes of queued frames handed to one write (a room's messages of one round go as
+    /// one piece, which may be longer). Frames are encoded once and shared by their
+    /// recipients, so no write buffer is kept per connection.
     #[arg(long, default_value_t = Config::default().write_buffer_bytes)]
     write_buffer_bytes: usize,
 

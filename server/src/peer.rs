@@ -273,9 +273,11 @@ impl Drop for InFlight {
 }
 
 impl Inbox {
-    /// Moves queued pieces to the end of `batch`, oldest first, until they hold `limit` frames
-    /// or more (the first piece goes whatever its size), and returns how many frames. When none
-    /// is queued, the task in `cx` is woken by the next one.
+    /// Moves the queued pieces that fit in `limit` frames to the end of `batch`, oldest first,
+    /// and returns how many frames. A piece never holds more than
+    /// [`max_piece`](Self::max_piece), so one always fits in that many; with less room, the
+    /// next piece may not fit (ready with 0). When none is queued, the task in `cx` is woken
+    /// by the next one.
     pub fn poll_recv_many(
         &mut self,
         cx: &mut Context<'_>,
@@ -288,9 +290,10 @@ impl Inbox {
             self.shared.waker.register(cx.waker());
             return Poll::Pending;
         }
+        let full_room = limit >= self.shared.max_piece();
         let (mut pieces, mut n) = (0, 0);
         for frame in &queue.frames {
-            if n >= limit.max(1) {
+            if n + frame.frames() > limit && !(pieces == 0 && full_room) {
                 break;
             }
             pieces += 1;
@@ -409,12 +412,13 @@ mod tests {
             outbox.try_send(text("x")),
             Err(TrySendError::Full(_))
         ));
-        // Whole pieces are taken until the limit is reached, the first whatever its size.
+        // Whole pieces are taken as long as they fit.
         let mut cx = Context::from_waker(Waker::noop());
         let mut batch = VecDeque::new();
-        assert_eq!(inbox.poll_recv_many(&mut cx, &mut batch, 3), Poll::Ready(4));
+        assert_eq!(inbox.poll_recv_many(&mut cx, &mut batch, 5), Poll::Ready(4));
         assert_eq!(batch, [run.slice(0..2), run.slice(2..4)]);
-        assert_eq!(inbox.poll_recv_many(&mut cx, &mut batch, 1), Poll::Ready(2));
+        assert_eq!(inbox.poll_recv_many(&mut cx, &mut batch, 1), Poll::Ready(0));
+        assert_eq!(inbox.poll_recv_many(&mut cx, &mut batch, 2), Poll::Ready(2));
         outbox.try_send(text("x")).expect("room again");
     }
 

@@ -100,7 +100,26 @@ impl Frame {
     /// The payload of the first frame, for frames the server itself made.
     pub fn payload(&self) -> &[u8] {
         let (header, len) = header(&self.bytes);
-        self.bytes.get(header..header + len).unwrap_or_default()
+        let end = header.saturating_add(len);
+        self.bytes.get(header..end).unwrap_or_default()
+    }
+
+    /// The frames that start before byte `at`: once `at` bytes of these frames are written,
+    /// what must still go out to finish the frame under way (the bytes before `at` included).
+    pub fn started_before(&self, at: usize) -> Self {
+        let (mut end, mut frames) = (0, 0);
+        while end < at && end < self.bytes.len() {
+            let (header, len) = header(&self.bytes[end..]);
+            end = end
+                .saturating_add(header)
+                .saturating_add(len)
+                .min(self.bytes.len());
+            frames += 1;
+        }
+        Self {
+            bytes: self.bytes.slice(..end),
+            frames,
+        }
     }
 }
 
@@ -127,8 +146,9 @@ fn header(bytes: &[u8]) -> (usize, usize) {
 
 /// Frames encoded back to back into one buffer, to be shared in stretches: see [`Run::slice`].
 ///
-/// A stretch keeps the whole buffer alive. A room's member holds the run but its own messages,
-/// so that costs it at most its own messages more than the frames it holds.
+/// A stretch keeps the whole buffer alive, so a connection holding any part of a run holds all
+/// of it: at most one round of a room's messages (the sequencer's batch) more than the frames
+/// it has yet to write.
 #[derive(Debug, Default)]
 pub struct Run {
     bytes: Bytes,
@@ -246,6 +266,17 @@ mod tests {
         // The first frame's payload, whatever its header's size.
         assert_eq!(run.slice(2..4).payload(), texts[2].as_bytes());
         assert_eq!(format!("{:?}", run.slice(0..2)), r#"Text("a", and 1 more)"#);
+        // A piece written up to a byte keeps the frames started before it, to be finished.
+        let piece = run.slice(1..5);
+        assert_eq!(piece.started_before(1), run.slice(1..2));
+        assert_eq!(
+            piece.started_before(4),
+            run.slice(1..2),
+            "\"bb\" is 4 bytes with its header"
+        );
+        assert_eq!(piece.started_before(5), run.slice(1..3));
+        assert_eq!(piece.started_before(piece.as_bytes().len() - 1), piece);
+        assert_eq!(piece.started_before(0).frames(), 0);
         assert!(Run::new([]).is_empty());
     }
 

@@ -560,3 +560,56 @@ async fn bursts_from_several_senders_reach_every_member_in_order_and_never_their
     assert_eq!(texts, everyone);
     assert_eq!(page.text().await, "dave: the end");
 }
+
+#[tokio::test]
+async fn an_ack_never_overtakes_an_older_message_to_its_sender() {
+    // A client resumes after the highest id it has, its own acknowledged messages included, so
+    // an ack that came before an older message would lose that message on a reconnect.
+    // Resends make the server store what is queued in the middle of a batch of sends.
+    let server = TestServer::with_config(server::Config {
+        rate_per_sec: 0,
+        ..server::Config::default()
+    })
+    .await;
+    let mut alice = server.native("alice").await;
+    let mut bob = server.native("bob").await;
+    const EACH: usize = 50;
+    for i in 0..EACH {
+        bob.send(&to_room(&format!("b-{i}"), "lobby", "from bob"))
+            .await;
+        let mine = to_room(&format!("a-{i}"), "lobby", "from alice");
+        alice.send(&mine).await;
+        alice.send(&mine).await;
+    }
+    let (mut acks, mut messages) = (0, 0);
+    let mut highest_message = 0;
+    let mut acked = Vec::new();
+    while acks < 2 * EACH || messages < EACH {
+        match alice.frame().await {
+            ServerFrame::Ack { id, .. } => {
+                acks += 1;
+                acked.push((id, highest_message));
+            }
+            ServerFrame::Message(m) => {
+                messages += 1;
+                assert!(m.id > highest_message, "bob's messages in order");
+                highest_message = m.id;
+            }
+            _ => {}
+        }
+    }
+    // bob's ids, all of them known now: none older than an ack may come after it.
+    bob.send(&to_room("b-end", "lobby", "end")).await;
+    let _ = alice.message().await;
+    let mut bobs = Vec::new();
+    for _ in 0..EACH {
+        bobs.push(bob.ack_id().await);
+    }
+    for (ack, seen) in acked {
+        let missing: Vec<_> = bobs.iter().filter(|&&b| b < ack && b > seen).collect();
+        assert!(
+            missing.is_empty(),
+            "ack {ack} came before bob's {missing:?}"
+        );
+    }
+}

@@ -205,11 +205,14 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> WebSocket<Io> {
         self.inner.get_ref().queued.iter().map(Frame::frames).sum()
     }
 
-    /// Drops the queued frames not yet started.
+    /// Drops the queued frames not yet started (a frame under way is finished).
     pub fn discard_queued(&mut self) {
         let io = self.inner.get_mut();
         let keep = usize::from(io.written > 0);
         io.queued.truncate(keep);
+        if let Some(first) = io.queued.front_mut() {
+            *first = first.started_before(io.written);
+        }
     }
 
     /// Writes the queued frames and flushes them: ready when all are out, or writing failed.

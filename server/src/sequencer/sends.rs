@@ -1,14 +1,19 @@
-//! Sends on a single node: each gets its id and is delivered at once, then stored behind by
-//! the store writer and acknowledged once committed; resends are answered from [`Resends`],
+//! Sends on a single node: each gets its id and is delivered with the rest of its batch, then
+//! stored behind by the store writer and acknowledged once committed; resends are answered from [`Resends`],
 //! or together with the message they repeat when it still waits for the store.
 
 use super::*;
 
 impl Worker {
     /// Gives the queued sends their ids, delivers them and queues them for the store writer,
-    /// which acknowledges each once stored. A resend is only acknowledged again. The messages
-    /// are delivered together once all have their ids, so that consecutive ones to a room go
-    /// to its members as one run (see [`Hub::deliver`]).
+    /// which acknowledges each once stored. A resend is only acknowledged again.
+    ///
+    /// The messages are delivered together once they have their ids, so that consecutive ones
+    /// to a room go to its members as one run (see [`Hub::deliver`]), and queued for the store
+    /// only after that: an ack, which may come as soon as its message is queued, never reaches
+    /// its sender before an older message of the same batch (a client resumes after the
+    /// highest id it has). A lookup that must first store what is queued delivers and queues
+    /// what the batch has so far before it, so that it finds those too.
     pub(super) fn flush_sends(&mut self) {
         if self.sends.is_empty() {
             return;
@@ -21,7 +26,7 @@ impl Worker {
         if lookups {
             self.resends.start_batch(&self.store);
         }
-        let mut delivered = Vec::with_capacity(sends.len());
+        let mut taken = Taken::default();
         for send in sends {
             let PendingSend {
                 peer,
@@ -31,7 +36,14 @@ impl Worker {
                 message,
             } = send;
             let earlier = match &message.client_id {
-                Some(client_id) => self.resends.find(&self.store, &message.from, client_id),
+                Some(client_id) => match self.resends.find(&message.from, client_id) {
+                    Ok(Lookup::Known(earlier)) => Ok(earlier),
+                    Ok(Lookup::AfterSync) => {
+                        self.deliver_and_queue(&mut taken);
+                        find_after_sync(&self.store, &message.from, client_id)
+                    }
+                    Err(err) => Err(err),
+                },
                 None => Ok(None),
             };
             let sender = Sender {
@@ -40,7 +52,7 @@ impl Worker {
                 _in_flight: in_flight,
             };
             let id = match earlier {
-                Ok(None) => self.take_id(&sender.peer, &message),
+                Ok(None) => self.take_id(&sender.peer, &message, taken.queued.len()),
                 Ok(Some(earlier)) => {
                     self.answer_resend(sender, message, earlier);
                     continue;
@@ -67,11 +79,11 @@ impl Worker {
                 edited: None,
                 deleted: false,
             };
-            delivered.push((sender.peer.id, chat));
+            taken.delivered.push((sender.peer.id, chat));
             if let Some(client_id) = &message.client_id {
                 self.resends.note(id, &message.from, client_id);
             }
-            self.store.push(Queued {
+            taken.queued.push(Queued {
                 id,
                 message,
                 after: sender,
@@ -80,13 +92,28 @@ impl Worker {
         if lookups {
             self.resends.end_batch();
         }
-        self.hub.deliver(&delivered);
+        self.deliver_and_queue(&mut taken);
+    }
+
+    /// Delivers the messages `taken` holds, then queues them for the store writer.
+    fn deliver_and_queue(&mut self, taken: &mut Taken) {
+        self.hub.deliver(&taken.delivered);
+        taken.delivered.clear();
+        for queued in taken.queued.drain(..) {
+            self.store.push(queued);
+        }
     }
 
     /// The id for a new message, or `None` when it is refused because too many messages wait
-    /// for a failing store (its sender is told).
-    fn take_id(&mut self, peer: &Peer, message: &NewMessage) -> Result<Option<MsgId>, StoreError> {
-        if self.store.is_full() {
+    /// for a failing store (its sender is told); `taken` messages of the batch, not yet queued
+    /// for the store, count as waiting.
+    fn take_id(
+        &mut self,
+        peer: &Peer,
+        message: &NewMessage,
+        taken: usize,
+    ) -> Result<Option<MsgId>, StoreError> {
+        if self.store.is_full_with(taken) {
             self.metrics.store_refused.fetch_add(1, Relaxed);
             let why = "the server cannot store messages at the moment; \
                        the message was not delivered, try again later";
@@ -268,36 +295,58 @@ impl Resends {
     }
 
     /// The message `from` sent before with `client_id`, if any, stored or waiting for the
-    /// store. Call it between [`start_batch`](Self::start_batch) and
-    /// [`end_batch`](Self::end_batch).
-    pub(super) fn find(
-        &mut self,
-        store: &Writer<Sender>,
-        from: &Nick,
-        client_id: &str,
-    ) -> Result<Option<Earlier>, StoreError> {
+    /// store, when that can be told without storing what is queued first; else
+    /// [`Lookup::AfterSync`]: then [`find_after_sync`] tells. Call it between
+    /// [`start_batch`](Self::start_batch) and [`end_batch`](Self::end_batch).
+    pub(super) fn find(&mut self, from: &Nick, client_id: &str) -> Result<Lookup, StoreError> {
         let key = self.key(from, client_id);
         let maybe = match &self.seen {
             Seen::All(all) => all.contains(&key),
             Seen::Queued { counts, reader, .. } => {
                 if !counts.contains_key(&key) {
                     let stored = reader.by_client_id(from, client_id)?;
-                    return Ok(stored.map(|(id, ts)| Earlier::Stored { id, ts }));
+                    let earlier = stored.map(|(id, ts)| Earlier::Stored { id, ts });
+                    return Ok(Lookup::Known(earlier));
                 }
                 true
             }
         };
-        if !maybe {
-            return Ok(None);
-        }
-        // Stores the queue first, unless the store fails: then the message may still wait.
-        let synced = store.sync();
-        if let Some((id, ts)) = store.find_queued(&synced, from, client_id) {
-            return Ok(Some(Earlier::Queued { id, ts }));
-        }
-        let stored = synced.by_client_id(from, client_id)?;
-        Ok(stored.map(|(id, ts)| Earlier::Stored { id, ts }))
+        Ok(if maybe {
+            Lookup::AfterSync
+        } else {
+            Lookup::Known(None)
+        })
     }
+}
+
+/// What [`Resends::find`] could tell.
+pub(super) enum Lookup {
+    /// The earlier message, or that there is none.
+    Known(Option<Earlier>),
+    /// Maybe one: ask [`find_after_sync`], which stores what is queued first.
+    AfterSync,
+}
+
+/// The message `from` sent before with `client_id`, if any, stored or waiting for the store;
+/// what is queued is stored first, unless the store fails: then the message may still wait.
+pub(super) fn find_after_sync(
+    store: &Writer<Sender>,
+    from: &Nick,
+    client_id: &str,
+) -> Result<Option<Earlier>, StoreError> {
+    let synced = store.sync();
+    if let Some((id, ts)) = store.find_queued(&synced, from, client_id) {
+        return Ok(Some(Earlier::Queued { id, ts }));
+    }
+    let stored = synced.by_client_id(from, client_id)?;
+    Ok(stored.map(|(id, ts)| Earlier::Stored { id, ts }))
+}
+
+/// Messages of a batch of sends with their ids, to be delivered and then queued for the store.
+#[derive(Default)]
+struct Taken {
+    delivered: Vec<(ConnId, ChatMessage)>,
+    queued: Vec<Queued<Sender>>,
 }
 
 /// A message sent before with the client id of a new one: its id and time.

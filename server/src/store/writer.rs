@@ -161,11 +161,17 @@ impl<A: Send + 'static> Writer<A> {
     /// retry under way). New messages are then refused. While the store works,
     /// [`push`](Self::push) stores them itself instead.
     pub fn is_full(&self) -> bool {
+        self.is_full_with(0)
+    }
+
+    /// Whether [`is_full`](Self::is_full) would hold with `more` messages pushed besides (a
+    /// batch the sequencer is about to hand over).
+    pub fn is_full_with(&self, more: usize) -> bool {
         if !self.shared.failing.load(Ordering::Acquire) {
             return false;
         }
         let queue = lock(&self.shared.queue);
-        queue.failing.is_some() && queue.items.len() + queue.writing >= self.shared.limit
+        queue.failing.is_some() && queue.items.len() + queue.writing + more >= self.shared.limit
     }
 
     /// The store, once every message queued so far is stored (by this thread if the writer
