@@ -89,7 +89,7 @@ impl Hub {
 
     /// Delivers messages, in order, to everyone online who should see them but the connection
     /// each came from (`(from, message)`). Consecutive messages to one room go to its members
-    /// together (see [`deliver_run`](Self::deliver_run)); the members of a room do not change
+    /// together, as one run of frames per protocol; the members of a room do not change
     /// between them, since every other request is carried out before or after a round of
     /// messages.
     pub fn deliver(&self, messages: &[(ConnId, ChatMessage)]) {
