@@ -194,6 +194,7 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
     });
     let cost = Cost::start(&run);
     let started = Instant::now();
+    let started_micros = payload::now_micros();
     let (sinks, readers): (Vec<_>, Vec<_>) = senders.into_iter().unzip();
     let sending =
         futures_util::future::join_all(sinks.into_iter().enumerate().map(|(j, mut sink)| {
@@ -259,7 +260,7 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
     let delivered = all.distinct;
     let window = all
         .last_at
-        .map(|t| t.duration_since(started.into_std()).as_secs_f64());
+        .map(|t| t.saturating_sub(started_micros) as f64 / 1e6);
     let mut report = Report::new("group", run.proto.name());
     report
         .param("servers", run.servers.len())
