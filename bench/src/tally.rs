@@ -154,33 +154,25 @@ where
     // When the message in hand was received. Messages that are there at once after it share
     // its time, for up to `SHARED_CLOCK` of them: one clock reading per burst, not per message.
     let mut received_at = 0;
+    // Messages since the last clock reading; a wait always takes a new one.
     let mut sharing = SHARED_CLOCK;
     loop {
-        let ready = match stream.next().now_or_never() {
-            Some(next) if sharing < SHARED_CLOCK => {
-                sharing += 1;
-                Some(next)
-            }
-            Some(next) => {
-                sharing = 1;
-                received_at = payload::now_micros();
-                Some(next)
-            }
-            None => None,
-        };
-        let next = match ready {
+        let next = match stream.next().now_or_never() {
             Some(next) => next,
             None => {
-                let next = tokio::select! {
+                sharing = SHARED_CLOCK;
+                tokio::select! {
                     biased;
                     next = stream.next() => next,
                     _ = stop.cancelled() => break,
-                };
-                sharing = 1;
-                received_at = payload::now_micros();
-                next
+                }
             }
         };
+        if sharing >= SHARED_CLOCK {
+            received_at = payload::now_micros();
+            sharing = 0;
+        }
+        sharing += 1;
         match next {
             Some(Ok(Message::Text(text))) => {
                 let Some(stamp) = payload::find(text.as_str()) else {

@@ -149,49 +149,42 @@ fn header(bytes: &[u8]) -> (usize, usize) {
 /// A stretch keeps the whole buffer alive, so a connection holding any part of a run holds all
 /// of it: at most one round of a room's messages (the sequencer's batch) more than the frames
 /// it has yet to write.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Run {
     bytes: Bytes,
-    /// Where each frame ends in `bytes`.
-    ends: Vec<usize>,
+    /// Where each frame starts in `bytes`, and then where the last one ends.
+    bounds: Vec<usize>,
 }
 
 impl Run {
     /// The frames of `frames`, in order, in one buffer (one copy of each).
     pub fn new(frames: impl IntoIterator<Item = Frame>) -> Self {
         let mut buf = Vec::new();
-        let mut ends = Vec::new();
+        let mut bounds = vec![0];
         for frame in frames {
             buf.extend_from_slice(frame.as_bytes());
-            ends.push(buf.len());
+            bounds.push(buf.len());
         }
         Self {
             bytes: Bytes::from(buf.into_boxed_slice()),
-            ends,
+            bounds,
         }
     }
 
     /// How many frames the run holds.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.bounds.len() - 1
     }
 
     /// Whether the run holds no frame.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.len() == 0
     }
 
     /// The frames numbered `range` (from 0, in the order given), as one [`Frame`] sharing the
     /// run's buffer. An empty range gives an empty piece (zero frames).
     pub fn slice(&self, range: Range<usize>) -> Frame {
-        let start = match range.start {
-            0 => 0,
-            i => self.ends[i - 1],
-        };
-        let end = match range.end {
-            0 => 0,
-            i => self.ends[i - 1],
-        };
+        let (start, end) = (self.bounds[range.start], self.bounds[range.end]);
         Frame {
             bytes: self.bytes.slice(start..end.max(start)),
             frames: u32::try_from(range.len()).expect("a run holds fewer than 2³² frames"),

@@ -93,22 +93,11 @@ impl Hub {
     /// between them, since every other request is carried out before or after a round of
     /// messages.
     pub fn deliver(&self, messages: &[(ConnId, ChatMessage)]) {
-        let mut rest = messages;
-        while let Some((first, _)) = rest.split_first() {
-            match &first.1.target {
-                Target::Room(room) => {
-                    let same = rest
-                        .iter()
-                        .take_while(|(_, m)| matches!(&m.target, Target::Room(r) if r == room))
-                        .count();
-                    let (run, after) = rest.split_at(same);
-                    self.deliver_run(room, run);
-                    rest = after;
-                }
-                Target::User(to) => {
-                    self.deliver_direct(first.0, to, &first.1);
-                    rest = &rest[1..];
-                }
+        let same_room = |(_, a): &(ConnId, ChatMessage), (_, b): &(ConnId, ChatMessage)| matches!((&a.target, &b.target), (Target::Room(x), Target::Room(y)) if x == y);
+        for run in messages.chunk_by(same_room) {
+            match &run[0].1.target {
+                Target::Room(room) => self.deliver_run(room, run),
+                Target::User(to) => self.deliver_direct(run[0].0, to, &run[0].1),
             }
         }
     }

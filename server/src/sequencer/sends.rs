@@ -1,6 +1,7 @@
 //! Sends on a single node: each gets its id and is delivered with the rest of its batch, then
-//! stored behind by the store writer and acknowledged once committed; resends are answered from [`Resends`],
-//! or together with the message they repeat when it still waits for the store.
+//! stored behind by the store writer and acknowledged once committed; resends are answered
+//! from [`Resends`], or together with the message they repeat when it still waits for the
+//! store.
 
 use super::*;
 
