@@ -52,9 +52,15 @@ impl Store {
 
     /// Direct messages to `nick` newer than the last one delivered to them, oldest first.
     pub fn undelivered(&self, nick: &Nick) -> Result<Vec<ChatMessage>, StoreError> {
+        // One range of the conversations' index per direct-chat partner (the key as
+        // `conversation` writes it).
         let mut stmt = self.conn.prepare_cached(&format!(
-            "{SELECT_MESSAGES} JOIN users u ON u.nick = m.recipient
-                 WHERE m.recipient = ?1 AND m.id > u.dm_seen ORDER BY m.id ASC"
+            "{SELECT_MESSAGES} JOIN users u ON u.nick = ?1 JOIN dm_partners d ON d.nick = ?1
+                 WHERE m.conv = CASE WHEN d.nick <= d.partner
+                                     THEN '@' || d.nick || ' @' || d.partner
+                                     ELSE '@' || d.partner || ' @' || d.nick END
+                   AND m.id > u.dm_seen AND m.recipient = ?1
+                 ORDER BY m.id ASC"
         ))?;
         collect(stmt.query(params![nick.as_str()])?)
     }
@@ -116,13 +122,26 @@ impl Store {
         self.index_pending()?;
         // The trigram index answers queries of three characters or more; shorter ones (a
         // two-character Chinese word) are matched by scanning.
-        let found = if text.chars().count() >= 3 {
-            let phrase = format!("\"{}\"", text.replace('"', "\"\""));
+        let found = if let Some(trigrams) = trigrams(text) {
+            // The index finds the messages holding every trigram of `text`, newest first and
+            // without sorting them all; the ones holding them apart are left out here.
+            let wanted = fold(text);
             let mut stmt = self.conn.prepare_cached(&format!(
                 "{SELECT_MESSAGES} JOIN messages_fts f ON f.rowid = m.id
-                 WHERE messages_fts MATCH ?3 AND {readable} ORDER BY m.id DESC LIMIT ?4"
+                 WHERE messages_fts MATCH ?3 AND {readable} ORDER BY f.rowid DESC"
             ))?;
-            collect(stmt.query(params![rooms, nick.as_str(), phrase, limit])?)?
+            let mut rows = stmt.query(params![rooms, nick.as_str(), trigrams])?;
+            let mut found = Vec::new();
+            while found.len() < limit as usize
+                && let Some(row) = rows.next()?
+            {
+                if let Some(message) = message(row)?
+                    && fold(&message.text).contains(&wanted)
+                {
+                    found.push(message);
+                }
+            }
+            found
         } else {
             let pattern = format!(
                 "%{}%",
@@ -212,48 +231,83 @@ fn by_client_id(
         .optional()?)
 }
 
+/// `text` with each letter in the lower case the full-text index compares in (letters whose
+/// lower case is more than one character are kept as they are).
+fn fold(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            let mut lower = c.to_lowercase();
+            match (lower.next(), lower.next()) {
+                (Some(l), None) => l,
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+/// A full-text query for the messages holding every trigram (three characters in a row) of
+/// `text`, each once; `None` when `text` is shorter than three characters.
+fn trigrams(text: &str) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut seen = std::collections::HashSet::new();
+    let terms: Vec<String> = chars
+        .windows(3)
+        .map(|w| fold(&w.iter().collect::<String>()))
+        .filter(|t| seen.insert(t.clone()))
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" AND "))
+}
+
 fn collect(mut rows: rusqlite::Rows<'_>) -> Result<Vec<ChatMessage>, StoreError> {
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        let id: i64 = row.get(0)?;
-        let sender: String = row.get(2)?;
-        let room: Option<String> = row.get(3)?;
-        let recipient: Option<String> = row.get(4)?;
-        // Rows are written by this server from validated names; a row that does not parse
-        // (edited by hand, say) is skipped rather than failing the whole page.
-        let target = match (room, recipient) {
-            (Some(room), _) => RoomName::parse(&room).ok().map(Target::Room),
-            (None, Some(to)) => Nick::parse(&to).ok().map(Target::User),
-            (None, None) => None,
-        };
-        let (Some(target), Ok(from)) = (target, Nick::parse(&sender)) else {
-            tracing::warn!(id, "skipping a stored message with invalid names");
-            continue;
-        };
-        let quoted: Option<i64> = row.get(8)?;
-        let reply_to = match quoted {
-            Some(qid) => {
-                let qfrom: String = row.get(9)?;
-                let deleted: bool = row.get(11)?;
-                let text: String = if deleted { String::new() } else { row.get(10)? };
-                Nick::parse(&qfrom).ok().map(|from| Quote {
-                    id: qid as MsgId,
-                    from,
-                    text,
-                })
-            }
-            None => None,
-        };
-        out.push(ChatMessage {
-            id: id as MsgId,
-            ts: row.get(1)?,
-            from,
-            target,
-            text: row.get(5)?,
-            reply_to,
-            edited: row.get(6)?,
-            deleted: row.get(7)?,
-        });
+        if let Some(message) = message(row)? {
+            out.push(message);
+        }
     }
     Ok(out)
+}
+
+/// The message in `row` (of `SELECT_MESSAGES`); `None` when its names do not parse.
+fn message(row: &rusqlite::Row<'_>) -> Result<Option<ChatMessage>, StoreError> {
+    let id: i64 = row.get(0)?;
+    let sender: String = row.get(2)?;
+    let room: Option<String> = row.get(3)?;
+    let recipient: Option<String> = row.get(4)?;
+    // Rows are written by this server from validated names; a row that does not parse
+    // (edited by hand, say) is skipped rather than failing the whole page.
+    let target = match (room, recipient) {
+        (Some(room), _) => RoomName::parse(&room).ok().map(Target::Room),
+        (None, Some(to)) => Nick::parse(&to).ok().map(Target::User),
+        (None, None) => None,
+    };
+    let (Some(target), Ok(from)) = (target, Nick::parse(&sender)) else {
+        tracing::warn!(id, "skipping a stored message with invalid names");
+        return Ok(None);
+    };
+    let quoted: Option<i64> = row.get(8)?;
+    let reply_to = match quoted {
+        Some(qid) => {
+            let qfrom: String = row.get(9)?;
+            let deleted: bool = row.get(11)?;
+            let text: String = if deleted { String::new() } else { row.get(10)? };
+            Nick::parse(&qfrom).ok().map(|from| Quote {
+                id: qid as MsgId,
+                from,
+                text,
+            })
+        }
+        None => None,
+    };
+    Ok(Some(ChatMessage {
+        id: id as MsgId,
+        ts: row.get(1)?,
+        from,
+        target,
+        text: row.get(5)?,
+        reply_to,
+        edited: row.get(6)?,
+        deleted: row.get(7)?,
+    }))
 }

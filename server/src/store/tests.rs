@@ -157,6 +157,24 @@ fn a_store_with_autoincrement_ids_is_migrated_and_keeps_its_counter() {
         )
         .expect("schema");
     assert!(!sql.contains("AUTOINCREMENT"), "{sql}");
+    let fts: String = store
+        .conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'messages_fts'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("index");
+    assert!(fts.contains("detail = none"), "{fts}");
+    let recipient_index: i64 = store
+        .conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'messages_by_recipient'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("indexes");
+    assert_eq!(recipient_index, 0);
     assert_eq!(store.id_floor().expect("floor"), 2);
     let ids = store
         .insert(&[room_message("alice", "more apples", 3)])
@@ -279,25 +297,29 @@ fn retention_by_age_removes_only_older_messages() {
 fn undelivered_direct_messages_wait_for_their_recipient() {
     let mut store = Store::open(&Location::Memory).expect("open");
     store.add_user(&nick("bob"), 0).expect("user");
-    let dm = |text: &str, delivered: bool| NewMessage {
+    // From partners whose names sort before and after bob's, in the order they were sent.
+    let dm = |from: &str, text: &str, delivered: bool| NewMessage {
         target: Target::User(nick("bob")),
         delivered_to: delivered.then(|| nick("bob")),
-        ..room_message("alice", text, 0)
+        ..room_message(from, text, 0)
     };
     store
         .insert(&[
-            dm("seen", true),
-            dm("while away", false),
-            dm("again", false),
+            dm("alice", "seen", true),
+            dm("alice", "while away", false),
+            dm("zoë", "from zoë", false),
+            super::tests::dm("bob", "alice", "sent by bob"),
+            room_message("alice", "to the room", 0),
+            dm("alice", "again", false),
         ])
         .expect("insert");
     let waiting = store.undelivered(&nick("bob")).expect("undelivered");
     assert_eq!(
         waiting.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
-        ["while away", "again"]
+        ["while away", "from zoë", "again"]
     );
     store
-        .mark_delivered(&nick("bob"), waiting[1].id)
+        .mark_delivered(&nick("bob"), waiting[2].id)
         .expect("mark");
     assert!(
         store
@@ -363,6 +385,44 @@ fn search_sees_messages_indexed_or_still_pending_with_their_edits_and_deletions(
         .conn
         .execute_batch("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
         .expect("the index matches the messages");
+}
+
+#[test]
+fn search_finds_a_text_only_where_it_stands_in_one_piece_in_any_case() {
+    let mut store = Store::open(&Location::Memory).expect("open");
+    let texts = [
+        "abc and then bcdef",
+        "ABCdef in capitals",
+        "Ärger im Büro",
+        "明天我们去北京开会",
+        "北京 is far, 开会 is long",
+        "she said \"hi there\" twice",
+        "aaaaaa",
+    ];
+    let batch: Vec<NewMessage> = texts.iter().map(|t| room_message("alice", t, 1)).collect();
+    store.insert(&batch).expect("insert");
+    let search = |text: &str| -> Vec<String> {
+        let found = store.search(&nick("alice"), &[RoomName::lobby()], text, MAX_PAGE);
+        found.expect("search").into_iter().map(|m| m.text).collect()
+    };
+    assert_eq!(search("abcdef"), ["ABCdef in capitals"]);
+    assert_eq!(search("ärger IM"), ["Ärger im Büro"]);
+    assert_eq!(search("北京开会"), ["明天我们去北京开会"]);
+    assert_eq!(search("\"hi there\""), ["she said \"hi there\" twice"]);
+    assert_eq!(search("aaaa"), ["aaaaaa"]);
+    assert!(search("aaaaaaa").is_empty());
+    // Newest first, and at most `limit`.
+    let more: Vec<NewMessage> = (0..5)
+        .map(|i| room_message("alice", &format!("abcdef {i}"), 2))
+        .collect();
+    store.insert(&more).expect("insert");
+    let found = store
+        .search(&nick("alice"), &[RoomName::lobby()], "abcdef", 3)
+        .expect("search");
+    assert_eq!(
+        found.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["abcdef 4", "abcdef 3", "abcdef 2"]
+    );
 }
 
 #[test]
