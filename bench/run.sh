@@ -148,6 +148,8 @@ case_ "reference-group-200x2-long-seed" reference group --proto seed --no-contro
     -k 8000 -s 64 --max-secs 120
 case_ "reference-group-1000x1-long-seed" reference group --proto seed --no-control -n 1000 -m 1 \
     -k 1000 -s 64 --max-secs 120
+case_ "reference-group-paced-seed" reference group --proto seed --no-control -n 200 -m 2 -k 200 \
+    -s 64 --rate 20 --max-secs 120
 case_ "reference-direct-seed" reference direct --proto seed --no-control -p 100 -k 1000 -s 64 \
     --max-secs 120
 
