@@ -118,43 +118,47 @@ impl Store {
         let readable = "(m.conv IN (SELECT value FROM json_each(?1))
                          OR (m.room IS NULL AND (m.sender = ?2 OR m.recipient = ?2)))
                         AND m.deleted = 0";
-        let limit = i64::from(limit.clamp(1, MAX_PAGE));
+        let limit = limit.clamp(1, MAX_PAGE) as usize;
         self.index_pending()?;
-        // The trigram index answers queries of three characters or more; shorter ones (a
-        // two-character Chinese word) are matched by scanning.
-        let found = if let Some(trigrams) = trigrams(text) {
-            // The index finds the messages holding every trigram of `text`, newest first and
-            // without sorting them all; the ones holding them apart are left out here.
-            let wanted = fold(text);
-            let mut stmt = self.conn.prepare_cached(&format!(
+        // The trigram index answers queries of three characters or more, newest first and
+        // without sorting every match; shorter ones (a two-character Chinese word) are
+        // matched by scanning. Either way the candidates' text is checked here: the index
+        // also finds messages holding the trigrams apart, and neither SQL can hold a NUL.
+        let (mut stmt, key) = if let Some(trigrams) = trigrams(text) {
+            let stmt = self.conn.prepare_cached(&format!(
                 "{SELECT_MESSAGES} JOIN messages_fts f ON f.rowid = m.id
                  WHERE messages_fts MATCH ?3 AND {readable} ORDER BY f.rowid DESC"
             ))?;
-            let mut rows = stmt.query(params![rooms, nick.as_str(), trigrams])?;
-            let mut found = Vec::new();
-            while found.len() < limit as usize
-                && let Some(row) = rows.next()?
-            {
-                if let Some(message) = message(row)?
-                    && fold(&message.text).contains(&wanted)
-                {
-                    found.push(message);
-                }
-            }
-            found
+            (stmt, trigrams)
         } else {
             let pattern = format!(
                 "%{}%",
-                text.replace('\\', "\\\\")
+                // SQL's LIKE reads a text up to its first NUL.
+                text.split('\0')
+                    .next()
+                    .unwrap_or_default()
+                    .replace('\\', "\\\\")
                     .replace('%', "\\%")
                     .replace('_', "\\_")
             );
-            let mut stmt = self.conn.prepare_cached(&format!(
+            let stmt = self.conn.prepare_cached(&format!(
                 "{SELECT_MESSAGES} WHERE m.text LIKE ?3 ESCAPE '\\' AND {readable}
-                 ORDER BY m.id DESC LIMIT ?4"
+                 ORDER BY m.id DESC"
             ))?;
-            collect(stmt.query(params![rooms, nick.as_str(), pattern, limit])?)?
+            (stmt, pattern)
         };
+        let wanted = fold(text);
+        let mut rows = stmt.query(params![rooms, nick.as_str(), key])?;
+        let mut found = Vec::new();
+        while found.len() < limit
+            && let Some(row) = rows.next()?
+        {
+            if let Some(message) = message(row)?
+                && fold(&message.text).contains(&wanted)
+            {
+                found.push(message);
+            }
+        }
         Ok(found)
     }
 
@@ -246,12 +250,14 @@ fn fold(text: &str) -> String {
 }
 
 /// A full-text query for the messages holding every trigram (three characters in a row) of
-/// `text`, each once; `None` when `text` is shorter than three characters.
+/// `text`, each once; `None` when `text` is shorter than three characters. Trigrams with a
+/// NUL, which a full-text query cannot hold, are left to the check of the text itself.
 fn trigrams(text: &str) -> Option<String> {
     let chars: Vec<char> = text.chars().collect();
     let mut seen = std::collections::HashSet::new();
     let terms: Vec<String> = chars
         .windows(3)
+        .filter(|w| !w.contains(&'\0'))
         .map(|w| fold(&w.iter().collect::<String>()))
         .filter(|t| seen.insert(t.clone()))
         .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))

@@ -398,6 +398,7 @@ fn search_finds_a_text_only_where_it_stands_in_one_piece_in_any_case() {
         "北京 is far, 开会 is long",
         "she said \"hi there\" twice",
         "aaaaaa",
+        "ab\0cd",
     ];
     let batch: Vec<NewMessage> = texts.iter().map(|t| room_message("alice", t, 1)).collect();
     store.insert(&batch).expect("insert");
@@ -411,6 +412,10 @@ fn search_finds_a_text_only_where_it_stands_in_one_piece_in_any_case() {
     assert_eq!(search("\"hi there\""), ["she said \"hi there\" twice"]);
     assert_eq!(search("aaaa"), ["aaaaaa"]);
     assert!(search("aaaaaaa").is_empty());
+    // A NUL, which no SQL text can hold, is matched too.
+    assert_eq!(search("ab\0cd"), ["ab\0cd"]);
+    assert_eq!(search("b\0"), ["ab\0cd"]);
+    assert!(search("\0\0\0").is_empty());
     // Newest first, and at most `limit`.
     let more: Vec<NewMessage> = (0..5)
         .map(|i| room_message("alice", &format!("abcdef {i}"), 2))
