@@ -60,6 +60,27 @@ def main(path):
             loads = [r["load"] for r in rows if "load" in r]
             load = f"{min(loads)}–{max(loads)}" if loads else "-"
             print(f"| {name} | {len(reports)} | {load} | " + " | ".join(cells) + " |")
+        print_by_thread(entries)
+
+
+def print_by_thread(entries):
+    """The server's CPU by thread (chat-bench's `…_by_thread` figures), medians, if reported."""
+    rows = []
+    for name, _rows, reports in entries:
+        per_run = [next((v for k, v in r["results"].items() if k.endswith("_by_thread")
+                         and isinstance(v, dict)), None) for r in reports]
+        per_run = [p for p in per_run if p]
+        if per_run:
+            rows.append((name, per_run))
+    if not rows:
+        return
+    threads = list(OrderedDict.fromkeys(t for _, runs in rows for run in runs for t in run))
+    print("\nServer CPU by thread, µs per delivery or forward (medians):\n")
+    print("| case | " + " | ".join(threads) + " |")
+    print("|---|" + "---|" * len(threads))
+    for name, runs in rows:
+        cells = [str(median([run.get(t, 0) for run in runs])) for t in threads]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 //! What the server processes cost, read from `/proc/<pid>`: CPU time (`stat`: utime + stime,
-//! all threads) and resident memory (`status`: VmRSS, VmHWM). With several processes (the nodes
-//! of a cluster), each figure is their sum.
+//! all threads, and each thread's in `task/<tid>/stat`) and resident memory (`status`: VmRSS,
+//! VmHWM). With several processes (the nodes of a cluster), each figure is their sum.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Clock ticks per second of `/proc/<pid>/stat` times. Linux fixes USER_HZ at 100 for every
@@ -32,6 +33,29 @@ impl Probe {
             let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
             parse_cpu_ticks(&stat).map(|ticks| ticks * (1_000_000 / TICKS_PER_SEC))
         })
+    }
+
+    /// CPU time of the processes' threads so far, in microseconds, summed by thread name (a
+    /// runtime's workers share one); `None` when there is no process or one is gone. A thread
+    /// that has ended is not counted.
+    pub fn thread_cpu_micros(&self) -> Option<BTreeMap<String, u64>> {
+        if self.dirs.is_empty() {
+            return None;
+        }
+        let mut by_name = BTreeMap::new();
+        for dir in &self.dirs {
+            for task in std::fs::read_dir(dir.join("task")).ok()?.flatten() {
+                // A thread may end between the listing and the read.
+                let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                    continue;
+                };
+                if let (Some(name), Some(ticks)) = (parse_name(&stat), parse_cpu_ticks(&stat)) {
+                    *by_name.entry(name.to_owned()).or_default() +=
+                        ticks * (1_000_000 / TICKS_PER_SEC);
+                }
+            }
+        }
+        Some(by_name)
     }
 
     /// Resident memory now, in KiB.
@@ -71,6 +95,12 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The command (thread) name from the text of a `stat` file: between the first `(` and the
+/// last `)`.
+fn parse_name(stat: &str) -> Option<&str> {
+    stat.get(stat.find('(')? + 1..stat.rfind(')')?)
+}
+
 fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with(key))?;
     line[key.len()..].split_whitespace().next()?.parse().ok()
@@ -91,6 +121,7 @@ mod tests {
         let stat = "4242 (chat server) (x) S 1 4242 4242 0 -1 4194560 1200 0 0 0 \
                     731 269 0 0 20 0 3 0 123456 1000000 2000 18446744073709551615";
         assert_eq!(parse_cpu_ticks(stat), Some(1000));
+        assert_eq!(parse_name(stat), Some("chat server) (x"));
     }
 
     #[test]
@@ -105,6 +136,16 @@ mod tests {
     fn this_process_can_be_probed_and_processes_add_up() {
         let probe = Probe::new(&[std::process::id()]);
         assert!(probe.cpu_micros().is_some());
+        // The test runner's threads include this one, named after the test.
+        let threads = probe.thread_cpu_micros().expect("this process's threads");
+        let me = std::thread::current()
+            .name()
+            .map(|n| n.chars().take(15).collect::<String>());
+        assert!(
+            me.is_some_and(|me| threads.contains_key(&me)),
+            "{threads:?}"
+        );
+        assert_eq!(Probe::new(&[]).thread_cpu_micros(), None);
         let rss = probe.rss_kib().expect("this process's memory");
         assert!(rss > 0);
         assert_eq!(Probe::new(&[]).rss_kib(), None);

@@ -2,7 +2,7 @@
 //! same text, `a` measures the round trip from the stamp and sends the next one. Every round trip
 //! is two forwards by the server.
 
-use super::{Cost, Run, mib};
+use super::{Cost, Run, mib, per_unit};
 use crate::Common;
 use crate::client::{self, Control, Proto, Ws};
 use crate::payload::{self, Stamp};
@@ -179,6 +179,7 @@ pub async fn run(args: &DirectArgs, run: Run) -> anyhow::Result<Report> {
         last_at = last_at.max(result.last_at);
     }
     let (cpu, own_cpu) = (cost.cpu_micros(&run), cost.own_cpu_micros());
+    let by_thread = cost.thread_cpu_micros(&run);
     let (rss, peak) = (run.probe.rss_kib(), run.probe.peak_rss_kib());
     bar.finish();
     stop.cancel();
@@ -210,6 +211,11 @@ pub async fn run(args: &DirectArgs, run: Run) -> anyhow::Result<Report> {
         .maybe("server_cpu_ms", cpu.map(|us| us / 1000), "ms")
         .maybe("server_cpu_us_per_forward", ratio(cpu, forwarded), "µs")
         .maybe("bench_cpu_us_per_forward", ratio(own_cpu, forwarded), "µs")
+        .maybe(
+            "server_cpu_us_per_forward_by_thread",
+            per_unit(by_thread, forwarded),
+            "µs",
+        )
         .maybe("server_rss_mib", mib(rss), "MiB")
         .maybe("server_peak_rss_mib", mib(peak), "MiB")
         .result(

@@ -7,7 +7,7 @@
 //! so `expected = M × K × (N + M − 1)`. Unpaced senders keep at most `--window` messages ahead
 //! of the slowest receiver, as people in a chat would; `--rate` paces each sender instead.
 
-use super::{Cost, Run, await_count, mib, within_window};
+use super::{Cost, Run, await_count, mib, per_unit, within_window};
 use crate::Common;
 use crate::client::{self, Control, Dialer, Proto, Ws};
 use crate::payload::{self, Stamp};
@@ -242,9 +242,16 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
         })
         .await;
         let cpu = (cost.cpu_micros(&run), cost.own_cpu_micros());
-        (ending, cpu, run.probe.rss_kib(), run.probe.peak_rss_kib())
+        let by_thread = cost.thread_cpu_micros(&run);
+        (
+            ending,
+            cpu,
+            by_thread,
+            run.probe.rss_kib(),
+            run.probe.peak_rss_kib(),
+        )
     };
-    let (_sinks, (ending, (cpu, own_cpu), rss, peak)) = tokio::join!(sending, waiting);
+    let (_sinks, (ending, (cpu, own_cpu), by_thread, rss, peak)) = tokio::join!(sending, waiting);
     bar.finish();
     stop.cancel();
 
@@ -291,6 +298,11 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
         .maybe("server_cpu_ms", cpu.map(|us| us / 1000), "ms")
         .maybe("server_cpu_us_per_delivery", ratio(cpu, delivered), "µs")
         .maybe("bench_cpu_us_per_delivery", ratio(own_cpu, delivered), "µs")
+        .maybe(
+            "server_cpu_us_per_delivery_by_thread",
+            per_unit(by_thread, delivered),
+            "µs",
+        )
         .maybe("server_rss_mib", mib(rss), "MiB")
         .maybe("server_peak_rss_mib", mib(peak), "MiB");
     report.result("server_errors", all.errors, "frames");

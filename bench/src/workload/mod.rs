@@ -9,6 +9,9 @@ pub mod stall;
 use crate::client::{Dialer, Proto};
 use crate::probe::Probe;
 use crate::progress::Bar;
+use crate::report::ratio;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -160,6 +163,7 @@ pub async fn within_window(
 #[derive(Debug, Clone)]
 pub struct Cost {
     cpu_before: Option<u64>,
+    threads_before: Option<BTreeMap<String, u64>>,
     /// This process (the load generator), which shares the machine's cores with the server.
     own: Probe,
     own_before: Option<u64>,
@@ -171,6 +175,7 @@ impl Cost {
         let own = Probe::new(&[std::process::id()]);
         Self {
             cpu_before: run.probe.cpu_micros(),
+            threads_before: run.probe.thread_cpu_micros(),
             own_before: own.cpu_micros(),
             own,
         }
@@ -181,10 +186,33 @@ impl Cost {
         Some(run.probe.cpu_micros()?.saturating_sub(self.cpu_before?))
     }
 
+    /// Server CPU microseconds used since [`start`](Self::start) by each kind of thread.
+    pub fn thread_cpu_micros(&self, run: &Run) -> Option<BTreeMap<String, u64>> {
+        let before = self.threads_before.as_ref()?;
+        let now = run.probe.thread_cpu_micros()?;
+        Some(
+            now.into_iter()
+                .map(|(name, us)| {
+                    let used = us.saturating_sub(before.get(&name).copied().unwrap_or(0));
+                    (name, used)
+                })
+                .collect(),
+        )
+    }
+
     /// CPU microseconds this load generator used since [`start`](Self::start).
     pub fn own_cpu_micros(&self) -> Option<u64> {
         Some(self.own.cpu_micros()?.saturating_sub(self.own_before?))
     }
+}
+
+/// Each thread kind's CPU microseconds per unit (a delivery, a forward), as a JSON object.
+pub fn per_unit(by_thread: Option<BTreeMap<String, u64>>, units: u64) -> Option<Value> {
+    let per_unit = by_thread?
+        .into_iter()
+        .map(|(name, us)| Some((name, Value::from(ratio(Some(us), units)?))))
+        .collect::<Option<Map<String, Value>>>()?;
+    Some(Value::Object(per_unit))
 }
 
 /// KiB as MiB, to one decimal.
