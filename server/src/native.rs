@@ -115,8 +115,9 @@ impl Session for NativeSession {
             ClientFrame::Typing { target } => Op::Typing { target },
             ClientFrame::Search { text, limit } => {
                 let text = text.trim().to_owned();
-                if text.is_empty() || text.chars().count() > MAX_SEARCH_CHARS {
-                    let why = format!("search for 1 to {MAX_SEARCH_CHARS} characters");
+                if text.is_empty() || text.chars().count() > MAX_SEARCH_CHARS || text.contains('\0')
+                {
+                    let why = format!("search for 1 to {MAX_SEARCH_CHARS} characters, without NUL");
                     fail(peer, ErrorCode::BadFrame, why, None);
                     return None;
                 }

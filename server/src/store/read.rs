@@ -235,22 +235,38 @@ fn by_client_id(
         .optional()?)
 }
 
-/// `text` with each letter in the lower case the full-text index compares in (letters whose
-/// lower case is more than one character are kept as they are).
+/// `text` with each letter folded as the full-text index folds it: to lower case (letters
+/// whose lower case is more than one character are kept as they are), and the letters that
+/// Unicode case folding joins with another (final sigma, the micro sign, long s, …) to it.
 fn fold(text: &str) -> String {
     text.chars()
         .map(|c| {
             let mut lower = c.to_lowercase();
-            match (lower.next(), lower.next()) {
+            let c = match (lower.next(), lower.next()) {
                 (Some(l), None) => l,
                 _ => c,
+            };
+            match c {
+                'ς' => 'σ',
+                '\u{b5}' => 'μ',
+                'ſ' => 's',
+                'ϐ' => 'β',
+                'ϑ' => 'θ',
+                'ϕ' => 'φ',
+                'ϖ' => 'π',
+                'ϰ' => 'κ',
+                'ϱ' => 'ρ',
+                'ϵ' => 'ε',
+                '\u{345}' | '\u{1fbe}' => 'ι',
+                'ẛ' => 'ṡ',
+                c => c,
             }
         })
         .collect()
 }
 
 /// A full-text query for the messages holding every trigram (three characters in a row) of
-/// `text`, each once; `None` when `text` is shorter than three characters. Trigrams with a
+/// `text` (as written: the index folds the query itself), each once; `None` when `text` is shorter than three characters. Trigrams with a
 /// NUL, which a full-text query cannot hold, are left to the check of the text itself.
 fn trigrams(text: &str) -> Option<String> {
     let chars: Vec<char> = text.chars().collect();
@@ -258,7 +274,7 @@ fn trigrams(text: &str) -> Option<String> {
     let terms: Vec<String> = chars
         .windows(3)
         .filter(|w| !w.contains(&'\0'))
-        .map(|w| fold(&w.iter().collect::<String>()))
+        .map(|w| w.iter().collect::<String>())
         .filter(|t| seen.insert(t.clone()))
         .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
         .collect();

@@ -399,6 +399,9 @@ fn search_finds_a_text_only_where_it_stands_in_one_piece_in_any_case() {
         "she said \"hi there\" twice",
         "aaaaaa",
         "ab\0cd",
+        "ο δρόμος είναι ΜΑΚΡΎΣ",
+        "ᏣᎳᎩ",
+        "5µm wide",
     ];
     let batch: Vec<NewMessage> = texts.iter().map(|t| room_message("alice", t, 1)).collect();
     store.insert(&batch).expect("insert");
@@ -411,6 +414,11 @@ fn search_finds_a_text_only_where_it_stands_in_one_piece_in_any_case() {
     assert_eq!(search("北京开会"), ["明天我们去北京开会"]);
     assert_eq!(search("\"hi there\""), ["she said \"hi there\" twice"]);
     assert_eq!(search("aaaa"), ["aaaaaa"]);
+    // Letters the index folds together, or leaves as they are, are found as it finds them.
+    assert_eq!(search("ΔΡΌΜΟΣ"), ["ο δρόμος είναι ΜΑΚΡΎΣ"]);
+    assert_eq!(search("μακρύς"), ["ο δρόμος είναι ΜΑΚΡΎΣ"]);
+    assert_eq!(search("ᏣᎳᎩ"), ["ᏣᎳᎩ"]);
+    assert_eq!(search("5μm"), ["5µm wide"]);
     assert!(search("aaaaaaa").is_empty());
     // A NUL, which no SQL text can hold, is matched too.
     assert_eq!(search("ab\0cd"), ["ab\0cd"]);
