@@ -153,8 +153,9 @@ impl Store {
         while found.len() < limit
             && let Some(row) = rows.next()?
         {
-            if let Some(message) = message(row)?
-                && fold(&message.text).contains(&wanted)
+            // The text is checked before the rest of the row is read.
+            if fold(row.get_ref(5)?.as_str().map_err(rusqlite::Error::from)?).contains(&wanted)
+                && let Some(message) = message(row)?
             {
                 found.push(message);
             }
@@ -266,8 +267,9 @@ fn fold(text: &str) -> String {
 }
 
 /// A full-text query for the messages holding every trigram (three characters in a row) of
-/// `text` (as written: the index folds the query itself), each once; `None` when `text` is shorter than three characters. Trigrams with a
-/// NUL, which a full-text query cannot hold, are left to the check of the text itself.
+/// `text` (as written: the index folds the query itself), each once; `None` when `text` is
+/// shorter than three characters. Trigrams with a NUL, which a full-text query cannot hold,
+/// are left to the check of the text itself.
 fn trigrams(text: &str) -> Option<String> {
     let chars: Vec<char> = text.chars().collect();
     let mut seen = std::collections::HashSet::new();

@@ -15,6 +15,19 @@ impl Store {
     }
 }
 
+/// The `CREATE` statement of table, index or trigger `name`, if the store has it.
+fn schema_of(store: &Store, name: &str) -> Option<String> {
+    store
+        .conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = ?1",
+            [name],
+            |row| row.get(0),
+        )
+        .optional()
+        .expect("schema")
+}
+
 fn room_message(from: &str, text: &str, ts: i64) -> NewMessage {
     NewMessage {
         from: nick(from),
@@ -148,33 +161,11 @@ fn a_store_with_autoincrement_ids_is_migrated_and_keeps_its_counter() {
         .expect("old schema");
     }
     let mut store = Store::open(&Location::Dir(dir.path().to_owned())).expect("open");
-    let sql: String = store
-        .conn
-        .query_row(
-            "SELECT sql FROM sqlite_master WHERE name = 'messages'",
-            [],
-            |row| row.get(0),
-        )
-        .expect("schema");
+    let sql = schema_of(&store, "messages").expect("messages");
     assert!(!sql.contains("AUTOINCREMENT"), "{sql}");
-    let fts: String = store
-        .conn
-        .query_row(
-            "SELECT sql FROM sqlite_master WHERE name = 'messages_fts'",
-            [],
-            |row| row.get(0),
-        )
-        .expect("index");
+    let fts = schema_of(&store, "messages_fts").expect("index");
     assert!(fts.contains("detail = none"), "{fts}");
-    let recipient_index: i64 = store
-        .conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'messages_by_recipient'",
-            [],
-            |row| row.get(0),
-        )
-        .expect("indexes");
-    assert_eq!(recipient_index, 0);
+    assert_eq!(schema_of(&store, "messages_by_recipient"), None);
     assert_eq!(store.id_floor().expect("floor"), 2);
     let ids = store
         .insert(&[room_message("alice", "more apples", 3)])
