@@ -15,7 +15,8 @@
 //!
 //! This file holds the commands and the loop that takes them; the work is in
 //! - `login`: logins, resumes, registering a name, `whois`;
-//! - `requests`: history, sends, edits, read markers, typing, search;
+//! - `requests`: history, sends, edits, read markers, typing;
+//! - `searches`: search, on a thread of its own;
 //! - `sends`: ids, delivery and the store writer's acks on a single node, and resends;
 //! - `clustered`: the same through the Redis log, and events shared with other nodes.
 
@@ -36,8 +37,10 @@ use tokio::sync::mpsc;
 mod clustered;
 mod login;
 mod requests;
+mod searches;
 mod sends;
 
+use searches::Searches;
 use sends::{Resends, Sender, acknowledge, chat_message, committed};
 
 /// Commands taken from the queue and handled before the next look at it; their sends share
@@ -174,6 +177,10 @@ impl Sequencer {
         let applied = position(&cursor);
         let floor = store.id_floor().map_err(std::io::Error::other)?;
         let resends = Resends::new(&store).map_err(std::io::Error::other)?;
+        let searches = match store.reader().map_err(std::io::Error::other)? {
+            Some(reader) => Some(Searches::start(reader)?),
+            None => None,
+        };
         let store = Writer::start(store, config.max_unstored, {
             let metrics = metrics.clone();
             // A connection with several messages in a transaction is woken once for their acks.
@@ -203,6 +210,7 @@ impl Sequencer {
             next_id: floor + 1,
             reserved: floor,
             resends,
+            searches,
             sends: Vec::new(),
             typing_sent: std::collections::HashMap::new(),
             applied,
@@ -278,6 +286,8 @@ struct Worker {
     reserved: MsgId,
     /// Finds resends of messages already delivered.
     resends: Resends,
+    /// The search thread; `None` in memory, where the sequencer searches itself.
+    searches: Option<Searches>,
     /// Sends decided and waiting to be delivered and stored together.
     sends: Vec<PendingSend>,
     /// When each connection last passed on typing in each conversation.
@@ -457,7 +467,7 @@ impl Worker {
             Op::Edit { id, text } => self.change(&peer, id, Some(text)),
             Op::Delete { id } => self.change(&peer, id, None),
             Op::Read { target, up_to } => self.read(&peer, target, up_to),
-            Op::Search { text, limit } => self.search(&peer, text, limit),
+            Op::Search { text, limit } => self.search(&peer, in_flight, text, limit),
             Op::Login {
                 nick,
                 resume,

@@ -10,20 +10,22 @@
 //! behind a lock; a [`Reader`] looks up resends on a connection of its own.
 //!
 //! The full-text index is brought up to date in batches: a stored message is first noted in
-//! `fts_pending` (in its own transaction), and the pending ones are indexed together once
-//! [`FTS_BATCH`] messages or [`FTS_BATCH_BYTES`] of text have gathered, before every search,
-//! and at open. Indexing one message per
-//! transaction cost more than all the rest of storing it (FTS5 writes a segment per commit).
+//! `fts_pending` (in the transaction that stores it), and the pending ones are indexed together
+//! once [`FTS_BATCH`] messages or [`FTS_BATCH_BYTES`] of text have gathered, and at open; a
+//! search reads the pending ones directly. Indexing one message per transaction cost more
+//! than all the rest of storing it (FTS5 writes a segment per commit).
 //!
 //! This file opens the store and keeps its ids and `meta` values; the rest is in
 //! - `schema`: the tables and the migrations from older stores;
 //! - `write`: storing messages, edits, deletions, read and delivery markers, retention;
-//! - `read`: history, catch-up, search, unread counts, resends by client id, [`Reader`];
+//! - `read`: history, catch-up, unread counts, resends by client id, [`Reader`];
+//! - `search`: search, in the index and in the messages waiting for it;
 //! - `users`: who has logged in, registered names, last seen, direct-chat partners;
 //! - [`writer`]: the thread that stores delivered messages behind the sequencer.
 
 mod read;
 mod schema;
+mod search;
 mod users;
 mod write;
 pub mod writer;

@@ -4,6 +4,7 @@ mod common;
 
 use common::{Client, TestServer, lobby, to_room, to_user};
 use protocol::{ClientFrame, ErrorCode, MsgId, ServerFrame, Target};
+use server::Config;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -224,7 +225,21 @@ async fn search(client: &mut Client, text: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn search_finds_english_and_chinese_only_where_the_user_may_read() {
-    let server = TestServer::start().await;
+    search_finds_only_what_the_user_may_read(Config::default()).await;
+}
+
+#[tokio::test]
+async fn search_on_disk_runs_beside_the_chat_and_sees_every_message_sent_before_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    search_finds_only_what_the_user_may_read(Config {
+        store: server::store::Location::Dir(dir.path().to_owned()),
+        ..Config::default()
+    })
+    .await;
+}
+
+async fn search_finds_only_what_the_user_may_read(config: Config) {
+    let server = TestServer::with_config(config).await;
     let mut alice = server.native("alice").await;
     let mut bob = server.native("bob").await;
     let mut carol = server.native("carol").await;
@@ -269,6 +284,21 @@ async fn search_finds_english_and_chinese_only_where_the_user_may_read() {
         ]
     );
     assert!(search(&mut carol, "nothing like this").await.is_empty());
+    // A message carol has seen delivered is found, even before its sender has its ack.
+    alice
+        .send(&to_room("5", "lobby", "a quarterly update, just sent"))
+        .await;
+    carol
+        .frame_where(|f| matches!(f, ServerFrame::Message(m) if m.text.ends_with("just sent")))
+        .await;
+    assert_eq!(
+        search(&mut carol, "quarterly").await,
+        [
+            "a quarterly update, just sent",
+            "The Quarterly report is ready"
+        ]
+    );
+    server.stop().await;
 }
 
 #[tokio::test]

@@ -165,8 +165,15 @@ impl Worker {
         nick: &Nick,
         resume: Vec<Cursor>,
     ) -> Result<(), crate::store::StoreError> {
-        let undelivered = self.store.sync().undelivered(nick)?;
-        let Some(last) = undelivered.last().map(|m| m.id) else {
+        let (undelivered, newest) = {
+            let store = self.store.sync();
+            (
+                store.undelivered(nick)?,
+                store.newest_direct_past_mark(nick)?,
+            )
+        };
+        // Past what is delivered now, and past the user's own messages too.
+        let Some(last) = newest.max(undelivered.last().map(|m| m.id)) else {
             return self.resume(peer, nick, resume, BTreeMap::new());
         };
         if peer.kind == PeerKind::SeedSingle {

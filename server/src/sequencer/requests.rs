@@ -1,5 +1,5 @@
 //! Requests about conversations: history, sending (queued for the next flush), quoting,
-//! edits and deletions, read markers and unread counts, typing notices and search.
+//! edits and deletions, read markers and unread counts, and typing notices.
 
 use super::*;
 
@@ -285,32 +285,6 @@ impl Worker {
                 ts,
             };
             link.publish_typing(&event);
-        }
-    }
-
-    pub(super) fn search(&mut self, peer: &Peer, text: String, limit: Option<u32>) {
-        let Some(nick) = self.hub.nick_of(peer.id).cloned() else {
-            let err = HubError::NotLoggedIn;
-            return fail(peer, err.code(), &err.to_string(), None);
-        };
-        let rooms = self.hub.rooms_of(peer.id);
-        match self
-            .store
-            .sync()
-            .search(&nick, &rooms, &text, limit.unwrap_or(DEFAULT_PAGE))
-        {
-            Ok(results) => {
-                offer(peer, native(&ServerFrame::SearchResults { text, results }));
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "search failed");
-                fail(
-                    peer,
-                    ErrorCode::Internal,
-                    "the search failed; try again",
-                    None,
-                );
-            }
         }
     }
 }

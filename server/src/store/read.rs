@@ -1,5 +1,5 @@
 //! Reading stored messages: history, catch-up of direct messages, single messages, unread
-//! counts, search, and the look-up of a resend by its client id (also on a [`Reader`]).
+//! counts, search (in `search`), and the look-up of a resend by its client id (also on a [`Reader`]).
 
 use super::{MAX_PAGE, Store, StoreError};
 use protocol::{ChatMessage, MsgId, Nick, Quote, RoomName, Target};
@@ -7,8 +7,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::time::Duration;
 
+/// The key of the direct chat of `d.nick` and `d.partner` (of `dm_partners`), as
+/// [`conversation`](super::conversation) writes it.
+const DIRECT_CONV: &str = "CASE WHEN d.nick <= d.partner THEN '@' || d.nick || ' @' || d.partner
+                               ELSE '@' || d.partner || ' @' || d.nick END";
+
 /// The columns `collect` reads, with the quoted message of a reply.
-const SELECT_MESSAGES: &str = "SELECT m.id, m.ts, m.sender, m.room, m.recipient, m.text,
+pub(super) const SELECT_MESSAGES: &str = "SELECT m.id, m.ts, m.sender, m.room, m.recipient, m.text,
     m.edited_ts, m.deleted, q.id, q.sender, substr(q.text, 1, 100), q.deleted
     FROM messages m LEFT JOIN messages q ON q.id = m.reply_to";
 
@@ -52,17 +57,32 @@ impl Store {
 
     /// Direct messages to `nick` newer than the last one delivered to them, oldest first.
     pub fn undelivered(&self, nick: &Nick) -> Result<Vec<ChatMessage>, StoreError> {
-        // One range of the conversations' index per direct-chat partner (the key as
-        // `conversation` writes it).
+        // One range of the conversations' index per direct-chat partner.
         let mut stmt = self.conn.prepare_cached(&format!(
             "{SELECT_MESSAGES} JOIN users u ON u.nick = ?1 JOIN dm_partners d ON d.nick = ?1
-                 WHERE m.conv = CASE WHEN d.nick <= d.partner
-                                     THEN '@' || d.nick || ' @' || d.partner
-                                     ELSE '@' || d.partner || ' @' || d.nick END
-                   AND m.id > u.dm_seen AND m.recipient = ?1
+                 WHERE m.conv = {DIRECT_CONV} AND m.id > u.dm_seen AND m.recipient = ?1
                  ORDER BY m.id ASC"
         ))?;
         collect(stmt.query(params![nick.as_str()])?)
+    }
+
+    /// The newest message of `nick`'s direct chats, sent or received, if it is newer than
+    /// their delivery mark. Once their login has had what [`undelivered`](Self::undelivered)
+    /// found, the mark moves to it, so the next login does not read their own messages again.
+    pub fn newest_direct_past_mark(&self, nick: &Nick) -> Result<Option<MsgId>, StoreError> {
+        // One look at the end of each direct chat in the conversations' index.
+        let (seen, newest): (Option<i64>, Option<i64>) = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT (SELECT dm_seen FROM users WHERE nick = ?1),
+                        (SELECT max((SELECT max(m.id) FROM messages m WHERE m.conv = {DIRECT_CONV}))
+                         FROM dm_partners d WHERE d.nick = ?1)"
+            ))?
+            .query_row(params![nick.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(match (seen, newest) {
+            (Some(seen), Some(newest)) if newest > seen => Some(newest as MsgId),
+            _ => None,
+        })
     }
 
     /// One stored message, with the key of its conversation.
@@ -110,57 +130,7 @@ impl Store {
         text: &str,
         limit: u32,
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        let rooms: Vec<String> = rooms.iter().map(|r| format!("#{r}")).collect();
-        let rooms = serde_json::to_string(&rooms).map_err(|e| StoreError::Corrupt {
-            path: self.path.clone(),
-            detail: e.to_string(),
-        })?;
-        let readable = "(m.conv IN (SELECT value FROM json_each(?1))
-                         OR (m.room IS NULL AND (m.sender = ?2 OR m.recipient = ?2)))
-                        AND m.deleted = 0";
-        let limit = limit.clamp(1, MAX_PAGE) as usize;
-        self.index_pending()?;
-        // The trigram index answers queries of three characters or more, newest first and
-        // without sorting every match; shorter ones (a two-character Chinese word) are
-        // matched by scanning. Either way the candidates' text is checked here: the index
-        // also finds messages holding the trigrams apart, and neither SQL can hold a NUL.
-        let (mut stmt, key) = if let Some(trigrams) = trigrams(text) {
-            let stmt = self.conn.prepare_cached(&format!(
-                "{SELECT_MESSAGES} JOIN messages_fts f ON f.rowid = m.id
-                 WHERE messages_fts MATCH ?3 AND {readable} ORDER BY f.rowid DESC"
-            ))?;
-            (stmt, trigrams)
-        } else {
-            let pattern = format!(
-                "%{}%",
-                // SQL's LIKE reads a text up to its first NUL.
-                text.split('\0')
-                    .next()
-                    .unwrap_or_default()
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
-            let stmt = self.conn.prepare_cached(&format!(
-                "{SELECT_MESSAGES} WHERE m.text LIKE ?3 ESCAPE '\\' AND {readable}
-                 ORDER BY m.id DESC"
-            ))?;
-            (stmt, pattern)
-        };
-        let wanted = fold(text);
-        let mut rows = stmt.query(params![rooms, nick.as_str(), key])?;
-        let mut found = Vec::new();
-        while found.len() < limit
-            && let Some(row) = rows.next()?
-        {
-            // The text is checked before the rest of the row is read.
-            if fold(row.get_ref(5)?.as_str().map_err(rusqlite::Error::from)?).contains(&wanted)
-                && let Some(message) = message(row)?
-            {
-                found.push(message);
-            }
-        }
-        Ok(found)
+        super::search::search(&self.conn, nick, rooms, text, limit)
     }
 
     /// A connection of its own to the same database for looking up resends while the writer
@@ -212,6 +182,18 @@ impl Reader {
         }
     }
 
+    /// [`Store::search`] in what was committed last (in one snapshot: its own, or that of the
+    /// transaction [`begin`](Self::begin) opened).
+    pub fn search(
+        &self,
+        nick: &Nick,
+        rooms: &[RoomName],
+        text: &str,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        super::search::search(&self.conn, nick, rooms, text, limit)
+    }
+
     /// The message `from` sent with `client_id`, if committed: its id and time.
     pub fn by_client_id(
         &self,
@@ -236,53 +218,6 @@ fn by_client_id(
         .optional()?)
 }
 
-/// `text` with each letter folded as the full-text index folds it: to lower case (letters
-/// whose lower case is more than one character are kept as they are), and the letters that
-/// Unicode case folding joins with another (final sigma, the micro sign, long s, …) to it.
-fn fold(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            let mut lower = c.to_lowercase();
-            let c = match (lower.next(), lower.next()) {
-                (Some(l), None) => l,
-                _ => c,
-            };
-            match c {
-                'ς' => 'σ',
-                '\u{b5}' => 'μ',
-                'ſ' => 's',
-                'ϐ' => 'β',
-                'ϑ' => 'θ',
-                'ϕ' => 'φ',
-                'ϖ' => 'π',
-                'ϰ' => 'κ',
-                'ϱ' => 'ρ',
-                'ϵ' => 'ε',
-                '\u{345}' | '\u{1fbe}' => 'ι',
-                'ẛ' => 'ṡ',
-                c => c,
-            }
-        })
-        .collect()
-}
-
-/// A full-text query for the messages holding every trigram (three characters in a row) of
-/// `text` (as written: the index folds the query itself), each once; `None` when `text` is
-/// shorter than three characters. Trigrams with a NUL, which a full-text query cannot hold,
-/// are left to the check of the text itself.
-fn trigrams(text: &str) -> Option<String> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut seen = std::collections::HashSet::new();
-    let terms: Vec<String> = chars
-        .windows(3)
-        .filter(|w| !w.contains(&'\0'))
-        .map(|w| w.iter().collect::<String>())
-        .filter(|t| seen.insert(t.clone()))
-        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
-        .collect();
-    (!terms.is_empty()).then(|| terms.join(" AND "))
-}
-
 fn collect(mut rows: rusqlite::Rows<'_>) -> Result<Vec<ChatMessage>, StoreError> {
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
@@ -294,7 +229,7 @@ fn collect(mut rows: rusqlite::Rows<'_>) -> Result<Vec<ChatMessage>, StoreError>
 }
 
 /// The message in `row` (of `SELECT_MESSAGES`); `None` when its names do not parse.
-fn message(row: &rusqlite::Row<'_>) -> Result<Option<ChatMessage>, StoreError> {
+pub(super) fn message(row: &rusqlite::Row<'_>) -> Result<Option<ChatMessage>, StoreError> {
     let id: i64 = row.get(0)?;
     let sender: String = row.get(2)?;
     let room: Option<String> = row.get(3)?;

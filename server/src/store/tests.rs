@@ -309,6 +309,8 @@ fn undelivered_direct_messages_wait_for_their_recipient() {
         waiting.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
         ["while away", "from zoë", "again"]
     );
+    let newest = |store: &Store| store.newest_direct_past_mark(&nick("bob")).expect("newest");
+    assert_eq!(newest(&store), Some(waiting[2].id));
     store
         .mark_delivered(&nick("bob"), waiting[2].id)
         .expect("mark");
@@ -317,6 +319,27 @@ fn undelivered_direct_messages_wait_for_their_recipient() {
             .undelivered(&nick("bob"))
             .expect("undelivered")
             .is_empty()
+    );
+    assert_eq!(newest(&store), None);
+    // What bob sends himself moves nothing for him to receive, but the mark may pass it.
+    let sent = store
+        .insert(&[
+            super::tests::dm("bob", "zoë", "sent later"),
+            super::tests::dm("bob", "alice", "sent last"),
+        ])
+        .expect("insert");
+    assert!(
+        store
+            .undelivered(&nick("bob"))
+            .expect("undelivered")
+            .is_empty()
+    );
+    assert_eq!(newest(&store), Some(sent[1]));
+    assert_eq!(
+        store
+            .newest_direct_past_mark(&nick("nobody"))
+            .expect("newest"),
+        None
     );
 }
 
@@ -371,11 +394,51 @@ fn search_sees_messages_indexed_or_still_pending_with_their_edits_and_deletions(
         search("pears"),
         [format!("pears {}", ids[n]), format!("pears {}", ids[0])]
     );
-    assert_eq!(store.unindexed.get(), Unindexed::default());
+    // Searching left the pending messages (six, one pruned) to the next batch.
+    let pending: i64 = store
+        .conn
+        .query_row("SELECT count(*) FROM fts_pending", [], |row| row.get(0))
+        .expect("count");
+    assert_eq!(pending, 5);
     store
         .conn
         .execute_batch("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
         .expect("the index matches the messages");
+}
+
+#[test]
+fn a_reader_searches_what_was_committed_indexed_or_pending_newest_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(&Location::Dir(dir.path().to_owned())).expect("open");
+    let reader = store.reader().expect("reader").expect("on disk");
+    let search = |text: &str| -> Vec<String> {
+        let found = reader.search(&nick("alice"), &[RoomName::lobby()], text, 3);
+        found.expect("search").into_iter().map(|m| m.text).collect()
+    };
+    assert!(search("apples").is_empty());
+    // A full batch is indexed as it is stored; two more wait for the index.
+    let n = FTS_BATCH as usize;
+    let batch: Vec<NewMessage> = (0..n)
+        .map(|i| room_message("alice", &format!("{i} apples"), 1))
+        .collect();
+    store.insert(&batch).expect("insert");
+    store
+        .insert(&[
+            room_message("alice", "ripe APPLES", 2),
+            room_message("alice", "pears", 2),
+            room_message("alice", "green apples", 2),
+        ])
+        .expect("insert");
+    assert_eq!(store.unindexed.get().messages, 3);
+    assert_eq!(
+        search("apples"),
+        [
+            "green apples",
+            "ripe APPLES",
+            format!("{} apples", n - 1).as_str()
+        ]
+    );
+    assert_eq!(search("pear"), ["pears"]);
 }
 
 #[test]
