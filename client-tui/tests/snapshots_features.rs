@@ -183,7 +183,8 @@ fn unread_counts_from_the_server_in_the_list_and_title() {
         &mut app,
         ServerFrame::Unread {
             target: Target::Room(room("rust")),
-            count: 4,
+            // As many as the server counts: shown as "999+".
+            count: protocol::MAX_UNREAD,
             last_read: 3,
         },
     );

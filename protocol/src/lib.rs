@@ -24,5 +24,10 @@ pub const SUBPROTOCOL: &str = "chat.v1";
 /// The room that the seed's group chat page talks in, and that every user joins at login.
 pub const DEFAULT_ROOM: &str = "lobby";
 
+/// The highest `count` of a [`ServerFrame::Unread`]: a conversation with more unread messages
+/// is counted as this many (clients show "999+"), so a count costs the server the same however
+/// long ago the user last read.
+pub const MAX_UNREAD: u64 = 1000;
+
 /// The sender name of notices that the server itself writes to seed pages.
 pub const SYSTEM_NICK: &str = "system";

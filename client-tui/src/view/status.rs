@@ -133,10 +133,11 @@ pub fn draw_sidebar(app: &App, area: Rect, buf: &mut Buffer) {
             style = Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD);
             buf.set_style(Rect::new(area.x, y, list_width, 1), style);
         }
-        let count = if conv.unread > 0 {
-            format!(" {}", conv.unread.min(999))
-        } else {
-            String::new()
+        let count = match conv.unread {
+            0 => String::new(),
+            // The server counts up to `MAX_UNREAD`.
+            1..=999 => format!(" {}", conv.unread),
+            _ => " 999+".to_owned(),
         };
         let name_room = usize::from(list_width).saturating_sub(1 + count.width());
         let name = sanitize_line(&conv.key.to_string()).into_owned();
@@ -181,7 +182,10 @@ pub fn draw_title(app: &App, area: Rect, buf: &mut Buffer) {
         buf.set_stringn(x, area.y, &detail, usize::from(area.right() - x), dim);
     }
     if others_unread > 0 {
-        let text = format!("{others_unread} unread ");
+        let text = match others_unread {
+            1..=999 => format!("{others_unread} unread "),
+            _ => "999+ unread ".to_owned(),
+        };
         let ux = area.right().saturating_sub(text.width() as u16);
         if ux > x + detail.width() as u16 + 1 {
             buf.set_string(ux, area.y, text, Style::new().fg(Color::LightYellow));

@@ -109,15 +109,26 @@ impl Store {
         Ok(last.unwrap_or(0) as MsgId)
     }
 
-    /// How many messages of `conv` from others `nick` has not read, and their read marker.
+    /// How many messages of `conv` from others `nick` has not read, up to
+    /// [`MAX_UNREAD`](protocol::MAX_UNREAD), and their read marker.
     pub fn unread(&self, nick: &Nick, conv: &str) -> Result<(u64, MsgId), StoreError> {
         let last = self.last_read(nick, conv)?;
         let count: i64 = self
             .conn
             .prepare_cached(
-                "SELECT count(*) FROM messages WHERE conv = ?1 AND id > ?2 AND sender <> ?3 AND deleted = 0",
+                "SELECT count(*) FROM (
+                     SELECT 1 FROM messages
+                     WHERE conv = ?1 AND id > ?2 AND sender <> ?3 AND deleted = 0 LIMIT ?4)",
             )?
-            .query_row(params![conv, last as i64, nick.as_str()], |row| row.get(0))?;
+            .query_row(
+                params![
+                    conv,
+                    last as i64,
+                    nick.as_str(),
+                    protocol::MAX_UNREAD as i64
+                ],
+                |row| row.get(0),
+            )?;
         Ok((count as u64, last))
     }
 
@@ -144,6 +155,12 @@ impl Store {
             source,
         })?;
         conn.pragma_update(None, "query_only", true)?;
+        conn.pragma_update(None, "cache_size", -super::CACHE_KIB)?;
+        if let Ok(m) = std::env::var("MMAP")
+            && !m.is_empty()
+        {
+            conn.pragma_update(None, "mmap_size", m.parse::<i64>().unwrap_or(0))?;
+        }
         conn.busy_timeout(Duration::from_secs(5))?;
         Ok(Some(Reader { conn }))
     }

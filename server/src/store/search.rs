@@ -84,8 +84,9 @@ pub(super) fn search(
     )?;
     all.extend(found(
         &format!(
-            "{SELECT_MESSAGES} JOIN fts_pending p ON p.id = m.id
-             WHERE {readable} ORDER BY m.id DESC"
+            // `IN`: one look-up per pending message, not a scan of every message.
+            "{SELECT_MESSAGES} WHERE m.id IN (SELECT id FROM fts_pending) AND {readable}
+             ORDER BY m.id DESC"
         ),
         None,
     )?);

@@ -344,6 +344,29 @@ fn undelivered_direct_messages_wait_for_their_recipient() {
 }
 
 #[test]
+fn unread_counts_stop_at_the_most_a_client_shows() {
+    let mut store = Store::open(&Location::Memory).expect("open");
+    let cap = protocol::MAX_UNREAD as usize;
+    let batch: Vec<NewMessage> = (0..cap + 5)
+        .map(|i| room_message("alice", &format!("{i}"), 1))
+        .collect();
+    let ids = store.insert(&batch).expect("insert");
+    store
+        .insert(&[room_message("bob", "bob's own", 1)])
+        .expect("insert");
+    let unread = |store: &Store| store.unread(&nick("bob"), "#lobby").expect("unread");
+    assert_eq!(unread(&store), (protocol::MAX_UNREAD, 0));
+    store
+        .mark_read(&nick("bob"), "#lobby", ids[5])
+        .expect("read");
+    assert_eq!(unread(&store), (cap as u64 - 1, ids[5]));
+    assert_eq!(
+        store.unread(&nick("alice"), "#lobby").expect("unread"),
+        (1, 0)
+    );
+}
+
+#[test]
 fn search_sees_messages_indexed_or_still_pending_with_their_edits_and_deletions() {
     let mut store = Store::open(&Location::Memory).expect("open");
     let n = FTS_BATCH as usize;
