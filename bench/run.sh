@@ -37,7 +37,8 @@ free_port() {
 }
 
 # case NAME "SERVER ARGS" WORKLOAD BENCH ARGS...
-# SERVER ARGS `reference` runs `chat-bench reference-server` instead of chat-server.
+# SERVER ARGS `reference` runs `chat-bench reference-server` instead of chat-server. With FILL
+# set (chat-bench arguments), that run first goes against the same server, unmeasured.
 case_() {
     local name=$1 server_args=$2
     shift 2
@@ -58,6 +59,11 @@ case_() {
             (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
             sleep 0.05
         done
+        if [[ -n ${FILL:-} ]]; then
+            echo "== $name run $run: filling the store ($FILL)" >&2
+            # shellcheck disable=SC2086 # FILL is a word list
+            "$bench_bin" $FILL --addr "127.0.0.1:$port" --json --no-progress >/dev/null
+        fi
         echo "== $name run $run (server: $server_args)" >&2
         line=$("$bench_bin" "$@" --addr "127.0.0.1:$port" --server-pid "$pid" --json \
             --no-progress | tail -n 1) || line='null'
@@ -138,6 +144,16 @@ for proto in native seed; do
     case_ "group-1000x1-long-$proto" "$mem" group --proto "$proto" -n 1000 -m 1 -k 1000 -s 64 \
         --max-secs 120
 done
+
+# A long history: 300,000 messages in the lobby (three seed pages sending 100,000 each) before
+# the run. New users logging in (each told how many lobby messages they have not read), and the
+# paced fan-out while one user searches all the while for two letters that no message holds
+# (as a rare two-character Chinese word would be): each search reads the whole history.
+fill="group --proto seed -n 1 -m 3 -k 100000 -s 64 --max-secs 300"
+FILL=$fill case_ "history-idle-500-native" "$disk" idle --proto native -c 500 --hold-secs 1 \
+    --max-secs 120
+FILL=$fill case_ "history-paced-search-native" "$disk" group --proto native -n 200 -m 2 -k 200 \
+    -s 64 --rate 20 --search zq --max-secs 120
 
 # The yardstick: a minimal forwarder of the seed endpoints with no chat features at all.
 case_ "reference-group-200x2-seed" reference group --proto seed --no-control -n 200 -m 2 -k 2000 \

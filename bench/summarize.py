@@ -60,7 +60,25 @@ def main(path):
             loads = [r["load"] for r in rows if "load" in r]
             load = f"{min(loads)}–{max(loads)}" if loads else "-"
             print(f"| {name} | {len(reports)} | {load} | " + " | ".join(cells) + " |")
+        print_searches(entries)
         print_by_thread(entries)
+
+
+SEARCH_COLUMNS = ["searches", "search_p50_ms", "search_p99_ms", "search_max_ms"]
+
+
+def print_searches(entries):
+    """The searches of `group --search` made while the messages went, medians, if any."""
+    rows = [(name, reports) for name, _rows, reports in entries
+            if any("searches" in r["results"] for r in reports)]
+    if not rows:
+        return
+    print("\nSearches during the traffic (medians):\n")
+    print("| case | " + " | ".join(SEARCH_COLUMNS) + " |")
+    print("|---|" + "---|" * len(SEARCH_COLUMNS))
+    for name, reports in rows:
+        cells = [str(median([r["results"].get(c) for r in reports])) for c in SEARCH_COLUMNS]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 def print_by_thread(entries):

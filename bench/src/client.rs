@@ -129,6 +129,14 @@ pub async fn join(ws: &mut Ws, room: &str) -> anyhow::Result<()> {
     .with_context(|| format!("joining {room}"))
 }
 
+/// Sends `search` for `text` and waits for its results.
+pub async fn search(ws: &mut Ws, text: &str) -> anyhow::Result<()> {
+    send_json(ws, json!({"type": "search", "text": text, "limit": 50})).await?;
+    expect(ws, "search results", |v| v["type"] == "search_results")
+        .await
+        .with_context(|| format!("searching for {text:?}"))
+}
+
 async fn send_json(ws: &mut Ws, frame: Value) -> anyhow::Result<()> {
     ws.send(Message::text(frame.to_string()))
         .await

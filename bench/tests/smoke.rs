@@ -185,9 +185,13 @@ fn group_fan_out_loses_nothing_on_either_protocol() {
         let report = server.bench(
             "group",
             proto,
-            &["-n", "3", "-m", "1", "-k", "5", "--rate", "50"],
+            &[
+                "-n", "3", "-m", "1", "-k", "5", "--rate", "50", "--search", "zzz",
+            ],
         );
         assert_eq!(results(&report)["lost"], 0);
+        assert!(results(&report)["searches"].as_u64() >= Some(1), "{report}");
+        assert!(results(&report)["search_max_ms"].is_number(), "{report}");
     }
 }
 

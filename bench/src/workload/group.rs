@@ -6,15 +6,17 @@
 //! `lobby`. Every member but the sender gets each message (senders receive each other's too),
 //! so `expected = M × K × (N + M − 1)`. Unpaced senders keep at most `--window` messages ahead
 //! of the slowest receiver, as people in a chat would; `--rate` paces each sender instead.
+//! `--search` adds a client that searches all the while (see [`searching`]).
 
 use super::{Cost, Run, await_count, mib, per_unit, within_window};
 use crate::Common;
 use crate::client::{self, Control, Dialer, Proto, Ws};
 use crate::payload::{self, Stamp};
-use crate::report::{Report, ratio, round3};
+use crate::report::{Report, latency_histogram, ratio, round3};
 use crate::tally::{Counters, Tally, read_stamps};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -46,6 +48,11 @@ pub struct GroupArgs {
     /// Unpaced: most messages (all senders together) ahead of the slowest receiver.
     #[arg(long, default_value_t = 256)]
     pub window: u64,
+    /// While the messages go, one more (native) client searches what it can read (the lobby,
+    /// its direct chats) for this text, one search after another; reports how many it made
+    /// and how long they took.
+    #[arg(long)]
+    pub search: Option<String>,
 }
 
 /// A connected room member and the task counting what it receives.
@@ -182,6 +189,14 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
     added[0] += m;
     run.setup("seed members", await_seed_members(baseline, &added))
         .await?;
+    let searcher = match &args.search {
+        Some(text) => {
+            let nick = format!("{}-search", run.prefix);
+            let ws = run.setup("searcher", run.dialer.native(&nick)).await?;
+            Some(tokio::spawn(searching(ws, text.clone(), stop.clone())))
+        }
+        None => None,
+    };
     // Let join and presence notices of the setup drain before the traffic is measured.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -254,6 +269,10 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
     let (_sinks, (ending, (cpu, own_cpu), by_thread, rss, peak)) = tokio::join!(sending, waiting);
     bar.finish();
     stop.cancel();
+    let searches = match searcher {
+        Some(task) => Some(task.await??),
+        None => None,
+    };
 
     let mut all = Tally::new(0);
     let mut disconnected = Vec::new();
@@ -305,6 +324,14 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
         )
         .maybe("server_rss_mib", mib(rss), "MiB")
         .maybe("server_peak_rss_mib", mib(peak), "MiB");
+    if let Some(searches) = searches {
+        report
+            .result("searches", searches.len(), "searches")
+            .latency(
+                ["search_p50_ms", "search_p99_ms", "search_max_ms"],
+                &searches,
+            );
+    }
     report.result("server_errors", all.errors, "frames");
     if let Some(first) = disconnected.first() {
         report.result("first_disconnect", first.clone(), "");
@@ -313,4 +340,22 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
         report.result("first_server_error", error, "");
     }
     Ok(report)
+}
+
+/// Searches for `text` on `ws`, one search after another, until `stop` (at least once);
+/// the time each took, from sending it to its results, in microseconds.
+async fn searching(
+    mut ws: Ws,
+    text: String,
+    stop: CancellationToken,
+) -> anyhow::Result<Histogram<u64>> {
+    let mut took = latency_histogram();
+    loop {
+        let started = Instant::now();
+        client::search(&mut ws, &text).await?;
+        took.saturating_record(started.elapsed().as_micros() as u64);
+        if stop.is_cancelled() {
+            return Ok(took);
+        }
+    }
 }
