@@ -144,6 +144,9 @@ pub struct Store {
     path: PathBuf,
     /// Messages noted in `fts_pending` since the index was last brought up to date.
     unindexed: Cell<Unindexed>,
+    /// The conversations that got messages since retention last ran, once it has run: the
+    /// only ones that can have grown past its count.
+    grown: Option<std::collections::HashSet<String>>,
 }
 
 impl Store {
@@ -173,6 +176,7 @@ impl Store {
             conn,
             path,
             unindexed: Cell::default(),
+            grown: None,
         };
         store.check_and_migrate()?;
         // Messages stored before the last stop but not yet indexed.

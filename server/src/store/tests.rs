@@ -241,16 +241,18 @@ fn retention_by_count_keeps_the_newest_of_each_conversation() {
         ..room_message("alice", &format!("d{i}"), i)
     }));
     store.insert(&batch).expect("insert");
-    let removed = store
-        .prune(
-            Retention {
-                max_messages: Some(2),
-                max_age: None,
-            },
-            100,
-        )
-        .expect("prune");
-    assert_eq!(removed, 3 + 1);
+    let retention = Retention {
+        max_messages: Some(2),
+        max_age: None,
+    };
+    assert_eq!(store.prune(retention, 100).expect("prune"), 3 + 1);
+    // Later runs look at the conversations that got messages since: here the room.
+    let more: Vec<_> = (5..8)
+        .map(|i| room_message("alice", &format!("r{i}"), i))
+        .collect();
+    store.insert(&more).expect("insert");
+    assert_eq!(store.prune(retention, 100).expect("prune"), 3);
+    assert_eq!(store.prune(retention, 100).expect("prune"), 0);
     let texts = |conv: &str| -> Vec<String> {
         store
             .history(conv, None, None, 50)
@@ -260,7 +262,7 @@ fn retention_by_count_keeps_the_newest_of_each_conversation() {
             .map(|m| m.text)
             .collect()
     };
-    assert_eq!(texts("#lobby"), ["r3", "r4"]);
+    assert_eq!(texts("#lobby"), ["r6", "r7"]);
     assert_eq!(texts("@alice @bob"), ["d1", "d2"]);
 }
 
@@ -281,6 +283,15 @@ fn retention_by_age_removes_only_older_messages() {
     assert_eq!(
         left.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
         ["5000", "9000"]
+    );
+    assert_eq!(store.prune(retention, 10_000).expect("prune"), 0);
+    assert_eq!(store.prune(retention, 14_500).expect("prune"), 2);
+    assert!(
+        store
+            .history("#lobby", None, None, 50)
+            .expect("history")
+            .0
+            .is_empty()
     );
 }
 

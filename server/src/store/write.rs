@@ -43,9 +43,10 @@ impl Store {
             let mut delivered: std::collections::HashMap<&Nick, MsgId> = Default::default();
             for (id, m) in batch {
                 let (room, recipient) = room_and_recipient(&m.target);
+                let conv = conversation(&m.from, &m.target);
                 let new = insert.execute(params![
                     id as i64,
-                    conversation(&m.from, &m.target),
+                    conv,
                     m.ts,
                     m.from.as_str(),
                     room,
@@ -55,6 +56,11 @@ impl Store {
                     m.reply_to.map(|id| id as i64),
                 ])? == 1;
                 if new {
+                    if let Some(grown) = &mut self.grown
+                        && !grown.contains(&conv)
+                    {
+                        grown.insert(conv);
+                    }
                     pending.execute(params![id as i64])?;
                     if let Target::User(to) = &m.target {
                         partners.execute(params![m.from.as_str(), to.as_str()])?;
@@ -120,23 +126,60 @@ impl Store {
     }
 
     /// Deletes what `retention` says to, as of `now_ms`; returns how many messages went.
+    ///
+    /// It reads what it deletes and little more, so that it may run often on a long history.
+    /// By age: ids grow with time, so the old messages are the first ones, read in id order up
+    /// to the first that is not old (one stored with a later time, from a clock set back, holds
+    /// back those after it until it is old itself). By count: the first run goes through every
+    /// conversation, later ones through those that got messages since.
     pub fn prune(&mut self, retention: Retention, now_ms: i64) -> Result<usize, StoreError> {
         let mut removed = 0;
         if let Some(age) = retention.max_age {
             let cutoff = now_ms.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
-            removed += self
+            let mut stmt = self
                 .conn
-                .execute("DELETE FROM messages WHERE ts < ?1", params![cutoff])?;
+                .prepare_cached("SELECT id, ts FROM messages ORDER BY id")?;
+            let mut rows = stmt.query([])?;
+            let mut last_old = None;
+            while let Some(row) = rows.next()?
+                && row.get::<_, i64>(1)? < cutoff
+            {
+                last_old = Some(row.get::<_, i64>(0)?);
+            }
+            drop(rows);
+            if let Some(last_old) = last_old {
+                removed += self.conn.execute(
+                    "DELETE FROM messages WHERE id <= ?1 AND ts < ?2",
+                    params![last_old, cutoff],
+                )?;
+            }
         }
         if let Some(keep) = retention.max_messages {
-            removed += self.conn.execute(
-                "DELETE FROM messages WHERE id IN (
-                     SELECT id FROM (
-                         SELECT id, row_number() OVER (PARTITION BY conv ORDER BY id DESC) AS n
-                         FROM messages)
-                     WHERE n > ?1)",
-                params![i64::try_from(keep).unwrap_or(i64::MAX)],
-            )?;
+            let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+            match self.grown.replace(Default::default()) {
+                None => {
+                    removed += self.conn.execute(
+                        "DELETE FROM messages WHERE id IN (
+                             SELECT id FROM (
+                                 SELECT id, row_number() OVER (PARTITION BY conv ORDER BY id DESC)
+                                     AS n
+                                 FROM messages)
+                             WHERE n > ?1)",
+                        params![keep],
+                    )?;
+                }
+                Some(grown) => {
+                    // From the `keep + 1`th newest back, found in the conversations' index.
+                    let mut delete = self.conn.prepare_cached(
+                        "DELETE FROM messages WHERE conv = ?1 AND id <= (
+                             SELECT id FROM messages WHERE conv = ?1
+                             ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                    )?;
+                    for conv in grown {
+                        removed += delete.execute(params![conv, keep])?;
+                    }
+                }
+            }
         }
         Ok(removed)
     }
