@@ -392,15 +392,21 @@ fn search_sees_messages_indexed_or_still_pending_with_their_edits_and_deletions(
         room_message("alice", &text, 10_000)
     };
     // The first batch is indexed as it is stored; the next five wait for the index.
-    let mut ids = Vec::new();
+    let mut ids: Vec<MsgId> = Vec::new();
     for batch in [
         (0..n).map(apples).collect::<Vec<_>>(),
         (n..n + 5).map(apples).collect(),
     ] {
-        ids.extend(store.insert(&batch).expect("insert"));
+        let first = 100 + ids.len() as MsgId;
+        let batch_ids: Vec<MsgId> = (first..).take(batch.len()).collect();
+        store
+            .insert_at(batch_ids.iter().copied().zip(&batch))
+            .expect("insert");
+        ids.extend(batch_ids);
     }
+    // Stored last, but the oldest (as from another node): pending, and first for retention.
     store
-        .insert(&[room_message("alice", "old apples", 0)])
+        .insert_at([(1, &room_message("alice", "old apples", 0))])
         .expect("insert");
     assert_eq!(store.unindexed.get().messages, 6);
     // Edit and delete one indexed and one pending message; retention removes a pending one.
