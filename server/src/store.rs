@@ -7,7 +7,7 @@
 //! database runs in WAL mode with `synchronous = NORMAL`: a committed message survives the
 //! server being killed; a power cut may lose the last moments. The in-memory store runs
 //! without a rollback journal. The sequencer and the store writer ([`writer`]) share the store
-//! behind a lock; a [`Reader`] looks up resends on a connection of its own.
+//! behind a lock; a [`Reader`] looks up resends, or searches, on a connection of its own.
 //!
 //! The full-text index is brought up to date in batches: a stored message is first noted in
 //! `fts_pending` (in the transaction that stores it), and the pending ones are indexed together
@@ -247,7 +247,10 @@ impl Store {
 
     /// Brings the full-text index up to date with every stored message.
     fn index_pending(&self) -> Result<(), StoreError> {
-        self.conn.execute_batch(INDEX_PENDING)?;
+        // In one transaction: a message is in the index or pending, never both.
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute_batch(INDEX_PENDING)?;
+        tx.commit()?;
         self.unindexed.take();
         Ok(())
     }

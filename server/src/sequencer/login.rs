@@ -167,12 +167,15 @@ impl Worker {
     ) -> Result<(), crate::store::StoreError> {
         let (undelivered, newest) = {
             let store = self.store.sync();
-            (
-                store.undelivered(nick)?,
-                store.newest_direct_past_mark(nick)?,
-            )
+            // Past what is delivered now, and on a single node past the user's own messages
+            // too: every message up to the newest is stored by now. In a cluster, a message
+            // sent through a node cut off from Redis may come later with a lower id.
+            let newest = match self.cluster {
+                None => store.newest_direct_past_mark(nick)?,
+                Some(_) => None,
+            };
+            (store.undelivered(nick)?, newest)
         };
-        // Past what is delivered now, and past the user's own messages too.
         let Some(last) = newest.max(undelivered.last().map(|m| m.id)) else {
             return self.resume(peer, nick, resume, BTreeMap::new());
         };

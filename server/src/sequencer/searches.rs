@@ -1,18 +1,23 @@
 //! Searches, on a thread of their own when the store is on disk.
 //!
-//! A search may read many messages (a common text in a long history), and the sequencer
-//! carries every request in turn: on its thread, one slow search would hold up every message
-//! of the server. So the sequencer only stores what is still queued (a search sees every
-//! message delivered before it) and hands the search to the `search` thread, which reads the
-//! store on a [`Reader`] of its own and answers the peer itself. The peer's request counts in
-//! flight until it is answered. In memory, where no second connection sees the store, the
-//! sequencer searches itself.
+//! A search may read many messages (a rare text in a long history), and the sequencer carries
+//! every request in turn: on its thread, one slow search would hold up every message of the
+//! server. So the sequencer only stores what is still queued (a search sees every message
+//! delivered before it, unless the store is failing: see [`Writer::sync`]) and hands the
+//! search to the `search` thread, which reads the store on a [`Reader`] of its own and
+//! answers the peer itself. The peer's request counts in flight until it is answered. In
+//! memory, where no second connection sees the store, the sequencer searches itself.
 
 use super::*;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 /// Searches waiting for the search thread; more are refused until it catches up.
 const QUEUE: usize = 64;
+
+/// Searches of one connection waiting at a time, so that one client cannot fill the queue.
+const PER_CONNECTION: usize = 4;
 
 /// A search handed to the search thread.
 struct Job {
@@ -25,27 +30,85 @@ struct Job {
     limit: u32,
 }
 
-/// The search thread's queue; the thread ends when this is dropped, after the searches queued.
+/// The search thread and its queue. Dropping it ends the thread once it has answered the
+/// searches queued, and waits for that.
 pub(super) struct Searches {
-    jobs: SyncSender<Job>,
+    jobs: Option<SyncSender<Job>>,
+    /// Searches queued or under way, per connection.
+    waiting: Arc<Mutex<HashMap<ConnId, usize>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Searches {
     /// Starts the search thread over `reader`.
     pub(super) fn start(reader: Reader) -> std::io::Result<Self> {
         let (jobs, queue) = sync_channel(QUEUE);
-        std::thread::Builder::new()
-            .name("search".into())
-            .spawn(move || run(&reader, &queue))?;
-        Ok(Self { jobs })
+        let waiting = Arc::new(Mutex::new(HashMap::new()));
+        let thread = std::thread::Builder::new().name("search".into()).spawn({
+            let waiting = Arc::clone(&waiting);
+            move || run(&reader, &queue, &waiting)
+        })?;
+        Ok(Self {
+            jobs: Some(jobs),
+            waiting,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `job`, or says why not.
+    fn queue(&self, job: Job) -> Result<(), (ErrorCode, &'static str)> {
+        let conn = job.peer.id;
+        let mut waiting = lock(&self.waiting);
+        let mine = waiting.entry(conn).or_default();
+        if *mine >= PER_CONNECTION {
+            let why = "your searches are still running; wait for their results";
+            return Err((ErrorCode::RateLimited, why));
+        }
+        let stopping = (ErrorCode::ShuttingDown, "the server is shutting down");
+        let jobs = self.jobs.as_ref().ok_or(stopping)?;
+        match jobs.try_send(job) {
+            Ok(()) => {
+                *mine += 1;
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => Err((
+                ErrorCode::RateLimited,
+                "too many searches are waiting; try again in a moment",
+            )),
+            Err(TrySendError::Disconnected(_)) => Err(stopping),
+        }
     }
 }
 
-fn run(reader: &Reader, queue: &Receiver<Job>) {
+impl Drop for Searches {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the search thread panicked");
+        }
+    }
+}
+
+fn run(reader: &Reader, queue: &Receiver<Job>, waiting: &Mutex<HashMap<ConnId, usize>>) {
     for job in queue {
         let found = reader.search(&job.nick, &job.rooms, &job.text, job.limit);
         answer(&job.peer, job.text, found);
+        let mut waiting = lock(waiting);
+        if let Some(n) = waiting.get_mut(&job.peer.id) {
+            *n -= 1;
+            if *n == 0 {
+                waiting.remove(&job.peer.id);
+            }
+        }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Sends `peer` the messages found for `text`, or says the search failed.
@@ -85,7 +148,8 @@ impl Worker {
             let found = store.search(&nick, &rooms, &text, limit);
             return answer(peer, text, found);
         };
-        // Every message delivered so far is stored now: the search thread sees them.
+        // Every message delivered so far is stored now (unless the store fails): the search
+        // thread sees them.
         drop(store);
         let job = Job {
             peer: peer.clone(),
@@ -95,20 +159,8 @@ impl Worker {
             text,
             limit,
         };
-        match searches.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => fail(
-                peer,
-                ErrorCode::RateLimited,
-                "too many searches are waiting; try again in a moment",
-                None,
-            ),
-            Err(TrySendError::Disconnected(_)) => fail(
-                peer,
-                ErrorCode::Internal,
-                "the search failed; try again",
-                None,
-            ),
+        if let Err((code, why)) = searches.queue(job) {
+            fail(peer, code, why, None);
         }
     }
 }

@@ -144,8 +144,9 @@ impl Store {
         super::search::search(&self.conn, nick, rooms, text, limit)
     }
 
-    /// A connection of its own to the same database for looking up resends while the writer
-    /// stores; `None` in memory, where the database is this connection's alone.
+    /// A connection of its own to the same database, for looking up resends and searching
+    /// while the writer stores; `None` in memory, where the database is this connection's
+    /// alone.
     pub fn reader(&self) -> Result<Option<Reader>, StoreError> {
         if self.path == Path::new(":memory:") {
             return Ok(None);

@@ -5,7 +5,10 @@
 //! waiting for the index (`fts_pending`, at most a batch) are read directly; shorter texts (a
 //! two-character Chinese word) are matched by scanning. Either way each candidate's text is
 //! checked here: the index also finds messages holding the trigrams apart, and no SQL text
-//! can hold a NUL. A search needs nothing but reads, so it runs as well on a
+//! can hold a NUL. (A pending message is matched by that check alone, which knows the case
+//! pairs of current Unicode; once indexed it must also match the index, whose tables are
+//! older: a Georgian capital, say, matches its small letter until its message is indexed.)
+//! A search needs nothing but reads, so it runs as well on a
 //! [`Reader`](super::Reader) as on the store itself.
 
 use super::MAX_PAGE;
