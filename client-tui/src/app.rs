@@ -58,6 +58,8 @@ pub struct SearchView {
     pub text: String,
     /// Newest first, as the server sends them; `None` until the answer comes.
     pub results: Option<Vec<ChatMessage>>,
+    /// Why there will be no results: the server refused the search or it failed.
+    pub failed: Option<String>,
     /// Index of the highlighted result.
     pub selected: usize,
 }

@@ -162,6 +162,21 @@ fn search_results_over_the_chat() {
 }
 
 #[test]
+fn a_refused_search_over_the_chat() {
+    let mut app = lobby();
+    enter_line(&mut app, "/search lunch");
+    frame(
+        &mut app,
+        ServerFrame::Error {
+            code: protocol::ErrorCode::RateLimited,
+            message: "too many searches are waiting; try again in a moment".into(),
+            client_id: None,
+        },
+    );
+    assert_snapshot!(draw(&mut app, 100, 12).backend());
+}
+
+#[test]
 fn unread_counts_from_the_server_in_the_list_and_title() {
     let mut app = lobby();
     frame(

@@ -9,7 +9,7 @@ use client_tui::update::update;
 use client_tui::view::status::typing_text;
 use common::*;
 use crossterm::event::{KeyCode, KeyModifiers};
-use protocol::{ChatMessage, ClientFrame, Quote, ServerFrame, Target};
+use protocol::{ChatMessage, ClientFrame, ErrorCode, Quote, ServerFrame, Target};
 
 /// A full-screen client (read markers, title, bell) logged in as alice with bob online.
 fn alice() -> App {
@@ -450,6 +450,35 @@ fn search_shows_results_and_enter_opens_the_conversation_around_a_message_not_lo
     );
     assert_eq!(app.jump_to, None);
     assert!(app.line(app.active, 12).is_some());
+}
+
+#[test]
+fn a_search_the_server_refuses_says_so_instead_of_searching_on() {
+    let mut app = alice();
+    enter_line(&mut app, "/search lunch");
+    let why = "too many searches are waiting; try again in a moment";
+    frame(
+        &mut app,
+        ServerFrame::Error {
+            code: ErrorCode::RateLimited,
+            message: why.into(),
+            client_id: None,
+        },
+    );
+    let view = app.search.as_ref().expect("the search stays open");
+    assert_eq!(view.failed.as_deref(), Some(why));
+    assert_eq!(app.overlay, Overlay::Search);
+    // Results that come anyway (the search of another session, say) still show.
+    frame(
+        &mut app,
+        ServerFrame::SearchResults {
+            text: "lunch".into(),
+            results: vec![result(5, "bob", Target::Room(room("lobby")), "lunch?")],
+        },
+    );
+    let view = app.search.expect("the search stays open");
+    assert_eq!(view.results.map(|r| r.len()), Some(1));
+    assert_eq!(view.failed, None);
 }
 
 #[test]

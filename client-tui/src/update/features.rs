@@ -387,6 +387,7 @@ pub(super) fn search(app: &mut App, text: String, cmds: &mut Vec<Cmd>) {
     app.search = Some(SearchView {
         text: text.clone(),
         results: None,
+        failed: None,
         selected: 0,
     });
     if app.full_screen {
@@ -422,6 +423,7 @@ pub(super) fn on_search_results(
     }
     let view = app.search.as_mut().expect("checked above");
     view.results = Some(results);
+    view.failed = None;
     view.selected = 0;
 }
 

@@ -303,6 +303,18 @@ fn error(
         return;
     }
     app.awaiting_replies = app.awaiting_replies.saturating_sub(1);
+    // A search the server refused (too many waiting) or could not run is answered with an
+    // error instead of its results.
+    if matches!(
+        code,
+        ErrorCode::RateLimited | ErrorCode::Internal | ErrorCode::ShuttingDown
+    ) && let Some(view) = app
+        .search
+        .as_mut()
+        .filter(|v| v.results.is_none() && v.failed.is_none())
+    {
+        view.failed = Some(message.clone());
+    }
     if matches!(code, ErrorCode::AlreadyRegistered | ErrorCode::WeakPassword) {
         app.pending_password = None;
     }

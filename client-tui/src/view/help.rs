@@ -127,6 +127,11 @@ pub fn draw_search(app: &App, area: Rect, buf: &mut Buffer) {
     let inner = block.inner(rect);
     block.render(rect, buf);
     let dim = Style::new().fg(Color::DarkGray);
+    if let Some(why) = &view.failed {
+        let text = format!("search failed: {}", sanitize_line(why));
+        buf.set_stringn(inner.x + 1, inner.y, text, usize::from(inner.width), dim);
+        return;
+    }
     let Some(results) = &view.results else {
         buf.set_stringn(
             inner.x + 1,
