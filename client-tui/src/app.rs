@@ -60,6 +60,10 @@ pub struct SearchView {
     pub results: Option<Vec<ChatMessage>>,
     /// Why there will be no results: the server refused the search or it failed.
     pub failed: Option<String>,
+    /// Where older messages may match too, as the last answer said.
+    pub older: Option<MsgId>,
+    /// Older messages are being searched (their results will be added).
+    pub searching_older: bool,
     /// Index of the highlighted result.
     pub selected: usize,
 }

@@ -11,7 +11,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("/reply", "[text]", "answer the selection"),
     ("/edit", "[text]", "change your message"),
     ("/delete", "", "delete your message"),
-    ("/search", "<text>", "find messages, open one"),
+    ("/search", "[text]", "find (alone: older ones)"),
     ("/mentions", "", "messages mentioning you"),
     ("/who", "[prefix]", "who is here (or online)"),
     ("/rooms", "", "list the rooms"),
@@ -49,6 +49,8 @@ pub enum Command {
     /// Delete the selected own message.
     Delete,
     Search(String),
+    /// `/search` alone: older messages, for the last search's text.
+    SearchOlder,
     Mentions,
     Help,
     Quit,
@@ -113,9 +115,7 @@ pub fn parse_command(text: &str) -> Result<Command, String> {
         "reply" | "r" => Ok(Command::Reply(optional(args))),
         "edit" | "e" => Ok(Command::Edit(optional(args))),
         "delete" | "del" => Ok(Command::Delete),
-        "search" | "s" | "find" if args.trim().is_empty() => {
-            Err("/search needs a text to look for".into())
-        }
+        "search" | "s" | "find" if args.trim().is_empty() => Ok(Command::SearchOlder),
         "search" | "s" | "find" => Ok(Command::Search(args.trim().to_owned())),
         "mentions" => Ok(Command::Mentions),
         "help" | "h" | "?" => Ok(Command::Help),
@@ -217,7 +217,7 @@ mod tests {
             parse_command("/search 北京 开会"),
             Ok(Command::Search("北京 开会".into()))
         );
-        assert!(parse_command("/search ").is_err());
+        assert_eq!(parse_command("/search "), Ok(Command::SearchOlder));
         assert_eq!(parse_command("/mentions"), Ok(Command::Mentions));
     }
 

@@ -155,10 +155,34 @@ fn search_results_over_the_chat() {
         ServerFrame::SearchResults {
             text: "lunch".into(),
             results,
+            before: None,
+            older: None,
         },
     );
     key(&mut app, KeyCode::Down);
     assert_snapshot!(draw(&mut app, 100, 20).backend());
+}
+
+#[test]
+fn search_results_with_older_messages_still_to_search() {
+    let mut app = lobby();
+    enter_line(&mut app, "/search lunch");
+    frame(
+        &mut app,
+        ServerFrame::SearchResults {
+            text: "lunch".into(),
+            results: vec![ChatMessage::new(
+                9,
+                T0 + 9000,
+                nick("bob"),
+                Target::Room(room("lobby")),
+                "who wants lunch?",
+            )],
+            before: None,
+            older: Some(9),
+        },
+    );
+    assert_snapshot!(draw(&mut app, 100, 12).backend());
 }
 
 #[test]

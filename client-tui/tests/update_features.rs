@@ -399,7 +399,8 @@ fn search_shows_results_and_enter_opens_the_conversation_around_a_message_not_lo
         other_frames(&cmds),
         [ClientFrame::Search {
             text: "lunch".into(),
-            limit: Some(50)
+            limit: Some(50),
+            before: None
         }]
     );
     assert_eq!(app.overlay, Overlay::Search);
@@ -412,6 +413,8 @@ fn search_shows_results_and_enter_opens_the_conversation_around_a_message_not_lo
         ServerFrame::SearchResults {
             text: "lunch".into(),
             results,
+            before: None,
+            older: None,
         },
     );
     key(&mut app, KeyCode::Down);
@@ -453,6 +456,55 @@ fn search_shows_results_and_enter_opens_the_conversation_around_a_message_not_lo
 }
 
 #[test]
+fn a_search_goes_on_in_older_messages_past_the_last_result_or_with_search_alone() {
+    let mut app = alice();
+    enter_line(&mut app, "/search lunch");
+    frame(
+        &mut app,
+        ServerFrame::SearchResults {
+            text: "lunch".into(),
+            results: vec![result(90, "bob", Target::Room(room("lobby")), "lunch now?")],
+            before: None,
+            older: Some(90),
+        },
+    );
+    // Down on the last result asks for older ones, once.
+    let cmds = key(&mut app, KeyCode::Down);
+    let older = ClientFrame::Search {
+        text: "lunch".into(),
+        limit: Some(50),
+        before: Some(90),
+    };
+    assert_eq!(other_frames(&cmds), [older]);
+    assert!(other_frames(&key(&mut app, KeyCode::Down)).is_empty());
+    frame(
+        &mut app,
+        ServerFrame::SearchResults {
+            text: "lunch".into(),
+            results: vec![result(12, "bob", Target::Room(room("lobby")), "lunch?")],
+            before: Some(90),
+            older: None,
+        },
+    );
+    let view = app.search.as_ref().expect("open");
+    let ids: Vec<u64> = view.results.iter().flatten().map(|m| m.id).collect();
+    assert_eq!((ids, view.older), (vec![90, 12], None));
+    key(&mut app, KeyCode::Down);
+    assert_eq!(app.search.as_ref().map(|v| v.selected), Some(1));
+    // Nothing older to search: `/search` alone says so.
+    key(&mut app, KeyCode::Esc);
+    let cmds = enter_line(&mut app, "/search");
+    assert!(other_frames(&cmds).is_empty());
+    assert!(
+        app.active_conv()
+            .entries
+            .iter()
+            .any(|e| format!("{:?}", e.kind).contains("no older messages to search")),
+        "a notice says why nothing happened"
+    );
+}
+
+#[test]
 fn a_search_the_server_refuses_says_so_instead_of_searching_on() {
     let mut app = alice();
     enter_line(&mut app, "/search lunch");
@@ -474,6 +526,8 @@ fn a_search_the_server_refuses_says_so_instead_of_searching_on() {
         ServerFrame::SearchResults {
             text: "lunch".into(),
             results: vec![result(5, "bob", Target::Room(room("lobby")), "lunch?")],
+            before: None,
+            older: None,
         },
     );
     let view = app.search.expect("the search stays open");
@@ -489,7 +543,8 @@ fn esc_closes_the_results_and_mentions_searches_for_the_own_name() {
         other_frames(&cmds),
         [ClientFrame::Search {
             text: "@alice".into(),
-            limit: Some(50)
+            limit: Some(50),
+            before: None
         }]
     );
     key(&mut app, KeyCode::Esc);

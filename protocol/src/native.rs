@@ -80,10 +80,14 @@ pub enum ClientFrame {
     },
     /// Search the messages of every conversation the user can read (rooms they are in, their
     /// direct chats). Any script, Chinese included. Answered by `search_results`, newest first.
+    /// With `before`, only messages older than that id: to go on where an answer's `older`
+    /// says.
     Search {
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<MsgId>,
     },
     /// Ask for stored messages of a room the user is in, or of the direct chat with a user.
     /// With `before`, the newest `limit` messages older than that id; with `after`, the oldest
@@ -273,10 +277,17 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_seen: Option<i64>,
     },
-    /// Messages matching a search, newest first.
+    /// Messages matching a search, newest first. `before` is the request's: set, these go
+    /// on from an earlier answer. `older` is set when older messages may match too (the
+    /// answer holds `limit` messages, or the server searched a span of the history only):
+    /// search again with `before` = `older` to go on.
     SearchResults {
         text: String,
         results: Vec<ChatMessage>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<MsgId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        older: Option<MsgId>,
     },
     /// The nickname is registered: logging in under it needs the password from now on.
     Registered { nick: Nick },

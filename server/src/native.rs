@@ -113,7 +113,11 @@ impl Session for NativeSession {
             ClientFrame::Delete { id } => Op::Delete { id },
             ClientFrame::Read { target, up_to } => Op::Read { target, up_to },
             ClientFrame::Typing { target } => Op::Typing { target },
-            ClientFrame::Search { text, limit } => {
+            ClientFrame::Search {
+                text,
+                limit,
+                before,
+            } => {
                 let text = text.trim().to_owned();
                 if text.is_empty() || text.chars().count() > MAX_SEARCH_CHARS || text.contains('\0')
                 {
@@ -121,7 +125,11 @@ impl Session for NativeSession {
                     fail(peer, ErrorCode::BadFrame, why, None);
                     return None;
                 }
-                Op::Search { text, limit }
+                Op::Search {
+                    text,
+                    limit,
+                    before,
+                }
             }
             ClientFrame::History {
                 target,

@@ -134,6 +134,7 @@ pub enum Op {
     Search {
         text: String,
         limit: Option<u32>,
+        before: Option<MsgId>,
     },
     History {
         target: Target,
@@ -467,7 +468,11 @@ impl Worker {
             Op::Edit { id, text } => self.change(&peer, id, Some(text)),
             Op::Delete { id } => self.change(&peer, id, None),
             Op::Read { target, up_to } => self.read(&peer, target, up_to),
-            Op::Search { text, limit } => self.search(&peer, in_flight, text, limit),
+            Op::Search {
+                text,
+                limit,
+                before,
+            } => self.search(&peer, in_flight, (text, limit, before)),
             Op::Login {
                 nick,
                 resume,

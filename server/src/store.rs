@@ -31,6 +31,7 @@ mod write;
 pub mod writer;
 
 pub use read::Reader;
+pub use search::{SEARCH_SPAN, SearchPage};
 
 use protocol::{MsgId, Nick, Target};
 use rusqlite::{Connection, OptionalExtension, params};

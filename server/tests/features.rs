@@ -208,17 +208,33 @@ async fn a_reply_carries_a_quote_of_what_it_answers() {
 }
 
 async fn search(client: &mut Client, text: &str) -> Vec<String> {
+    search_page(client, text, None, None).await.0
+}
+
+/// One answer to a search: the texts found, the request's `before` as echoed, and `older`.
+async fn search_page(
+    client: &mut Client,
+    text: &str,
+    limit: Option<u32>,
+    before: Option<MsgId>,
+) -> (Vec<String>, Option<MsgId>, Option<MsgId>) {
     client
         .send(&ClientFrame::Search {
             text: text.into(),
-            limit: None,
+            limit,
+            before,
         })
         .await;
     match client
         .frame_where(|f| matches!(f, ServerFrame::SearchResults { .. }))
         .await
     {
-        ServerFrame::SearchResults { results, .. } => results.into_iter().map(|m| m.text).collect(),
+        ServerFrame::SearchResults {
+            results,
+            before,
+            older,
+            ..
+        } => (results.into_iter().map(|m| m.text).collect(), before, older),
         _ => unreachable!(),
     }
 }
@@ -284,6 +300,27 @@ async fn search_finds_only_what_the_user_may_read(config: Config) {
         ]
     );
     assert!(search(&mut carol, "nothing like this").await.is_empty());
+    // A page at a time: each answer says where the next one starts.
+    let (first, echoed, older) = search_page(&mut bob, "quarterly", Some(2), None).await;
+    assert_eq!(
+        (first, echoed),
+        (
+            vec![
+                "quarterly plans in private".to_owned(),
+                "secret quarterly numbers".to_owned()
+            ],
+            None
+        )
+    );
+    let (rest, echoed, last) = search_page(&mut bob, "quarterly", Some(2), older).await;
+    assert_eq!(
+        (rest, echoed, last),
+        (
+            vec!["The Quarterly report is ready".to_owned()],
+            older,
+            None
+        )
+    );
     // A message carol has seen delivered is found, even before its sender has its ack.
     alice
         .send(&to_room("5", "lobby", "a quarterly update, just sent"))

@@ -291,5 +291,15 @@ describe('the web client with the newer server features', () => {
     await search.fill('no such words anywhere');
     await search.press('Enter');
     await carol.locator('#search-status', { hasText: 'Nothing found' }).waitFor();
+
+    // More matches than one answer holds: the older ones come on asking, after the others.
+    await search.fill('filler');
+    await search.press('Enter');
+    await carol.locator('#search-status', { hasText: '50 found for “filler” among the newest messages' }).waitFor();
+    await carol.getByRole('button', { name: 'Search older messages' }).click();
+    await carol.locator('#search-status', { hasText: /^60 found for “filler”$/ }).waitFor();
+    const found = await carol.locator('#search-results .result .text').allTextContents();
+    assert.deepEqual(found, Array.from({ length: 60 }, (_, i) => `filler ${60 - i}`), 'newest first, no gap, no duplicate');
+    assert.ok(await carol.locator('#search-older').isHidden(), 'nothing older to search');
   });
 });

@@ -388,8 +388,15 @@ pub(super) fn search(app: &mut App, text: String, cmds: &mut Vec<Cmd>) {
         text: text.clone(),
         results: None,
         failed: None,
+        older: None,
+        searching_older: false,
         selected: 0,
     });
+    ask_search(app, text, None, cmds);
+}
+
+/// Sends a search, and shows its results over the chat in full-screen mode.
+fn ask_search(app: &mut App, text: String, before: Option<MsgId>, cmds: &mut Vec<Cmd>) {
     if app.full_screen {
         app.overlay = Overlay::Search;
     }
@@ -397,21 +404,48 @@ pub(super) fn search(app: &mut App, text: String, cmds: &mut Vec<Cmd>) {
     cmds.push(Cmd::Send(ClientFrame::Search {
         text,
         limit: Some(SEARCH_LIMIT),
+        before,
     }));
 }
 
+/// `/search` alone, or ↓ past the last result: the last search goes on in older messages.
+pub(super) fn search_older(app: &mut App, cmds: &mut Vec<Cmd>) {
+    let Some(view) = app.search.as_ref() else {
+        return notice(app, app.active, "/search needs a text to look for", cmds);
+    };
+    if view.searching_older {
+        return;
+    }
+    let Some(before) = view.older else {
+        let text = "no older messages to search: /search <text> starts a new search";
+        return notice(app, app.active, text, cmds);
+    };
+    let text = view.text.clone();
+    if !app.is_online() {
+        let text = "not connected: search once back online";
+        return notice(app, app.active, text, cmds);
+    }
+    if let Some(view) = app.search.as_mut() {
+        view.searching_older = true;
+    }
+    ask_search(app, text, Some(before), cmds);
+}
+
+/// The server's answer to a search: `before` set, it goes on from an earlier one and its
+/// results are added to those; `older`, older messages may match too.
 pub(super) fn on_search_results(
     app: &mut App,
     text: String,
-    results: Vec<ChatMessage>,
+    (results, before, older): (Vec<ChatMessage>, Option<MsgId>, Option<MsgId>),
     cmds: &mut Vec<Cmd>,
 ) {
     app.awaiting_replies = app.awaiting_replies.saturating_sub(1);
     if app.search.as_ref().is_none_or(|s| s.text != text) {
         return;
     }
+    let more = if before.is_some() { " more" } else { "" };
     cmds.push(Cmd::Print(format!(
-        "* {} found for {}",
+        "* {}{more} found for {}",
         results.len(),
         crate::sanitize::sanitize_line(&text)
     )));
@@ -421,10 +455,21 @@ pub(super) fn on_search_results(
         let body = crate::sanitize::sanitize_line(&m.text);
         cmds.push(Cmd::Print(format!("[{time}] {conv} <{}> {body}", m.from)));
     }
+    if older.is_some() {
+        let hint = "* older messages may match too: /search alone searches them";
+        cmds.push(Cmd::Print(hint.into()));
+    }
     let view = app.search.as_mut().expect("checked above");
-    view.results = Some(results);
+    match (&mut view.results, before) {
+        (Some(shown), Some(_)) => shown.extend(results),
+        _ => {
+            view.results = Some(results);
+            view.selected = 0;
+        }
+    }
     view.failed = None;
-    view.selected = 0;
+    view.older = older;
+    view.searching_older = false;
 }
 
 /// Keys of the search results: Up/Down choose, Enter opens, Esc closes.
@@ -438,6 +483,12 @@ pub(super) fn search_key(app: &mut App, code: crossterm::event::KeyCode, cmds: &
     match code {
         KeyCode::Esc | KeyCode::Char('q') => app.overlay = Overlay::None,
         KeyCode::Up => view.selected = view.selected.saturating_sub(1),
+        // Past the last result, the search goes on in older messages.
+        KeyCode::Down | KeyCode::PageDown
+            if view.selected + 1 >= count && view.older.is_some() && view.results.is_some() =>
+        {
+            search_older(app, cmds);
+        }
         KeyCode::Down => view.selected = (view.selected + 1).min(count.saturating_sub(1)),
         KeyCode::PageUp => view.selected = view.selected.saturating_sub(10),
         KeyCode::PageDown => view.selected = (view.selected + 10).min(count.saturating_sub(1)),

@@ -186,9 +186,12 @@ fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
             nick,
             for_ms,
         } => features::on_typing(app, &target, nick, for_ms),
-        ServerFrame::SearchResults { text, results } => {
-            features::on_search_results(app, text, results, cmds)
-        }
+        ServerFrame::SearchResults {
+            text,
+            results,
+            before,
+            older,
+        } => features::on_search_results(app, text, (results, before, older), cmds),
         // Not shown by this client yet.
         ServerFrame::Whois { .. } | ServerFrame::Unknown => {}
     }

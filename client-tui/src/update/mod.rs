@@ -70,6 +70,7 @@ fn submit(app: &mut App, text: &str, cmds: &mut Vec<Cmd>) {
         Command::Edit(text) => features::edit(app, text, cmds),
         Command::Delete => features::delete(app, cmds),
         Command::Search(text) => features::search(app, text, cmds),
+        Command::SearchOlder => features::search_older(app, cmds),
         Command::Mentions => {
             let text = format!("@{}", app.nick_str());
             features::search(app, text, cmds);

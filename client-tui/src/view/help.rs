@@ -142,13 +142,31 @@ pub fn draw_search(app: &App, area: Rect, buf: &mut Buffer) {
         );
         return;
     };
+    // Below the results: whether older messages may match too.
+    let hint = match (view.searching_older, view.older) {
+        (true, _) => Some("searching older messages…"),
+        (false, Some(_)) if results.is_empty() => {
+            Some("nothing among the newest messages · ↓ searches older ones")
+        }
+        (false, Some(_)) => Some("↓ older messages may match too"),
+        (false, None) => None,
+    };
     if results.is_empty() {
-        let text = "no messages found";
+        let text = hint.unwrap_or("no messages found");
         buf.set_stringn(inner.x + 1, inner.y, text, usize::from(inner.width), dim);
         return;
     }
-    let rows = usize::from(inner.height).max(1);
+    let rows = usize::from(inner.height)
+        .saturating_sub(usize::from(hint.is_some()))
+        .max(1);
     let first = (view.selected + 1).saturating_sub(rows);
+    if let Some(hint) = hint {
+        let shown = (results.len() - first).min(rows);
+        let y = inner.y + shown as u16;
+        if y < inner.bottom() {
+            buf.set_stringn(inner.x + 1, y, hint, usize::from(inner.width), dim);
+        }
+    }
     for (row, (i, m)) in results
         .iter()
         .enumerate()

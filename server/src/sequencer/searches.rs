@@ -9,6 +9,7 @@
 //! memory, where no second connection sees the store, the sequencer searches itself.
 
 use super::*;
+use crate::store::SearchPage;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -28,6 +29,7 @@ struct Job {
     rooms: Vec<RoomName>,
     text: String,
     limit: u32,
+    before: Option<MsgId>,
 }
 
 /// The search thread and its queue. Dropping it ends the thread once it has answered the
@@ -93,8 +95,8 @@ impl Drop for Searches {
 
 fn run(reader: &Reader, queue: &Receiver<Job>, waiting: &Mutex<HashMap<ConnId, usize>>) {
     for job in queue {
-        let found = reader.search(&job.nick, &job.rooms, &job.text, job.limit);
-        answer(&job.peer, job.text, found);
+        let found = reader.search(&job.nick, &job.rooms, &job.text, job.limit, job.before);
+        answer(&job.peer, job.text, job.before, found);
         let mut waiting = lock(waiting);
         if let Some(n) = waiting.get_mut(&job.peer.id) {
             *n -= 1;
@@ -111,11 +113,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Sends `peer` the messages found for `text`, or says the search failed.
-fn answer(peer: &Peer, text: String, found: Result<Vec<ChatMessage>, StoreError>) {
+/// Sends `peer` the messages found for `text` before `before`, or says the search failed.
+fn answer(peer: &Peer, text: String, before: Option<MsgId>, found: Result<SearchPage, StoreError>) {
     match found {
-        Ok(results) => {
-            offer(peer, native(&ServerFrame::SearchResults { text, results }));
+        Ok(page) => {
+            let frame = ServerFrame::SearchResults {
+                text,
+                results: page.messages,
+                before,
+                older: page.older,
+            };
+            offer(peer, native(&frame));
         }
         Err(err) => {
             tracing::error!(error = %err, "search failed");
@@ -134,8 +142,7 @@ impl Worker {
         &mut self,
         peer: &Peer,
         in_flight: InFlight,
-        text: String,
-        limit: Option<u32>,
+        (text, limit, before): (String, Option<u32>, Option<MsgId>),
     ) {
         let Some(nick) = self.hub.nick_of(peer.id).cloned() else {
             let err = HubError::NotLoggedIn;
@@ -145,8 +152,8 @@ impl Worker {
         let limit = limit.unwrap_or(DEFAULT_PAGE);
         let store = self.store.sync();
         let Some(searches) = &self.searches else {
-            let found = store.search(&nick, &rooms, &text, limit);
-            return answer(peer, text, found);
+            let found = store.search(&nick, &rooms, &text, limit, before);
+            return answer(peer, text, before, found);
         };
         // Every message delivered so far is stored now (unless the store fails): the search
         // thread sees them.
@@ -158,6 +165,7 @@ impl Worker {
             rooms,
             text,
             limit,
+            before,
         };
         if let Err((code, why)) = searches.queue(job) {
             fail(peer, code, why, None);

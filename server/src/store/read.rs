@@ -1,6 +1,7 @@
 //! Reading stored messages: history, catch-up of direct messages, single messages, unread
 //! counts, search (in `search`), and the look-up of a resend by its client id (also on a [`Reader`]).
 
+use super::search::{SEARCH_SPAN, SearchPage};
 use super::{MAX_PAGE, Store, StoreError};
 use protocol::{ChatMessage, MsgId, Nick, Quote, RoomName, Target};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -132,16 +133,18 @@ impl Store {
         Ok((count as u64, last))
     }
 
-    /// Messages containing `text` (any script, case-insensitive for Latin letters) in `rooms`
-    /// or in `nick`'s direct chats, newest first. Deleted messages are not found.
+    /// Messages containing `text` (any script, case-insensitive) in `rooms` or in `nick`'s
+    /// direct chats, newest first, among the [`SEARCH_SPAN`] newest ids older than `before`
+    /// (than every message without it). Deleted messages are not found.
     pub fn search(
         &self,
         nick: &Nick,
         rooms: &[RoomName],
         text: &str,
         limit: u32,
-    ) -> Result<Vec<ChatMessage>, StoreError> {
-        super::search::search(&self.conn, nick, rooms, text, limit)
+        before: Option<MsgId>,
+    ) -> Result<SearchPage, StoreError> {
+        super::search::search(&self.conn, nick, rooms, text, limit, before, SEARCH_SPAN)
     }
 
     /// A connection of its own to the same database, for looking up resends and searching
@@ -208,8 +211,9 @@ impl Reader {
         rooms: &[RoomName],
         text: &str,
         limit: u32,
-    ) -> Result<Vec<ChatMessage>, StoreError> {
-        super::search::search(&self.conn, nick, rooms, text, limit)
+        before: Option<MsgId>,
+    ) -> Result<SearchPage, StoreError> {
+        super::search::search(&self.conn, nick, rooms, text, limit, before, SEARCH_SPAN)
     }
 
     /// The message `from` sent with `client_id`, if committed: its id and time.

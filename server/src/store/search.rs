@@ -14,17 +14,34 @@
 use super::MAX_PAGE;
 use super::StoreError;
 use super::read::{SELECT_MESSAGES, message};
-use protocol::{ChatMessage, Nick, RoomName};
+use protocol::{ChatMessage, MsgId, Nick, RoomName};
 use rusqlite::{Connection, params};
 
-/// Messages containing `text` (see [`super::Store::search`]) as `conn` sees the store.
+/// The newest ids one search reads at most: a search for a rare text reads every message of
+/// the span (about 100 ms for a million), so an answer takes a bounded time however long the
+/// history, and says where to go on.
+pub const SEARCH_SPAN: MsgId = 1_000_000;
+
+/// One answer to a search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchPage {
+    /// The messages found, newest first.
+    pub messages: Vec<ChatMessage>,
+    /// Where older messages may match too: search again before this id.
+    pub older: Option<MsgId>,
+}
+
+/// Messages containing `text` (see [`super::Store::search`]) as `conn` sees the store, among
+/// the `span` newest ids older than `before` (than every message without it).
 pub(super) fn search(
     conn: &Connection,
     nick: &Nick,
     rooms: &[RoomName],
     text: &str,
     limit: u32,
-) -> Result<Vec<ChatMessage>, StoreError> {
+    before: Option<MsgId>,
+    span: MsgId,
+) -> Result<SearchPage, StoreError> {
     let rooms: Vec<String> = rooms.iter().map(|r| format!("#{r}")).collect();
     let rooms = serde_json::to_string(&rooms)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
@@ -38,12 +55,24 @@ pub(super) fn search(
         true => Some(conn.unchecked_transaction()?),
         false => None,
     };
+    // The ids read: from `floor` up to, not including, `below`.
+    let below = match before {
+        Some(before) => i64::try_from(before).unwrap_or(i64::MAX),
+        None => {
+            let newest: Option<i64> =
+                conn.query_row("SELECT max(id) FROM messages", [], |row| row.get(0))?;
+            newest.unwrap_or(0).saturating_add(1)
+        }
+    };
+    let floor = below
+        .saturating_sub(i64::try_from(span).unwrap_or(i64::MAX))
+        .max(0);
     let wanted = fold(text);
     let found = |sql: &str, key: Option<&str>| -> Result<Vec<ChatMessage>, StoreError> {
         let mut stmt = conn.prepare_cached(sql)?;
         let mut rows = match key {
-            Some(key) => stmt.query(params![rooms, nick.as_str(), key])?,
-            None => stmt.query(params![rooms, nick.as_str()])?,
+            Some(key) => stmt.query(params![rooms, nick.as_str(), below, floor, key])?,
+            None => stmt.query(params![rooms, nick.as_str(), below, floor])?,
         };
         let mut found = Vec::new();
         while found.len() < limit
@@ -58,7 +87,30 @@ pub(super) fn search(
         }
         Ok(found)
     };
-    let Some(trigrams) = trigrams(text) else {
+    let all = if let Some(trigrams) = trigrams(text) {
+        // A message is either in the index or pending, never both.
+        let mut all = found(
+            &format!(
+                "{SELECT_MESSAGES} JOIN messages_fts f ON f.rowid = m.id
+                 WHERE f.rowid < ?3 AND f.rowid >= ?4 AND messages_fts MATCH ?5 AND {readable}
+                 ORDER BY f.rowid DESC"
+            ),
+            Some(&trigrams),
+        )?;
+        all.extend(found(
+            &format!(
+                // `IN`: one look-up per pending message, not a scan of every message.
+                "{SELECT_MESSAGES}
+                 WHERE m.id IN (SELECT id FROM fts_pending WHERE id < ?3 AND id >= ?4)
+                   AND {readable}
+                 ORDER BY m.id DESC"
+            ),
+            None,
+        )?);
+        all.sort_unstable_by_key(|m| std::cmp::Reverse(m.id));
+        all.truncate(limit);
+        all
+    } else {
         let pattern = format!(
             "%{}%",
             // SQL's LIKE reads a text up to its first NUL.
@@ -69,33 +121,29 @@ pub(super) fn search(
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
-        return found(
+        found(
             &format!(
-                "{SELECT_MESSAGES} WHERE m.text LIKE ?3 ESCAPE '\\' AND {readable}
+                "{SELECT_MESSAGES}
+                 WHERE m.id < ?3 AND m.id >= ?4 AND m.text LIKE ?5 ESCAPE '\\' AND {readable}
                  ORDER BY m.id DESC"
             ),
             Some(&pattern),
-        );
+        )?
     };
-    // A message is either in the index or pending, never both.
-    let mut all = found(
-        &format!(
-            "{SELECT_MESSAGES} JOIN messages_fts f ON f.rowid = m.id
-             WHERE messages_fts MATCH ?3 AND {readable} ORDER BY f.rowid DESC"
-        ),
-        Some(&trigrams),
-    )?;
-    all.extend(found(
-        &format!(
-            // `IN`: one look-up per pending message, not a scan of every message.
-            "{SELECT_MESSAGES} WHERE m.id IN (SELECT id FROM fts_pending) AND {readable}
-             ORDER BY m.id DESC"
-        ),
-        None,
-    )?);
-    all.sort_unstable_by_key(|m| std::cmp::Reverse(m.id));
-    all.truncate(limit);
-    Ok(all)
+    let older = match all.last() {
+        Some(last) if all.len() == limit => Some(last.id),
+        _ if floor > 0 => {
+            let more: bool = conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM messages WHERE id < ?1)")?
+                .query_row(params![floor], |row| row.get(0))?;
+            more.then_some(floor as MsgId)
+        }
+        _ => None,
+    };
+    Ok(SearchPage {
+        messages: all,
+        older,
+    })
 }
 
 /// `text` with each letter folded as the full-text index folds it: to lower case (letters

@@ -182,8 +182,8 @@ fn a_store_with_autoincrement_ids_is_migrated_and_keeps_its_counter() {
         store.by_client_id(&nick("alice"), "c1").expect("find"),
         Some((1, 1))
     );
-    let found = store.search(&nick("alice"), &[RoomName::lobby()], "apples", 10);
-    assert_eq!(found.expect("search").len(), 2);
+    let found = store.search(&nick("alice"), &[RoomName::lobby()], "apples", 10, None);
+    assert_eq!(found.expect("search").messages.len(), 2);
     store
         .conn
         .execute_batch("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
@@ -425,8 +425,9 @@ fn search_sees_messages_indexed_or_still_pending_with_their_edits_and_deletions(
     assert_eq!(store.prune(retention, 10_000).expect("prune"), 1);
 
     let search = |text: &str| -> Vec<String> {
-        let found = store.search(&nick("alice"), &[RoomName::lobby()], text, MAX_PAGE);
-        found.expect("search").into_iter().map(|m| m.text).collect()
+        let found = store.search(&nick("alice"), &[RoomName::lobby()], text, MAX_PAGE, None);
+        let found = found.expect("search").messages;
+        found.into_iter().map(|m| m.text).collect()
     };
     assert_eq!(search("apples").len(), 5 + 5 - 4);
     assert!(!search("apples").contains(&"old apples".to_owned()));
@@ -452,8 +453,9 @@ fn a_reader_searches_what_was_committed_indexed_or_pending_newest_first() {
     let mut store = Store::open(&Location::Dir(dir.path().to_owned())).expect("open");
     let reader = store.reader().expect("reader").expect("on disk");
     let search = |text: &str| -> Vec<String> {
-        let found = reader.search(&nick("alice"), &[RoomName::lobby()], text, 3);
-        found.expect("search").into_iter().map(|m| m.text).collect()
+        let found = reader.search(&nick("alice"), &[RoomName::lobby()], text, 3, None);
+        let found = found.expect("search").messages;
+        found.into_iter().map(|m| m.text).collect()
     };
     assert!(search("apples").is_empty());
     // A full batch is indexed as it is stored; two more wait for the index.
@@ -500,8 +502,9 @@ fn search_finds_a_text_only_where_it_stands_in_one_piece_in_any_case() {
     let batch: Vec<NewMessage> = texts.iter().map(|t| room_message("alice", t, 1)).collect();
     store.insert(&batch).expect("insert");
     let search = |text: &str| -> Vec<String> {
-        let found = store.search(&nick("alice"), &[RoomName::lobby()], text, MAX_PAGE);
-        found.expect("search").into_iter().map(|m| m.text).collect()
+        let found = store.search(&nick("alice"), &[RoomName::lobby()], text, MAX_PAGE, None);
+        let found = found.expect("search").messages;
+        found.into_iter().map(|m| m.text).collect()
     };
     assert_eq!(search("abcdef"), ["ABCdef in capitals"]);
     assert_eq!(search("ärger IM"), ["Ärger im Büro"]);
@@ -524,12 +527,84 @@ fn search_finds_a_text_only_where_it_stands_in_one_piece_in_any_case() {
         .collect();
     store.insert(&more).expect("insert");
     let found = store
-        .search(&nick("alice"), &[RoomName::lobby()], "abcdef", 3)
+        .search(&nick("alice"), &[RoomName::lobby()], "abcdef", 3, None)
         .expect("search");
     assert_eq!(
-        found.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        found
+            .messages
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect::<Vec<_>>(),
         ["abcdef 4", "abcdef 3", "abcdef 2"]
     );
+    // The answer says where to go on, and the next one goes on from there.
+    let rest = store
+        .search(
+            &nick("alice"),
+            &[RoomName::lobby()],
+            "abcdef",
+            3,
+            found.older,
+        )
+        .expect("search");
+    assert_eq!(found.older, Some(found.messages[2].id));
+    assert_eq!(
+        rest.messages
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect::<Vec<_>>(),
+        ["abcdef 1", "abcdef 0", "ABCdef in capitals"]
+    );
+    assert_eq!(rest.older, Some(rest.messages[2].id));
+    let last = store
+        .search(
+            &nick("alice"),
+            &[RoomName::lobby()],
+            "abcdef",
+            3,
+            rest.older,
+        )
+        .expect("search");
+    assert_eq!((last.messages.len(), last.older), (0, None));
+}
+
+#[test]
+fn a_search_reads_a_bounded_span_of_ids_and_says_where_to_go_on() {
+    let mut store = Store::open(&Location::Memory).expect("open");
+    // Ids 1–30, indexed; 31–35 pending. "needle" in 3, 17 and 33; "針" (one character, a
+    // scan) in 4 and 18.
+    let text = |i: usize| match i {
+        3 | 17 | 33 => format!("{i} needle"),
+        4 | 18 => format!("{i} 針"),
+        _ => format!("{i} hay"),
+    };
+    let all: Vec<NewMessage> = (1..=35)
+        .map(|i| room_message("alice", &text(i), 1))
+        .collect();
+    store.insert(&all[..30]).expect("insert");
+    store.index_pending().expect("index");
+    store.insert(&all[30..]).expect("insert");
+    let page = |needle: &str, before: Option<MsgId>| {
+        let (lobby, alice) = ([RoomName::lobby()], nick("alice"));
+        let found = super::search::search(&store.conn, &alice, &lobby, needle, 50, before, 10)
+            .expect("search");
+        let texts: Vec<String> = found.messages.into_iter().map(|m| m.text).collect();
+        (texts, found.older)
+    };
+    // Ids 26–35, then 16–25, 6–15, and 1–5, the last with nothing older.
+    assert_eq!(
+        page("needle", None),
+        (vec!["33 needle".to_owned()], Some(26))
+    );
+    assert_eq!(
+        page("needle", Some(26)),
+        (vec!["17 needle".to_owned()], Some(16))
+    );
+    assert_eq!(page("needle", Some(16)), (vec![], Some(6)));
+    assert_eq!(page("needle", Some(6)), (vec!["3 needle".to_owned()], None));
+    assert_eq!(page("針", None), (vec![], Some(26)));
+    assert_eq!(page("針", Some(26)), (vec!["18 針".to_owned()], Some(16)));
+    assert_eq!(page("針", Some(6)), (vec!["4 針".to_owned()], None));
 }
 
 #[test]
