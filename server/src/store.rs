@@ -145,9 +145,11 @@ pub struct Store {
     path: PathBuf,
     /// Messages noted in `fts_pending` since the index was last brought up to date.
     unindexed: Cell<Unindexed>,
-    /// The conversations that got messages since retention last ran, once it has run: the
-    /// only ones that can have grown past its count.
-    grown: Option<std::collections::HashSet<String>>,
+    /// The conversations that got messages since retention last ran, once it has run (the
+    /// only ones that can have grown past its count), and how many each got.
+    grown: Option<std::collections::HashMap<String, u64>>,
+    /// At most how many messages a conversation held when retention last counted them.
+    counted: std::collections::HashMap<String, u64>,
 }
 
 impl Store {
@@ -178,6 +180,7 @@ impl Store {
             path,
             unindexed: Cell::default(),
             grown: None,
+            counted: Default::default(),
         };
         store.check_and_migrate()?;
         // Messages stored before the last stop but not yet indexed.

@@ -253,6 +253,11 @@ fn retention_by_count_keeps_the_newest_of_each_conversation() {
     store.insert(&more).expect("insert");
     assert_eq!(store.prune(retention, 100).expect("prune"), 3);
     assert_eq!(store.prune(retention, 100).expect("prune"), 0);
+    // Counted at two last time, one more is one too many.
+    store
+        .insert(&[room_message("alice", "r8", 8)])
+        .expect("insert");
+    assert_eq!(store.prune(retention, 100).expect("prune"), 1);
     let texts = |conv: &str| -> Vec<String> {
         store
             .history(conv, None, None, 50)
@@ -262,7 +267,7 @@ fn retention_by_count_keeps_the_newest_of_each_conversation() {
             .map(|m| m.text)
             .collect()
     };
-    assert_eq!(texts("#lobby"), ["r6", "r7"]);
+    assert_eq!(texts("#lobby"), ["r7", "r8"]);
     assert_eq!(texts("@alice @bob"), ["d1", "d2"]);
 }
 

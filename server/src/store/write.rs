@@ -56,10 +56,13 @@ impl Store {
                     m.reply_to.map(|id| id as i64),
                 ])? == 1;
                 if new {
-                    if let Some(grown) = &mut self.grown
-                        && !grown.contains(&conv)
-                    {
-                        grown.insert(conv);
+                    if let Some(grown) = &mut self.grown {
+                        match grown.get_mut(&conv) {
+                            Some(added) => *added += 1,
+                            None => {
+                                grown.insert(conv, 1);
+                            }
+                        }
                     }
                     pending.execute(params![id as i64])?;
                     if let Target::User(to) = &m.target {
@@ -169,14 +172,29 @@ impl Store {
                     )?;
                 }
                 Some(grown) => {
-                    // From the `keep + 1`th newest back, found in the conversations' index.
+                    // Counted in the conversations' index, up to one more than `keep`.
+                    let mut count = self.conn.prepare_cached(
+                        "SELECT count(*) FROM (SELECT 1 FROM messages WHERE conv = ?1 LIMIT ?2)",
+                    )?;
+                    // From the `keep + 1`th newest back.
                     let mut delete = self.conn.prepare_cached(
                         "DELETE FROM messages WHERE conv = ?1 AND id <= (
                              SELECT id FROM messages WHERE conv = ?1
                              ORDER BY id DESC LIMIT 1 OFFSET ?2)",
                     )?;
-                    for conv in grown {
-                        removed += delete.execute(params![conv, keep])?;
+                    for (conv, added) in grown {
+                        // Deletions since only make the count of then an upper bound.
+                        let at_most = self.counted.get(&conv).map(|n| n.saturating_add(added));
+                        if let Some(at_most) = at_most.filter(|n| *n <= keep as u64) {
+                            self.counted.insert(conv, at_most);
+                            continue;
+                        }
+                        let held: i64 = count
+                            .query_row(params![conv, keep.saturating_add(1)], |row| row.get(0))?;
+                        if held > keep {
+                            removed += delete.execute(params![conv, keep])?;
+                        }
+                        self.counted.insert(conv, held.min(keep) as u64);
                     }
                 }
             }
