@@ -272,6 +272,56 @@ fn retention_by_count_keeps_the_newest_of_each_conversation() {
 }
 
 #[test]
+fn retention_by_count_after_a_failed_run_looks_at_every_conversation_again() {
+    let mut store = Store::open(&Location::Memory).expect("open");
+    let batch: Vec<_> = (0..5)
+        .map(|i| room_message("alice", &format!("r{i}"), i))
+        .collect();
+    store.insert(&batch).expect("insert");
+    let retention = Retention {
+        max_messages: Some(2),
+        max_age: None,
+    };
+    // The disk fills up, say: the deletions fail.
+    store
+        .conn
+        .execute_batch(
+            "CREATE TEMP TRIGGER full BEFORE DELETE ON messages
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+        )
+        .expect("trigger");
+    assert!(store.prune(retention, 100).is_err());
+    store
+        .conn
+        .execute_batch("DROP TRIGGER full")
+        .expect("drop");
+    // The lobby got nothing since, and is still over its count.
+    assert_eq!(store.prune(retention, 100).expect("prune"), 3);
+}
+
+#[test]
+fn retention_by_age_passes_over_a_time_in_the_future() {
+    let mut store = Store::open(&Location::Memory).expect("open");
+    // Sent from a clock a year ahead, then from right ones.
+    let year_ahead = 10_000 + 365 * 86_400_000;
+    let batch: Vec<_> = [year_ahead, 1_000, 2_000, 9_000]
+        .iter()
+        .map(|ts| room_message("alice", &ts.to_string(), *ts))
+        .collect();
+    store.insert(&batch).expect("insert");
+    let retention = Retention {
+        max_messages: None,
+        max_age: Some(Duration::from_secs(5)),
+    };
+    assert_eq!(store.prune(retention, 10_000).expect("prune"), 2);
+    let (left, _) = store.history("#lobby", None, None, 50).expect("history");
+    assert_eq!(
+        left.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        [year_ahead.to_string(), "9000".to_owned()]
+    );
+}
+
+#[test]
 fn retention_by_age_removes_only_older_messages() {
     let mut store = Store::open(&Location::Memory).expect("open");
     let batch: Vec<_> = [1_000, 5_000, 9_000]

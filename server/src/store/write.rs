@@ -133,8 +133,9 @@ impl Store {
     /// It reads what it deletes and little more, so that it may run often on a long history.
     /// By age: ids grow with time, so the old messages are the first ones, read in id order up
     /// to the first that is not old (one stored with a later time, from a clock set back, holds
-    /// back those after it until it is old itself). By count: the first run goes through every
-    /// conversation, later ones through those that got messages since.
+    /// back those after it until it is old itself; one dated in the future is passed over). By
+    /// count: the first run goes through every conversation, later ones through those that got
+    /// messages since, and after a failure every conversation again.
     pub fn prune(&mut self, retention: Retention, now_ms: i64) -> Result<usize, StoreError> {
         let mut removed = 0;
         if let Some(age) = retention.max_age {
@@ -144,9 +145,12 @@ impl Store {
                 .prepare_cached("SELECT id, ts FROM messages ORDER BY id")?;
             let mut rows = stmt.query([])?;
             let mut last_old = None;
-            while let Some(row) = rows.next()?
-                && row.get::<_, i64>(1)? < cutoff
-            {
+            while let Some(row) = rows.next()? {
+                let ts: i64 = row.get(1)?;
+                // A time in the future (a clock that was wrong) holds nothing back.
+                if ts >= cutoff && ts <= now_ms {
+                    break;
+                }
                 last_old = Some(row.get::<_, i64>(0)?);
             }
             drop(rows);
@@ -159,43 +163,57 @@ impl Store {
         }
         if let Some(keep) = retention.max_messages {
             let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-            match self.grown.replace(Default::default()) {
-                None => {
-                    removed += self.conn.execute(
-                        "DELETE FROM messages WHERE id IN (
-                             SELECT id FROM (
-                                 SELECT id, row_number() OVER (PARTITION BY conv ORDER BY id DESC)
-                                     AS n
-                                 FROM messages)
-                             WHERE n > ?1)",
-                        params![keep],
-                    )?;
-                }
-                Some(grown) => {
-                    // Counted in the conversations' index, up to one more than `keep`.
-                    let mut count = self.conn.prepare_cached(
-                        "SELECT count(*) FROM (SELECT 1 FROM messages WHERE conv = ?1 LIMIT ?2)",
-                    )?;
-                    // From the `keep + 1`th newest back.
-                    let mut delete = self.conn.prepare_cached(
-                        "DELETE FROM messages WHERE conv = ?1 AND id <= (
-                             SELECT id FROM messages WHERE conv = ?1
-                             ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-                    )?;
-                    for (conv, added) in grown {
-                        // Deletions since only make the count of then an upper bound.
-                        let at_most = self.counted.get(&conv).map(|n| n.saturating_add(added));
-                        if let Some(at_most) = at_most.filter(|n| *n <= keep as u64) {
-                            self.counted.insert(conv, at_most);
-                            continue;
-                        }
-                        let held: i64 = count
-                            .query_row(params![conv, keep.saturating_add(1)], |row| row.get(0))?;
-                        if held > keep {
-                            removed += delete.execute(params![conv, keep])?;
-                        }
-                        self.counted.insert(conv, held.min(keep) as u64);
+            let by_count = self.prune_by_count(keep);
+            if by_count.is_err() {
+                // What grew and what was counted may be lost half-way: all again next time.
+                self.grown = None;
+                self.counted.clear();
+            }
+            removed += by_count?;
+        }
+        Ok(removed)
+    }
+
+    /// Retention by count: keeps the newest `keep` messages of each conversation; returns how
+    /// many went.
+    fn prune_by_count(&mut self, keep: i64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        match self.grown.replace(Default::default()) {
+            None => {
+                removed += self.conn.execute(
+                    "DELETE FROM messages WHERE id IN (
+                         SELECT id FROM (
+                             SELECT id, row_number() OVER (PARTITION BY conv ORDER BY id DESC)
+                                 AS n
+                             FROM messages)
+                         WHERE n > ?1)",
+                    params![keep],
+                )?;
+            }
+            Some(grown) => {
+                // Counted in the conversations' index, up to one more than `keep`.
+                let mut count = self.conn.prepare_cached(
+                    "SELECT count(*) FROM (SELECT 1 FROM messages WHERE conv = ?1 LIMIT ?2)",
+                )?;
+                // From the `keep + 1`th newest back.
+                let mut delete = self.conn.prepare_cached(
+                    "DELETE FROM messages WHERE conv = ?1 AND id <= (
+                         SELECT id FROM messages WHERE conv = ?1
+                         ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                )?;
+                for (conv, added) in grown {
+                    // Deletions since only make the count of then an upper bound.
+                    let at_most = self.counted.get(&conv).map(|n| n.saturating_add(added));
+                    if let Some(at_most) = at_most.filter(|n| *n <= keep as u64) {
+                        self.counted.insert(conv, at_most);
+                        continue;
                     }
+                    let held: i64 =
+                        count.query_row(params![conv, keep.saturating_add(1)], |row| row.get(0))?;
+                    if held > keep {
+                        removed += delete.execute(params![conv, keep])?;
+                    }
+                    self.counted.insert(conv, held.min(keep) as u64);
                 }
             }
         }
