@@ -64,6 +64,8 @@ pub struct SearchView {
     pub older: Option<MsgId>,
     /// Older messages are being searched (their results will be added).
     pub searching_older: bool,
+    /// The `before` of the search asked last: only its answer is taken.
+    pub asked: Option<MsgId>,
     /// Index of the highlighted result.
     pub selected: usize,
 }

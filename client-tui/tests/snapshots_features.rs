@@ -157,6 +157,7 @@ fn search_results_over_the_chat() {
             results,
             before: None,
             older: None,
+            failed: None,
         },
     );
     key(&mut app, KeyCode::Down);
@@ -180,6 +181,7 @@ fn search_results_with_older_messages_still_to_search() {
             )],
             before: None,
             older: Some(9),
+            failed: None,
         },
     );
     assert_snapshot!(draw(&mut app, 100, 12).backend());
@@ -191,10 +193,12 @@ fn a_refused_search_over_the_chat() {
     enter_line(&mut app, "/search lunch");
     frame(
         &mut app,
-        ServerFrame::Error {
-            code: protocol::ErrorCode::RateLimited,
-            message: "too many searches are waiting; try again in a moment".into(),
-            client_id: None,
+        ServerFrame::SearchResults {
+            text: "lunch".into(),
+            results: Vec::new(),
+            before: None,
+            older: None,
+            failed: Some("too many searches are waiting; try again in a moment".into()),
         },
     );
     assert_snapshot!(draw(&mut app, 100, 12).backend());

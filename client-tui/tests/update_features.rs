@@ -4,12 +4,12 @@
 mod common;
 
 use client_tui::app::{App, Compose, ConvKey, EntryKind, Overlay};
-use client_tui::msg::{Cmd, Msg};
+use client_tui::msg::{Cmd, Msg, NetEvent};
 use client_tui::update::update;
 use client_tui::view::status::typing_text;
 use common::*;
 use crossterm::event::{KeyCode, KeyModifiers};
-use protocol::{ChatMessage, ClientFrame, ErrorCode, Quote, ServerFrame, Target};
+use protocol::{ChatMessage, ClientFrame, Quote, ServerFrame, Target};
 
 /// A full-screen client (read markers, title, bell) logged in as alice with bob online.
 fn alice() -> App {
@@ -415,6 +415,7 @@ fn search_shows_results_and_enter_opens_the_conversation_around_a_message_not_lo
             results,
             before: None,
             older: None,
+            failed: None,
         },
     );
     key(&mut app, KeyCode::Down);
@@ -466,6 +467,7 @@ fn a_search_goes_on_in_older_messages_past_the_last_result_or_with_search_alone(
             results: vec![result(90, "bob", Target::Room(room("lobby")), "lunch now?")],
             before: None,
             older: Some(90),
+            failed: None,
         },
     );
     // Down on the last result asks for older ones, once.
@@ -484,6 +486,7 @@ fn a_search_goes_on_in_older_messages_past_the_last_result_or_with_search_alone(
             results: vec![result(12, "bob", Target::Room(room("lobby")), "lunch?")],
             before: Some(90),
             older: None,
+            failed: None,
         },
     );
     let view = app.search.as_ref().expect("open");
@@ -509,14 +512,17 @@ fn a_search_the_server_refuses_says_so_instead_of_searching_on() {
     let mut app = alice();
     enter_line(&mut app, "/search lunch");
     let why = "too many searches are waiting; try again in a moment";
-    frame(
-        &mut app,
-        ServerFrame::Error {
-            code: ErrorCode::RateLimited,
-            message: why.into(),
-            client_id: None,
-        },
-    );
+    let refused = |before| ServerFrame::SearchResults {
+        text: "lunch".into(),
+        results: Vec::new(),
+        before,
+        older: None,
+        failed: Some(why.into()),
+    };
+    // An answer to another search (an older page asked before this one) is not this one's.
+    frame(&mut app, refused(Some(7)));
+    assert_eq!(app.search.as_ref().and_then(|v| v.failed.clone()), None);
+    frame(&mut app, refused(None));
     let view = app.search.as_ref().expect("the search stays open");
     assert_eq!(view.failed.as_deref(), Some(why));
     assert_eq!(app.overlay, Overlay::Search);
@@ -527,12 +533,33 @@ fn a_search_the_server_refuses_says_so_instead_of_searching_on() {
             text: "lunch".into(),
             results: vec![result(5, "bob", Target::Room(room("lobby")), "lunch?")],
             before: None,
-            older: None,
+            older: Some(5),
+            failed: None,
         },
     );
-    let view = app.search.expect("the search stays open");
-    assert_eq!(view.results.map(|r| r.len()), Some(1));
+    let view = app.search.as_ref().expect("the search stays open");
+    assert_eq!(view.results.as_ref().map(|r| r.len()), Some(1));
     assert_eq!(view.failed, None);
+    // An older page refused leaves the results, and ↓ tries again.
+    let cmds = key(&mut app, KeyCode::Down);
+    assert_eq!(other_frames(&cmds).len(), 1);
+    frame(&mut app, refused(Some(5)));
+    let view = app.search.as_ref().expect("the search stays open");
+    assert_eq!(
+        (view.results.as_ref().map(|r| r.len()), view.searching_older),
+        (Some(1), false)
+    );
+    assert_eq!(other_frames(&key(&mut app, KeyCode::Down)).len(), 1);
+    // A connection lost meanwhile ends the wait too.
+    net(
+        &mut app,
+        NetEvent::Disconnected {
+            reason: "reset".into(),
+            attempt: 1,
+            retry_in_ms: 500,
+        },
+    );
+    assert!(!app.search.as_ref().expect("open").searching_older);
 }
 
 #[test]

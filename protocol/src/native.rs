@@ -277,10 +277,11 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_seen: Option<i64>,
     },
-    /// Messages matching a search, newest first. `before` is the request's: set, these go
-    /// on from an earlier answer. `older` is set when older messages may match too (the
-    /// answer holds `limit` messages, or the server searched a span of the history only):
-    /// search again with `before` = `older` to go on.
+    /// Messages matching a search, newest first. `text` and `before` are the request's (set,
+    /// these go on from an earlier answer). `older` is set when older messages may match too
+    /// (the answer holds `limit` messages, or the server searched a span of the history only):
+    /// search again with `before` = `older` to go on. `failed` says why the server did not
+    /// search (too many searches waiting, say); `results` is empty then.
     SearchResults {
         text: String,
         results: Vec<ChatMessage>,
@@ -288,6 +289,8 @@ pub enum ServerFrame {
         before: Option<MsgId>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         older: Option<MsgId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failed: Option<String>,
     },
     /// The nickname is registered: logging in under it needs the password from now on.
     Registered { nick: Nick },

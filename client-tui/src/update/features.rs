@@ -390,6 +390,7 @@ pub(super) fn search(app: &mut App, text: String, cmds: &mut Vec<Cmd>) {
         failed: None,
         older: None,
         searching_older: false,
+        asked: None,
         selected: 0,
     });
     ask_search(app, text, None, cmds);
@@ -427,21 +428,38 @@ pub(super) fn search_older(app: &mut App, cmds: &mut Vec<Cmd>) {
     }
     if let Some(view) = app.search.as_mut() {
         view.searching_older = true;
+        view.asked = Some(before);
     }
     ask_search(app, text, Some(before), cmds);
 }
 
-/// The server's answer to a search: `before` set, it goes on from an earlier one and its
-/// results are added to those; `older`, older messages may match too.
+/// The server's answer to a search (`text` and `before` as asked): `before` set, it goes on
+/// from an earlier one and its results are added to those; `older`, older messages may match
+/// too; `failed`, the server did not search. Only the answer to the search asked last counts.
 pub(super) fn on_search_results(
     app: &mut App,
-    text: String,
-    (results, before, older): (Vec<ChatMessage>, Option<MsgId>, Option<MsgId>),
+    (text, before): (String, Option<MsgId>),
+    (results, older, failed): (Vec<ChatMessage>, Option<MsgId>, Option<String>),
     cmds: &mut Vec<Cmd>,
 ) {
     app.awaiting_replies = app.awaiting_replies.saturating_sub(1);
-    if app.search.as_ref().is_none_or(|s| s.text != text) {
+    if app
+        .search
+        .as_ref()
+        .is_none_or(|s| s.text != text || s.asked != before)
+    {
         return;
+    }
+    if let Some(why) = failed {
+        let view = app.search.as_mut().expect("checked above");
+        if view.searching_older {
+            // The results shown stay, and ↓ may try again.
+            view.searching_older = false;
+        } else {
+            view.failed = Some(why.clone());
+        }
+        let text = format!("search failed: {why}");
+        return notice(app, app.active, &text, cmds);
     }
     let more = if before.is_some() { " more" } else { "" };
     cmds.push(Cmd::Print(format!(

@@ -31,6 +31,13 @@ pub(super) fn on_net(app: &mut App, event: NetEvent, cmds: &mut Vec<Cmd>) {
             }
             app.awaiting_replies = 0;
             app.asked_who = 0;
+            // A search under way gets no answer on this connection.
+            if let Some(view) = app.search.as_mut() {
+                if view.results.is_none() && view.failed.is_none() {
+                    view.failed = Some("the connection was lost".into());
+                }
+                view.searching_older = false;
+            }
             app.conn = ConnState::Reconnecting {
                 attempt,
                 retry_in_ms,
@@ -191,7 +198,8 @@ fn on_frame(app: &mut App, frame: ServerFrame, cmds: &mut Vec<Cmd>) {
             results,
             before,
             older,
-        } => features::on_search_results(app, text, (results, before, older), cmds),
+            failed,
+        } => features::on_search_results(app, (text, before), (results, older, failed), cmds),
         // Not shown by this client yet.
         ServerFrame::Whois { .. } | ServerFrame::Unknown => {}
     }
@@ -306,18 +314,6 @@ fn error(
         return;
     }
     app.awaiting_replies = app.awaiting_replies.saturating_sub(1);
-    // A search the server refused (too many waiting) or could not run is answered with an
-    // error instead of its results.
-    if matches!(
-        code,
-        ErrorCode::RateLimited | ErrorCode::Internal | ErrorCode::ShuttingDown
-    ) && let Some(view) = app
-        .search
-        .as_mut()
-        .filter(|v| v.results.is_none() && v.failed.is_none())
-    {
-        view.failed = Some(message.clone());
-    }
     if matches!(code, ErrorCode::AlreadyRegistered | ErrorCode::WeakPassword) {
         app.pending_password = None;
     }

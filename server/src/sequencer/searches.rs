@@ -57,27 +57,28 @@ impl Searches {
         })
     }
 
-    /// Queues `job`, or says why not.
-    fn queue(&self, job: Job) -> Result<(), (ErrorCode, &'static str)> {
+    /// Queues `job`, or gives it back with why not.
+    fn queue(&self, job: Job) -> Result<(), Box<(Job, &'static str)>> {
+        let stopping = "the server is shutting down";
         let conn = job.peer.id;
         let mut waiting = lock(&self.waiting);
-        let mine = waiting.entry(conn).or_default();
-        if *mine >= PER_CONNECTION {
+        if waiting.get(&conn).is_some_and(|n| *n >= PER_CONNECTION) {
             let why = "your searches are still running; wait for their results";
-            return Err((ErrorCode::RateLimited, why));
+            return Err(Box::new((job, why)));
         }
-        let stopping = (ErrorCode::ShuttingDown, "the server is shutting down");
-        let jobs = self.jobs.as_ref().ok_or(stopping)?;
+        let Some(jobs) = &self.jobs else {
+            return Err(Box::new((job, stopping)));
+        };
         match jobs.try_send(job) {
             Ok(()) => {
-                *mine += 1;
+                *waiting.entry(conn).or_default() += 1;
                 Ok(())
             }
-            Err(TrySendError::Full(_)) => Err((
-                ErrorCode::RateLimited,
-                "too many searches are waiting; try again in a moment",
-            )),
-            Err(TrySendError::Disconnected(_)) => Err(stopping),
+            Err(TrySendError::Full(job)) => {
+                let why = "too many searches are waiting; try again in a moment";
+                Err(Box::new((job, why)))
+            }
+            Err(TrySendError::Disconnected(job)) => Err(Box::new((job, stopping))),
         }
     }
 }
@@ -96,7 +97,7 @@ impl Drop for Searches {
 fn run(reader: &Reader, queue: &Receiver<Job>, waiting: &Mutex<HashMap<ConnId, usize>>) {
     for job in queue {
         let found = reader.search(&job.nick, &job.rooms, &job.text, job.limit, job.before);
-        answer(&job.peer, job.text, job.before, found);
+        answer(&job.peer, job.text, job.before, searched(found));
         let mut waiting = lock(waiting);
         if let Some(n) = waiting.get_mut(&job.peer.id) {
             *n -= 1;
@@ -113,28 +114,33 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Sends `peer` the messages found for `text` before `before`, or says the search failed.
-fn answer(peer: &Peer, text: String, before: Option<MsgId>, found: Result<SearchPage, StoreError>) {
-    match found {
-        Ok(page) => {
-            let frame = ServerFrame::SearchResults {
-                text,
-                results: page.messages,
-                before,
-                older: page.older,
-            };
-            offer(peer, native(&frame));
-        }
-        Err(err) => {
-            tracing::error!(error = %err, "search failed");
-            fail(
-                peer,
-                ErrorCode::Internal,
-                "the search failed; try again",
-                None,
-            );
-        }
-    }
+/// What a search found, or why it failed, as its answer says it.
+fn searched(found: Result<SearchPage, StoreError>) -> Result<SearchPage, &'static str> {
+    found.map_err(|err| {
+        tracing::error!(error = %err, "search failed");
+        "the search failed; try again"
+    })
+}
+
+/// Answers `peer`'s search for `text` before `before`: what it found, or why it failed.
+fn answer(peer: &Peer, text: String, before: Option<MsgId>, found: Result<SearchPage, &str>) {
+    let frame = match found {
+        Ok(page) => ServerFrame::SearchResults {
+            text,
+            results: page.messages,
+            before,
+            older: page.older,
+            failed: None,
+        },
+        Err(why) => ServerFrame::SearchResults {
+            text,
+            results: Vec::new(),
+            before,
+            older: None,
+            failed: Some(why.to_owned()),
+        },
+    };
+    offer(peer, native(&frame));
 }
 
 impl Worker {
@@ -153,7 +159,7 @@ impl Worker {
         let store = self.store.sync();
         let Some(searches) = &self.searches else {
             let found = store.search(&nick, &rooms, &text, limit, before);
-            return answer(peer, text, before, found);
+            return answer(peer, text, before, searched(found));
         };
         // Every message delivered so far is stored now (unless the store fails): the search
         // thread sees them.
@@ -167,8 +173,9 @@ impl Worker {
             limit,
             before,
         };
-        if let Err((code, why)) = searches.queue(job) {
-            fail(peer, code, why, None);
+        if let Err(refused) = searches.queue(job) {
+            let (job, why) = *refused;
+            answer(peer, job.text, job.before, Err(why));
         }
     }
 }

@@ -291,10 +291,7 @@ fn retention_by_count_after_a_failed_run_looks_at_every_conversation_again() {
         )
         .expect("trigger");
     assert!(store.prune(retention, 100).is_err());
-    store
-        .conn
-        .execute_batch("DROP TRIGGER full")
-        .expect("drop");
+    store.conn.execute_batch("DROP TRIGGER full").expect("drop");
     // The lobby got nothing since, and is still over its count.
     assert_eq!(store.prune(retention, 100).expect("prune"), 3);
 }
