@@ -97,14 +97,17 @@ impl Drop for Searches {
 fn run(reader: &Reader, queue: &Receiver<Job>, waiting: &Mutex<HashMap<ConnId, usize>>) {
     for job in queue {
         let found = reader.search(&job.nick, &job.rooms, &job.text, job.limit, job.before);
-        answer(&job.peer, job.text, job.before, searched(found));
-        let mut waiting = lock(waiting);
-        if let Some(n) = waiting.get_mut(&job.peer.id) {
-            *n -= 1;
-            if *n == 0 {
-                waiting.remove(&job.peer.id);
+        // No longer waiting before it is answered: the peer may ask again at once.
+        {
+            let mut waiting = lock(waiting);
+            if let Some(n) = waiting.get_mut(&job.peer.id) {
+                *n -= 1;
+                if *n == 0 {
+                    waiting.remove(&job.peer.id);
+                }
             }
         }
+        answer(&job.peer, job.text, job.before, searched(found));
     }
 }
 
