@@ -7,6 +7,9 @@ use protocol::{MsgId, Nick, Target};
 use rusqlite::params;
 use std::cell::Cell;
 
+/// Conversations whose count retention remembers at most (a few MiB).
+const MAX_COUNTED: usize = 100_000;
+
 /// The `room` and `recipient` columns of a message to `target`.
 fn room_and_recipient(target: &Target) -> (Option<&str>, Option<&str>) {
     match target {
@@ -178,6 +181,11 @@ impl Store {
     /// many went.
     fn prune_by_count(&mut self, keep: i64) -> Result<usize, StoreError> {
         let mut removed = 0;
+        // One entry per conversation that got messages: forgotten now and then, it costs one
+        // count each again.
+        if self.counted.len() > MAX_COUNTED {
+            self.counted.clear();
+        }
         match self.grown.replace(Default::default()) {
             None => {
                 removed += self.conn.execute(
