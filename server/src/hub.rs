@@ -110,6 +110,19 @@ pub fn offer(peer: &Peer, frame: Frame) -> Offer {
     }
 }
 
+/// Offers `frame` to `peer` as [`offer`] does, letting it wait a little for the next frame to
+/// the same connection (see [`crate::peer::late`]).
+pub fn offer_later(peer: &Peer, frame: Frame) -> Offer {
+    match peer.outbox.try_send_later(frame) {
+        Ok(()) => Offer::Queued,
+        Err(TrySendError::Full(_)) => {
+            peer.close(CloseReason::TooSlow);
+            Offer::TooSlow
+        }
+        Err(TrySendError::Closed(_)) => Offer::Gone,
+    }
+}
+
 /// Encodes a native frame as a WebSocket text frame.
 pub fn native(frame: &ServerFrame) -> Frame {
     Frame::json(frame)

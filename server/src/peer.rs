@@ -135,6 +135,7 @@ impl Peer {
 }
 
 mod held;
+pub mod late;
 
 pub use held::{hold_wakes, release_held_wakes};
 
@@ -189,17 +190,31 @@ struct Queue {
     /// The frames `frames` holds, which the capacity bounds.
     count: usize,
     closed: bool,
+    /// Frames were queued with [`Outbox::try_send_later`] into an empty outbox, and no
+    /// wake-up is on its way for them yet: the next frame queued wakes the connection, or
+    /// the late wake-up does.
+    unwoken: bool,
 }
 
 impl Queue {
     fn pop_front(&mut self) -> Option<Frame> {
         let frame = self.frames.pop_front()?;
         self.count -= frame.frames();
+        self.unwoken = false;
         Some(frame)
     }
 }
 
 impl Shared {
+    /// Wakes the connection if frames queued to go out later are still waiting for it.
+    fn wake_if_unwoken(&self) {
+        let mut queue = self.lock();
+        if std::mem::take(&mut queue.unwoken) {
+            drop(queue);
+            self.waker.wake();
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // The queue holds no invariant a panic could break half-way.
         self.queue
@@ -219,13 +234,36 @@ impl Outbox {
         if queue.count + frame.frames() > self.shared.capacity {
             return Err(TrySendError::Full(frame));
         }
-        let was_empty = queue.frames.is_empty();
+        // A queue that held frames already has a wake-up on the way (or a task writing them),
+        // unless they were queued to go out later.
+        let wake = queue.frames.is_empty() || std::mem::take(&mut queue.unwoken);
         queue.count += frame.frames();
         queue.frames.push_back(frame);
         drop(queue);
-        // A queue that held frames already has a wake-up on the way (or a task writing them).
-        if !held::queued(&self.shared, was_empty) && was_empty {
+        if !held::queued(&self.shared, wake) && wake {
             self.shared.waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues `frame` as [`try_send`](Self::try_send) does, but lets it wait up to
+    /// [`late::DELAY`] for the next frame to the same connection, so that both go out in one
+    /// write: for acknowledgements, which in a conversation are soon followed by the answer.
+    pub fn try_send_later(&self, frame: Frame) -> Result<(), TrySendError<Frame>> {
+        let mut queue = self.shared.lock();
+        if queue.closed {
+            return Err(TrySendError::Closed(frame));
+        }
+        if queue.count + frame.frames() > self.shared.capacity {
+            return Err(TrySendError::Full(frame));
+        }
+        let first = queue.frames.is_empty();
+        queue.count += frame.frames();
+        queue.frames.push_back(frame);
+        if first {
+            queue.unwoken = true;
+            drop(queue);
+            late::wake_later(Arc::clone(&self.shared));
         }
         Ok(())
     }
@@ -300,6 +338,7 @@ impl Inbox {
             n += frame.frames();
         }
         queue.count -= n;
+        queue.unwoken = false;
         batch.extend(queue.frames.drain(..pieces));
         // Drained, the outbox gives its room back: an idle connection keeps none. Under
         // load it grows again from nothing each round: a few reallocations per round, not
@@ -462,6 +501,50 @@ mod tests {
         }
         assert_eq!(count.load(Ordering::Relaxed), 1);
         assert_eq!(inbox.poll_recv_many(&mut cx, &mut batch, 8), Poll::Ready(3));
+    }
+
+    #[test]
+    fn a_frame_sent_later_wakes_the_connection_after_the_delay_or_with_the_next_frame() {
+        // Alone: woken by the late wake-up, not before the delay.
+        let (woken, wakes) = std::sync::mpsc::channel();
+        struct Signal(Mutex<std::sync::mpsc::Sender<std::time::Instant>>);
+        impl std::task::Wake for Signal {
+            fn wake(self: Arc<Self>) {
+                let _ = self
+                    .0
+                    .lock()
+                    .expect("sender")
+                    .send(std::time::Instant::now());
+            }
+        }
+        let waker = Waker::from(Arc::new(Signal(Mutex::new(woken))));
+        let mut cx = Context::from_waker(&waker);
+        let (first, mut inbox) = outbox(8);
+        let mut batch = VecDeque::new();
+        assert!(inbox.poll_recv_many(&mut cx, &mut batch, 8).is_pending());
+        let sent = std::time::Instant::now();
+        first.try_send_later(text("ack")).expect("room");
+        let at = wakes
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("woken");
+        assert!(at - sent >= late::DELAY, "woken after {:?}", at - sent);
+        assert_eq!(inbox.poll_recv_many(&mut cx, &mut batch, 8), Poll::Ready(1));
+
+        // Followed by another frame: woken by that one, at once, for both.
+        let (count, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        let (second, mut inbox) = outbox(8);
+        assert!(inbox.poll_recv_many(&mut cx, &mut batch, 8).is_pending());
+        second.try_send_later(text("ack")).expect("room");
+        second.try_send(text("answer")).expect("room");
+        assert_eq!(count.load(Ordering::Relaxed), 1);
+        assert_eq!(inbox.poll_recv_many(&mut cx, &mut batch, 8), Poll::Ready(2));
+        // Written already, it wakes nothing more when its delay is over.
+        second.try_send_later(text("ack 2")).expect("room");
+        assert_eq!(inbox.poll_recv_many(&mut cx, &mut batch, 8), Poll::Ready(1));
+        let before = count.load(Ordering::Relaxed);
+        inbox.shared.wake_if_unwoken();
+        assert_eq!(count.load(Ordering::Relaxed), before);
     }
 
     #[test]

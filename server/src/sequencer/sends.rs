@@ -388,7 +388,7 @@ pub(super) fn acknowledge(peer: &Peer, id: MsgId, ts: i64, offline: bool, messag
                     ts,
                     offline,
                 };
-                offer(peer, native(&ack));
+                hub::offer_later(peer, native(&ack));
             }
         }
         PeerKind::SeedSingle if offline => {
