@@ -150,6 +150,9 @@ pub struct Store {
     grown: Option<std::collections::HashMap<String, u64>>,
     /// At most how many messages a conversation held when retention last counted them.
     counted: std::collections::HashMap<String, u64>,
+    /// Direct chats known to be in `dm_partners` (committed; rows there are never removed),
+    /// so that their messages skip its look-ups.
+    partners: std::collections::HashSet<String>,
 }
 
 impl Store {
@@ -181,6 +184,7 @@ impl Store {
             unindexed: Cell::default(),
             grown: None,
             counted: Default::default(),
+            partners: Default::default(),
         };
         store.check_and_migrate()?;
         // Messages stored before the last stop but not yet indexed.

@@ -231,6 +231,49 @@ fn direct_partners_are_known_both_ways_from_older_stores_and_new_messages() {
 }
 
 #[test]
+fn a_direct_chat_stored_in_a_transaction_that_failed_still_gets_its_partners_later() {
+    // On disk: in memory there is no journal to roll back with.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(&Location::Dir(dir.path().to_owned())).expect("open");
+    let partners = |store: &Store, who: &str| {
+        store
+            .direct_partners(&nick(who))
+            .expect("partners")
+            .iter()
+            .map(|n| n.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    // The second message fails the transaction after the first noted alice and bob.
+    store
+        .conn
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON fts_pending WHEN new.id > 1
+             BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+        )
+        .expect("trigger");
+    assert!(
+        store
+            .insert(&[dm("alice", "bob", "one"), dm("carol", "dave", "two")])
+            .is_err()
+    );
+    assert!(partners(&store, "alice").is_empty(), "rolled back");
+    store
+        .conn
+        .execute_batch("DROP TRIGGER refuse")
+        .expect("the store works again");
+    store
+        .insert(&[dm("alice", "bob", "one"), dm("alice", "bob", "again")])
+        .expect("insert");
+    assert_eq!(partners(&store, "alice"), ["bob"]);
+    assert_eq!(partners(&store, "bob"), ["alice"]);
+    // Known now: later messages of the two leave the table as it is.
+    store
+        .insert(&[dm("bob", "alice", "three")])
+        .expect("insert");
+    assert_eq!(partners(&store, "alice"), ["bob"]);
+}
+
+#[test]
 fn retention_by_count_keeps_the_newest_of_each_conversation() {
     let mut store = Store::open(&Location::Memory).expect("open");
     let mut batch: Vec<_> = (0..5)

@@ -10,6 +10,9 @@ use std::cell::Cell;
 /// Conversations whose count retention remembers at most (a few MiB).
 const MAX_COUNTED: usize = 100_000;
 
+/// Direct chats known to be in `dm_partners` that the store remembers at most (a few MiB).
+const MAX_PARTNERS: usize = 100_000;
+
 /// The `room` and `recipient` columns of a message to `target`.
 fn room_and_recipient(target: &Target) -> (Option<&str>, Option<&str>) {
     match target {
@@ -29,6 +32,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut out = Vec::new();
         let mut stored = Unindexed::default();
+        let mut new_partners = Vec::new();
         {
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO messages
@@ -36,7 +40,8 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             let mut pending = tx.prepare_cached("INSERT INTO fts_pending (id) VALUES (?1)")?;
-            // Nothing to write (two look-ups) once the two have talked before.
+            // Nothing to write (but two look-ups) once the two have talked before, and
+            // nothing to do once the store knows it.
             let mut partners = tx.prepare_cached(
                 "INSERT OR IGNORE INTO dm_partners (nick, partner) VALUES (?1, ?2), (?2, ?1)",
             )?;
@@ -59,6 +64,13 @@ impl Store {
                     m.reply_to.map(|id| id as i64),
                 ])? == 1;
                 if new {
+                    pending.execute(params![id as i64])?;
+                    if let Target::User(to) = &m.target
+                        && !self.partners.contains(&conv)
+                    {
+                        partners.execute(params![m.from.as_str(), to.as_str()])?;
+                        new_partners.push(conv.clone());
+                    }
                     if let Some(grown) = &mut self.grown {
                         match grown.get_mut(&conv) {
                             Some(added) => *added += 1,
@@ -66,10 +78,6 @@ impl Store {
                                 grown.insert(conv, 1);
                             }
                         }
-                    }
-                    pending.execute(params![id as i64])?;
-                    if let Target::User(to) = &m.target {
-                        partners.execute(params![m.from.as_str(), to.as_str()])?;
                     }
                     stored.add(&m.text);
                     if let Some(to) = &m.delivered_to {
@@ -85,6 +93,10 @@ impl Store {
         }
         note_unindexed(&self.unindexed, &tx, stored)?;
         tx.commit()?;
+        if self.partners.len() + new_partners.len() > MAX_PARTNERS {
+            self.partners.clear();
+        }
+        self.partners.extend(new_partners);
         Ok(out)
     }
 
