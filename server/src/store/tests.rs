@@ -274,6 +274,34 @@ fn a_direct_chat_stored_in_a_transaction_that_failed_still_gets_its_partners_lat
 }
 
 #[test]
+fn the_full_text_index_merges_eight_segments_at_a_time_also_in_older_stores() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let automerge = |store: &Store| -> Option<i64> {
+        store
+            .conn
+            .query_row(
+                "SELECT v FROM messages_fts_config WHERE k = 'automerge'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .expect("config")
+    };
+    {
+        let store = Store::open(&Location::Dir(dir.path().to_owned())).expect("open");
+        assert_eq!(automerge(&store), Some(8));
+        // As a store from before the setting was.
+        store
+            .conn
+            .execute_batch("DELETE FROM messages_fts_config WHERE k = 'automerge'")
+            .expect("older store");
+        assert_eq!(automerge(&store), None);
+    }
+    let store = Store::open(&Location::Dir(dir.path().to_owned())).expect("reopen");
+    assert_eq!(automerge(&store), Some(8));
+}
+
+#[test]
 fn retention_by_count_keeps_the_newest_of_each_conversation() {
     let mut store = Store::open(&Location::Memory).expect("open");
     let mut batch: Vec<_> = (0..5)
