@@ -18,7 +18,8 @@ const MAX_HELD_FRAMES: usize = 4096;
 
 #[derive(Default)]
 struct Held {
-    /// Connections whose outbox was empty when a frame was queued: to be woken.
+    /// Connections whose outbox was empty (or held only frames waiting to go out later) when
+    /// a frame was queued: to be woken.
     wakes: Vec<Arc<Shared>>,
     /// Frames queued since the last wake-ups.
     frames: usize,

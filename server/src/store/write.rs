@@ -67,6 +67,7 @@ impl Store {
                     pending.execute(params![id as i64])?;
                     if let Target::User(to) = &m.target
                         && !self.partners.contains(&conv)
+                        && !new_partners.contains(&conv)
                     {
                         partners.execute(params![m.from.as_str(), to.as_str()])?;
                         new_partners.push(conv.clone());
