@@ -11,7 +11,9 @@
 //!
 //! The full-text index is brought up to date in batches: a stored message is first noted in
 //! `fts_pending` (in the transaction that stores it), and the pending ones are indexed together
-//! once [`FTS_BATCH`] messages or [`FTS_BATCH_BYTES`] of text have gathered, and at open; a
+//! once [`FTS_BATCH`] messages or [`FTS_BATCH_BYTES`] of text have gathered (in a transaction
+//! of their own, after the acks of the one that stored the last of them:
+//! [`Store::index_if_due`]), and at open; a
 //! search reads the pending ones directly. Indexing one message per transaction cost more
 //! than all the rest of storing it (FTS5 writes a segment per commit).
 //!
@@ -254,6 +256,22 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Indexes the stored messages waiting for the full-text index, in a transaction of its
+    /// own, once [`FTS_BATCH`] of them or [`FTS_BATCH_BYTES`] of their text have gathered.
+    /// Storing leaves this to its caller, so that the acks of a batch need not wait for it.
+    /// A failure is logged; the messages wait (searches read them directly) for the next try.
+    pub fn index_if_due(&self) {
+        if self.unindexed.get().is_due()
+            && let Err(error) = self.index_pending()
+        {
+            tracing::warn!(
+                error = %error,
+                "could not add messages to the full-text index; searches read them meanwhile, \
+                 and the index is tried again after the next messages are stored"
+            );
+        }
     }
 
     /// Brings the full-text index up to date with every stored message.

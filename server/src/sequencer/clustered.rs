@@ -49,7 +49,13 @@ impl Worker {
                 fail(&send.peer, ErrorCode::Internal, why, send.message.client_id);
                 continue;
             };
-            if let Err(err) = self.store.sync().insert_at([(id, &send.message)]) {
+            let stored = {
+                let mut store = self.store.sync();
+                let stored = store.insert_at([(id, &send.message)]);
+                store.index_if_due();
+                stored
+            };
+            if let Err(err) = stored {
                 tracing::error!(error = %err, "could not store a message");
                 let why = "the server could not store the message; try again";
                 fail(&send.peer, ErrorCode::Internal, why, send.message.client_id);
@@ -269,11 +275,13 @@ impl Worker {
             })
             .collect();
         let started = std::time::Instant::now();
-        let stored = self
-            .store
-            .sync()
-            .insert_at(messages.iter().map(|(id, _, m, _)| (*id, m)));
-        self.metrics.store_commit(started.elapsed());
+        let stored = {
+            let mut store = self.store.sync();
+            let stored = store.insert_at(messages.iter().map(|(id, _, m, _)| (*id, m)));
+            self.metrics.store_commit(started.elapsed());
+            store.index_if_due();
+            stored
+        };
         let stored = match stored {
             Ok(stored) => stored,
             Err(err) => {

@@ -11,6 +11,8 @@ impl Store {
         let first = self.id_floor()? + 1;
         let ids: Vec<MsgId> = (first..).take(batch.len()).collect();
         self.insert_at(ids.iter().copied().zip(batch))?;
+        // As the store writer does after the acks.
+        self.index_if_due();
         Ok(ids)
     }
 }
@@ -525,6 +527,7 @@ fn search_sees_messages_indexed_or_still_pending_with_their_edits_and_deletions(
         store
             .insert_at(batch_ids.iter().copied().zip(&batch))
             .expect("insert");
+        store.index_if_due();
         ids.extend(batch_ids);
     }
     // Stored last, but the oldest (as from another node): pending, and first for retention.

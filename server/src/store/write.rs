@@ -1,11 +1,9 @@
 //! Writing messages: storing batches with their ids, edits, deletions, read and delivery
 //! markers, retention, and the full-text index's pending messages.
 
-use super::schema::INDEX_PENDING;
 use super::{FTS_BATCH, FTS_BATCH_BYTES, NewMessage, Retention, Store, StoreError, conversation};
 use protocol::{MsgId, Nick, Target};
 use rusqlite::params;
-use std::cell::Cell;
 
 /// Conversations whose count retention remembers at most (a few MiB).
 const MAX_COUNTED: usize = 100_000;
@@ -92,8 +90,8 @@ impl Store {
                 seen.execute(params![to.as_str(), id as i64])?;
             }
         }
-        note_unindexed(&self.unindexed, &tx, stored)?;
         tx.commit()?;
+        self.unindexed.set(self.unindexed.get().and(stored));
         if self.partners.len() + new_partners.len() > MAX_PARTNERS {
             self.partners.clear();
         }
@@ -254,24 +252,16 @@ impl Unindexed {
         self.messages += 1;
         self.bytes += text.len();
     }
-}
 
-/// Counts `stored` as waiting for the full-text index, and indexes everything pending once
-/// enough has gathered, inside the transaction `tx` that stored them.
-pub(super) fn note_unindexed(
-    unindexed: &Cell<Unindexed>,
-    tx: &rusqlite::Transaction<'_>,
-    stored: Unindexed,
-) -> Result<(), StoreError> {
-    let waiting = Unindexed {
-        messages: unindexed.get().messages + stored.messages,
-        bytes: unindexed.get().bytes + stored.bytes,
-    };
-    if waiting.messages >= FTS_BATCH || waiting.bytes >= FTS_BATCH_BYTES {
-        tx.execute_batch(INDEX_PENDING)?;
-        unindexed.take();
-    } else {
-        unindexed.set(waiting);
+    fn and(self, more: Self) -> Self {
+        Self {
+            messages: self.messages + more.messages,
+            bytes: self.bytes + more.bytes,
+        }
     }
-    Ok(())
+
+    /// Whether enough waits to be indexed together.
+    pub(super) fn is_due(self) -> bool {
+        self.messages >= FTS_BATCH || self.bytes >= FTS_BATCH_BYTES
+    }
 }

@@ -351,6 +351,8 @@ fn write_queued<A>(shared: &Shared<A>, store: &mut Store) -> bool {
                 resent,
                 took,
             });
+            // After the acks: they need not wait for the full-text index.
+            store.index_if_due();
             true
         }
         Err(error) => {

@@ -160,3 +160,52 @@ fn a_failed_batch_waits_and_is_stored_with_later_ones_in_order() {
     assert_eq!(texts, ["m1", "m2", "m3", "m4"]);
     writer.close();
 }
+
+#[test]
+fn acks_go_out_before_the_full_text_index_takes_the_messages_waiting_for_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&Location::Dir(dir.path().to_owned())).expect("open");
+    let pending = |conn: &rusqlite::Connection| -> u64 {
+        conn.query_row("SELECT count(*) FROM fts_pending", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .expect("count") as u64
+    };
+    // Another connection, as the hook (the acks) sees the store once a batch is committed.
+    let reader = Mutex::new(rusqlite::Connection::open(store.path()).expect("reader"));
+    let (ended, events) = std::sync::mpsc::channel();
+    let batch = crate::store::FTS_BATCH;
+    let writer: Writer<u64> = Writer::start(
+        store,
+        2 * batch as usize,
+        Box::new(move |end| {
+            if let Ended::Committed { stored, .. } = end {
+                let last = stored.last().map(|q| q.after);
+                let _ = ended.send((last, pending(&reader.lock().expect("reader"))));
+            }
+        }),
+    )
+    .expect("start");
+    for n in 1..=batch {
+        writer.push(Queued {
+            id: MsgId::from(n),
+            message: message(&format!("apples {n}")),
+            after: n,
+        });
+    }
+    // The transaction that stores the batch's last message is acknowledged with every
+    // message of the batch still waiting for the index.
+    loop {
+        let (last, waiting) = events
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a transaction ends");
+        if last == Some(batch) {
+            assert_eq!(waiting, batch, "indexed before the acks");
+            break;
+        }
+    }
+    // Then indexed.
+    let store = writer.sync();
+    let reader = rusqlite::Connection::open(store.path()).expect("reader");
+    assert_eq!(pending(&reader), 0);
+}
