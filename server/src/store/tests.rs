@@ -276,6 +276,32 @@ fn a_direct_chat_stored_in_a_transaction_that_failed_still_gets_its_partners_lat
 }
 
 #[test]
+fn a_direct_message_left_stored_by_a_half_failed_transaction_still_gets_its_partners() {
+    // In memory there is no journal: a transaction that fails half-way (out of memory) keeps
+    // the rows it wrote, here the message's own and nothing else.
+    let mut store = Store::open(&Location::Memory).expect("open");
+    store.add_user(&nick("bob"), 0).expect("user");
+    let message = dm("alice", "bob", "while bob was away");
+    store
+        .conn
+        .execute(
+            "INSERT INTO messages (id, conv, ts, sender, recipient, text)
+             VALUES (7, ?1, 1, 'alice', 'bob', ?2)",
+            params![conversation(&message.from, &message.target), message.text],
+        )
+        .expect("the row a failed transaction left");
+    // The retry finds the row stored, and still notes the pair.
+    assert_eq!(store.insert_at([(7, &message)]).expect("retry"), [false]);
+    let partners = store.direct_partners(&nick("bob")).expect("partners");
+    assert_eq!(partners, [nick("alice")]);
+    let waiting = store.undelivered(&nick("bob")).expect("undelivered");
+    assert_eq!(
+        waiting.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["while bob was away"]
+    );
+}
+
+#[test]
 fn the_full_text_index_merges_eight_segments_at_a_time_also_in_older_stores() {
     let dir = tempfile::tempdir().expect("tempdir");
     let automerge = |store: &Store| -> Option<i64> {

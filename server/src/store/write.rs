@@ -61,15 +61,18 @@ impl Store {
                     m.client_id,
                     m.reply_to.map(|id| id as i64),
                 ])? == 1;
+                // Also for a message stored already: in memory (no journal) a transaction
+                // that failed half-way may have left its row without the rest, and its
+                // recipient finds it at login only through the pair.
+                if let Target::User(to) = &m.target
+                    && !self.partners.contains(&conv)
+                    && !new_partners.contains(&conv)
+                {
+                    partners.execute(params![m.from.as_str(), to.as_str()])?;
+                    new_partners.push(conv.clone());
+                }
                 if new {
                     pending.execute(params![id as i64])?;
-                    if let Target::User(to) = &m.target
-                        && !self.partners.contains(&conv)
-                        && !new_partners.contains(&conv)
-                    {
-                        partners.execute(params![m.from.as_str(), to.as_str()])?;
-                        new_partners.push(conv.clone());
-                    }
                     if let Some(grown) = &mut self.grown {
                         match grown.get_mut(&conv) {
                             Some(added) => *added += 1,
