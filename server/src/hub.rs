@@ -100,20 +100,18 @@ pub enum Offer {
 
 /// Offers `frame` to `peer`, and closes the peer as too slow when its outbox is full.
 pub fn offer(peer: &Peer, frame: Frame) -> Offer {
-    match peer.outbox.try_send(frame) {
-        Ok(()) => Offer::Queued,
-        Err(TrySendError::Full(_)) => {
-            peer.close(CloseReason::TooSlow);
-            Offer::TooSlow
-        }
-        Err(TrySendError::Closed(_)) => Offer::Gone,
-    }
+    offered(peer, peer.outbox.try_send(frame))
 }
 
 /// Offers `frame` to `peer` as [`offer`] does, letting it wait a little for the next frame to
 /// the same connection (see [`crate::peer::late`]).
 pub fn offer_later(peer: &Peer, frame: Frame) -> Offer {
-    match peer.outbox.try_send_later(frame) {
+    offered(peer, peer.outbox.try_send_later(frame))
+}
+
+/// What became of a frame offered to `peer`, closing it as too slow when its outbox was full.
+fn offered(peer: &Peer, sent: Result<(), TrySendError<Frame>>) -> Offer {
+    match sent {
         Ok(()) => Offer::Queued,
         Err(TrySendError::Full(_)) => {
             peer.close(CloseReason::TooSlow);

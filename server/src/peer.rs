@@ -227,18 +227,10 @@ impl Outbox {
     /// Queues `frame` (one piece, of [`Frame::frames`] frames) unless that would overfill the
     /// outbox or its connection has ended. Never waits.
     pub fn try_send(&self, frame: Frame) -> Result<(), TrySendError<Frame>> {
-        let mut queue = self.shared.lock();
-        if queue.closed {
-            return Err(TrySendError::Closed(frame));
-        }
-        if queue.count + frame.frames() > self.shared.capacity {
-            return Err(TrySendError::Full(frame));
-        }
+        let (mut queue, was_empty) = self.push(frame)?;
         // A queue that held frames already has a wake-up on the way (or a task writing them),
         // unless they were queued to go out later.
-        let wake = queue.frames.is_empty() || std::mem::take(&mut queue.unwoken);
-        queue.count += frame.frames();
-        queue.frames.push_back(frame);
+        let wake = was_empty || std::mem::take(&mut queue.unwoken);
         drop(queue);
         if !held::queued(&self.shared, wake) && wake {
             self.shared.waker.wake();
@@ -250,6 +242,18 @@ impl Outbox {
     /// [`late::DELAY`] for the next frame to the same connection, so that both go out in one
     /// write: for acknowledgements, which in a conversation are soon followed by the answer.
     pub fn try_send_later(&self, frame: Frame) -> Result<(), TrySendError<Frame>> {
+        let (mut queue, was_empty) = self.push(frame)?;
+        if was_empty {
+            queue.unwoken = true;
+            drop(queue);
+            late::wake_later(Arc::clone(&self.shared));
+        }
+        Ok(())
+    }
+
+    /// Adds `frame` to the queue unless that would overfill it or its connection has ended;
+    /// gives the queue back locked, with whether it held no frames before.
+    fn push(&self, frame: Frame) -> Result<(MutexGuard<'_, Queue>, bool), TrySendError<Frame>> {
         let mut queue = self.shared.lock();
         if queue.closed {
             return Err(TrySendError::Closed(frame));
@@ -257,15 +261,10 @@ impl Outbox {
         if queue.count + frame.frames() > self.shared.capacity {
             return Err(TrySendError::Full(frame));
         }
-        let first = queue.frames.is_empty();
+        let was_empty = queue.frames.is_empty();
         queue.count += frame.frames();
         queue.frames.push_back(frame);
-        if first {
-            queue.unwoken = true;
-            drop(queue);
-            late::wake_later(Arc::clone(&self.shared));
-        }
-        Ok(())
+        Ok((queue, was_empty))
     }
 
     /// The most frames the outbox holds.

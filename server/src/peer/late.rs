@@ -71,13 +71,10 @@ fn run(late: &Late) {
                     .0;
             }
             Some(_) => {
-                let ready: Vec<Arc<Shared>> = std::iter::from_fn(|| {
-                    due.front()
-                        .is_some_and(|(at, _)| *at <= now)
-                        .then(|| due.pop_front().map(|(_, s)| s))
-                        .flatten()
-                })
-                .collect();
+                let mut ready = Vec::new();
+                while due.front().is_some_and(|(at, _)| *at <= now) {
+                    ready.extend(due.pop_front().map(|(_, shared)| shared));
+                }
                 if due.is_empty() {
                     // A burst of acks leaves no large buffer behind.
                     due.shrink_to(64);

@@ -127,21 +127,16 @@ fn searched(found: Result<SearchPage, StoreError>) -> Result<SearchPage, &'stati
 
 /// Answers `peer`'s search for `text` before `before`: what it found, or why it failed.
 fn answer(peer: &Peer, text: String, before: Option<MsgId>, found: Result<SearchPage, &str>) {
-    let frame = match found {
-        Ok(page) => ServerFrame::SearchResults {
-            text,
-            results: page.messages,
-            before,
-            older: page.older,
-            failed: None,
-        },
-        Err(why) => ServerFrame::SearchResults {
-            text,
-            results: Vec::new(),
-            before,
-            older: None,
-            failed: Some(why.to_owned()),
-        },
+    let (results, older, failed) = match found {
+        Ok(page) => (page.messages, page.older, None),
+        Err(why) => (Vec::new(), None, Some(why.to_owned())),
+    };
+    let frame = ServerFrame::SearchResults {
+        text,
+        results,
+        before,
+        older,
+        failed,
     };
     offer(peer, native(&frame));
 }

@@ -42,6 +42,18 @@ fn room_message(from: &str, text: &str, ts: i64) -> NewMessage {
     }
 }
 
+/// The people `who` has had direct chats with, by name, sorted.
+fn partners(store: &Store, who: &str) -> Vec<String> {
+    let mut partners: Vec<String> = store
+        .direct_partners(&nick(who))
+        .expect("partners")
+        .iter()
+        .map(|n| n.as_str().to_owned())
+        .collect();
+    partners.sort();
+    partners
+}
+
 fn dm(from: &str, to: &str, text: &str) -> NewMessage {
     NewMessage {
         target: Target::User(nick(to)),
@@ -207,16 +219,6 @@ fn direct_partners_are_known_both_ways_from_older_stores_and_new_messages() {
             .expect("as an older server left it");
     }
     let mut store = Store::open(&Location::Dir(dir.path().to_owned())).expect("reopen");
-    let partners = |store: &Store, who: &str| {
-        let mut p: Vec<String> = store
-            .direct_partners(&nick(who))
-            .expect("partners")
-            .iter()
-            .map(|n| n.as_str().to_owned())
-            .collect();
-        p.sort();
-        p
-    };
     assert_eq!(partners(&store, "alice"), ["bob", "carol"]);
     assert_eq!(partners(&store, "bob"), ["alice"]);
     // New direct messages add partners on both sides; room messages add none.
@@ -237,14 +239,6 @@ fn a_direct_chat_stored_in_a_transaction_that_failed_still_gets_its_partners_lat
     // On disk: in memory there is no journal to roll back with.
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = Store::open(&Location::Dir(dir.path().to_owned())).expect("open");
-    let partners = |store: &Store, who: &str| {
-        store
-            .direct_partners(&nick(who))
-            .expect("partners")
-            .iter()
-            .map(|n| n.as_str().to_owned())
-            .collect::<Vec<_>>()
-    };
     // The second message fails the transaction after the first noted alice and bob.
     store
         .conn

@@ -30,7 +30,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut out = Vec::new();
         let mut stored = Unindexed::default();
-        let mut new_partners = Vec::new();
+        let mut new_partners = std::collections::HashSet::new();
         {
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO messages
@@ -69,7 +69,7 @@ impl Store {
                     && !new_partners.contains(&conv)
                 {
                     partners.execute(params![m.from.as_str(), to.as_str()])?;
-                    new_partners.push(conv.clone());
+                    new_partners.insert(conv.clone());
                 }
                 if new {
                     pending.execute(params![id as i64])?;
