@@ -113,6 +113,8 @@ fn main() -> anyhow::Result<()> {
             .collect();
         id += messages.len() as u64;
         store.insert_at(messages.iter().map(|(id, m)| (*id, m)))?;
+        // As the store writer does after each batch's acks.
+        store.index_if_due();
     }
     let (wall, cpu) = (wall.elapsed(), thread_cpu() - cpu);
     let per = |d: Duration| d.as_secs_f64() * 1e6 / args.messages.max(1) as f64;
