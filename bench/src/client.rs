@@ -175,23 +175,47 @@ async fn expect(ws: &mut Ws, what: &str, wanted: impl Fn(&Value) -> bool) -> any
 
 /// A native `send` to a room.
 pub fn to_room(room: &str, client_id: u32, text: &str) -> Message {
-    Message::text(
-        json!({"type": "send", "client_id": client_id.to_string(), "room": room, "text": text})
-            .to_string(),
-    )
+    send_frame("room", room, client_id, text)
 }
 
 /// A native `send` to a user.
 pub fn to_user(to: &str, client_id: u32, text: &str) -> Message {
-    Message::text(
-        json!({"type": "send", "client_id": client_id.to_string(), "to": to, "text": text})
-            .to_string(),
-    )
+    send_frame("to", to, client_id, text)
+}
+
+/// A native `send` with `target` (`room` or `to`) set to `name`. Written straight into one
+/// buffer rather than through a `serde_json::Value` and its map: senders build one for every
+/// message, on the cores the server runs on.
+fn send_frame(target: &str, name: &str, client_id: u32, text: &str) -> Message {
+    let mut frame = Vec::with_capacity(64 + name.len() + text.len());
+    frame.extend_from_slice(br#"{"type":"send","client_id":""#);
+    frame.extend_from_slice(client_id.to_string().as_bytes());
+    frame.extend_from_slice(b"\",\"");
+    frame.extend_from_slice(target.as_bytes());
+    frame.extend_from_slice(b"\":");
+    json_string(&mut frame, name);
+    frame.extend_from_slice(br#","text":"#);
+    json_string(&mut frame, text);
+    frame.push(b'}');
+    Message::text(String::from_utf8(frame).expect("JSON of strings is UTF-8"))
 }
 
 /// A seed single-chat message.
 pub fn seed_single(from: &str, to: &str, text: &str) -> Message {
-    Message::text(json!({"message": text, "from_user": from, "to_user": to}).to_string())
+    let mut frame = Vec::with_capacity(48 + from.len() + to.len() + text.len());
+    frame.extend_from_slice(br#"{"message":"#);
+    json_string(&mut frame, text);
+    frame.extend_from_slice(br#","from_user":"#);
+    json_string(&mut frame, from);
+    frame.extend_from_slice(br#","to_user":"#);
+    json_string(&mut frame, to);
+    frame.push(b'}');
+    Message::text(String::from_utf8(frame).expect("JSON of strings is UTF-8"))
+}
+
+/// Appends `text` as a JSON string, quoted and escaped.
+fn json_string(out: &mut Vec<u8>, text: &str) {
+    serde_json::to_writer(out, text).expect("writing to a Vec cannot fail");
 }
 
 /// A native client used only during setup, to learn when the seed clients are registered.
@@ -320,4 +344,33 @@ where
         .await
         .into_iter()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(message: Message) -> Value {
+        let Message::Text(text) = message else {
+            panic!("not a text frame: {message:?}")
+        };
+        serde_json::from_str(text.as_str()).expect("valid JSON")
+    }
+
+    #[test]
+    fn send_frames_are_the_json_objects_of_the_protocols() {
+        let text = "say \"hi\"\\ \n\u{1b}[31m 你好";
+        assert_eq!(
+            parsed(to_user("bob", 7, text)),
+            json!({"type": "send", "client_id": "7", "to": "bob", "text": text})
+        );
+        assert_eq!(
+            parsed(to_room("lobby", 4_294_967_295, text)),
+            json!({"type": "send", "client_id": "4294967295", "room": "lobby", "text": text})
+        );
+        assert_eq!(
+            parsed(seed_single("a\"b", "c", text)),
+            json!({"message": text, "from_user": "a\"b", "to_user": "c"})
+        );
+    }
 }
