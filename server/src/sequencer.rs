@@ -177,7 +177,7 @@ impl Sequencer {
             .unwrap_or_else(|| "0-0".to_owned());
         let applied = position(&cursor);
         let floor = store.id_floor().map_err(std::io::Error::other)?;
-        let resends = Resends::new(&store).map_err(std::io::Error::other)?;
+        let resends = Resends::new(&store, cluster.is_none()).map_err(std::io::Error::other)?;
         let searches = match store.reader().map_err(std::io::Error::other)? {
             Some(reader) => Some(Searches::start(reader)?),
             None => None,

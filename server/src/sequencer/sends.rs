@@ -199,6 +199,18 @@ pub(super) fn committed(metrics: &Metrics, ended: Ended<'_, Sender>) {
     }
 }
 
+/// Client ids of stored messages read at start into [`Seen::Queued`]'s filter, at most; a
+/// store with more checks every new message's client id in the store instead. Reading takes
+/// about 0.4 µs each (a million in 0.39 s), so at most about 1.6 s at start.
+const MAX_SCANNED: u64 = 4_000_000;
+
+/// Client ids the filter takes in all, about 1.2 bytes each; past it, every new message's
+/// client id is checked in the store again.
+const MAX_FILTERED: usize = 16_000_000;
+
+/// The filter's false positives: each costs one look-up in the store.
+const FILTER_ERRORS: f64 = 0.01;
+
 /// Finds whether a sender used a client id before, without waiting for the store writer in
 /// the usual case (a new message). Messages are keyed by a hash of sender and client id; a hash
 /// seen before is checked in the store after [`Writer::sync`], and in the writer's queue
@@ -208,38 +220,61 @@ pub(super) fn committed(metrics: &Metrics, ended: Ended<'_, Sender>) {
 pub(super) struct Resends {
     hasher: std::collections::hash_map::RandomState,
     seen: Seen,
+    /// Client ids looked up in the store (by [`Resends::find`], not after a sync).
+    #[cfg(test)]
+    lookups: u64,
 }
 
 pub(super) enum Seen {
     /// In memory the store starts empty: every message with a client id since the start.
     All(std::collections::HashSet<u64>),
-    /// On disk: messages not yet stored (by id), and a connection reading what is stored.
+    /// On disk: messages not yet stored (by id), a filter of every client id the store may
+    /// hold, and a connection reading what is stored.
     Queued {
         pending: std::collections::VecDeque<(MsgId, u64)>,
         counts: std::collections::HashMap<u64, u32>,
+        /// Every client id stored at start and noted since (a Bloom filter: no false
+        /// negatives, 1% false positives), so that a client id it has not seen, which is every
+        /// new message's, needs no look-up in the store. `None` when the store had more than
+        /// [`MAX_SCANNED`] at start, or past [`MAX_FILTERED`].
+        sent: Option<Box<growable_bloom_filter::GrowableBloom>>,
         reader: Reader,
     },
 }
 
 impl Resends {
-    pub(super) fn new(store: &Store) -> Result<Self, StoreError> {
+    /// Resends of the messages in `store` and of those noted later. In a cluster (`!single`)
+    /// resends are found another way and the filter is not built.
+    pub(super) fn new(store: &Store, single: bool) -> Result<Self, StoreError> {
+        Self::with_limits(store, if single { MAX_SCANNED } else { 0 })
+    }
+
+    /// As [`new`](Self::new), reading at most `max_scanned` client ids at start (none: no
+    /// filter).
+    fn with_limits(store: &Store, max_scanned: u64) -> Result<Self, StoreError> {
+        let hasher = std::collections::hash_map::RandomState::new();
         let seen = match store.reader()? {
             None => Seen::All(Default::default()),
             Some(reader) => Seen::Queued {
                 pending: Default::default(),
                 counts: Default::default(),
+                sent: match max_scanned {
+                    0 => None,
+                    _ => sent_at_start(store, &hasher, max_scanned)?,
+                },
                 reader,
             },
         };
         Ok(Self {
-            hasher: Default::default(),
+            hasher,
             seen,
+            #[cfg(test)]
+            lookups: 0,
         })
     }
 
     pub(super) fn key(&self, from: &Nick, client_id: &str) -> u64 {
-        use std::hash::BuildHasher;
-        self.hasher.hash_one((from.as_str(), client_id))
+        key(&self.hasher, from.as_str(), client_id)
     }
 
     /// Remembers that message `id` carries `client_id` of `from`.
@@ -250,10 +285,23 @@ impl Resends {
                 all.insert(key);
             }
             Seen::Queued {
-                pending, counts, ..
+                pending,
+                counts,
+                sent,
+                ..
             } => {
                 pending.push_back((id, key));
                 *counts.entry(key).or_default() += 1;
+                if let Some(filter) = sent {
+                    filter.insert(key);
+                    if filter.len() > MAX_FILTERED {
+                        tracing::info!(
+                            client_ids = filter.len(),
+                            "client ids of new messages are looked up in the store from now on"
+                        );
+                        *sent = None;
+                    }
+                }
             }
         }
     }
@@ -266,6 +314,7 @@ impl Resends {
             pending,
             counts,
             reader,
+            ..
         } = &mut self.seen
         else {
             return;
@@ -303,8 +352,20 @@ impl Resends {
         let key = self.key(from, client_id);
         let maybe = match &self.seen {
             Seen::All(all) => all.contains(&key),
-            Seen::Queued { counts, reader, .. } => {
+            Seen::Queued {
+                counts,
+                sent,
+                reader,
+                ..
+            } => {
                 if !counts.contains_key(&key) {
+                    if sent.as_ref().is_some_and(|sent| !sent.contains(key)) {
+                        return Ok(Lookup::Known(None));
+                    }
+                    #[cfg(test)]
+                    {
+                        self.lookups += 1;
+                    }
                     let stored = reader.by_client_id(from, client_id)?;
                     let earlier = stored.map(|(id, ts)| Earlier::Stored { id, ts });
                     return Ok(Lookup::Known(earlier));
@@ -318,6 +379,45 @@ impl Resends {
             Lookup::Known(None)
         })
     }
+}
+
+/// The key of a sender's client id.
+fn key(hasher: &std::collections::hash_map::RandomState, from: &str, client_id: &str) -> u64 {
+    use std::hash::BuildHasher;
+    hasher.hash_one((from, client_id))
+}
+
+/// A filter of the client ids in `store`, or `None` when it holds more than `max_scanned`.
+fn sent_at_start(
+    store: &Store,
+    hasher: &std::collections::hash_map::RandomState,
+    max_scanned: u64,
+) -> Result<Option<Box<growable_bloom_filter::GrowableBloom>>, StoreError> {
+    let started = std::time::Instant::now();
+    let mut keys = Vec::new();
+    if !store.each_client_id(max_scanned, |from, client_id| {
+        keys.push(key(hasher, from, client_id))
+    })? {
+        tracing::info!(
+            more_than = max_scanned,
+            "many stored messages with client ids: those of new messages are looked up in \
+             the store"
+        );
+        return Ok(None);
+    }
+    let mut filter = growable_bloom_filter::GrowableBloomBuilder::new()
+        .estimated_insertions((2 * keys.len()).max(1_000_000))
+        .desired_error_ratio(FILTER_ERRORS)
+        .build();
+    for key in &keys {
+        filter.insert(key);
+    }
+    tracing::debug!(
+        client_ids = keys.len(),
+        took_ms = started.elapsed().as_millis() as u64,
+        "read the client ids of the stored messages"
+    );
+    Ok(Some(Box::new(filter)))
 }
 
 /// What [`Resends::find`] could tell.
@@ -404,5 +504,85 @@ pub(super) fn acknowledge(peer: &Peer, id: MsgId, ts: i64, offline: bool, messag
             );
         }
         PeerKind::SeedSingle | PeerKind::SeedGroup => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Location;
+
+    fn alice() -> Nick {
+        Nick::parse("alice").expect("a valid nick")
+    }
+
+    /// A store on disk holding `n` messages of alice's with client ids `c0`, `c1`, ….
+    fn store_with(dir: &tempfile::TempDir, n: u64) -> Store {
+        let mut store = Store::open(&Location::Dir(dir.path().to_owned())).expect("store");
+        let messages: Vec<NewMessage> = (0..n)
+            .map(|i| NewMessage {
+                from: alice(),
+                target: Target::Room(protocol::RoomName::parse("lobby").expect("room")),
+                text: format!("message {i}"),
+                client_id: Some(format!("c{i}")),
+                reply_to: None,
+                ts: 1_764_000_000_000 + i as i64,
+                delivered_to: None,
+            })
+            .collect();
+        store.insert_at((1..).zip(&messages)).expect("stored");
+        store
+    }
+
+    fn found(resends: &mut Resends, client_id: &str) -> Option<MsgId> {
+        match resends.find(&alice(), client_id).expect("a lookup") {
+            Lookup::Known(Some(Earlier::Stored { id, .. })) => Some(id),
+            Lookup::Known(None) => None,
+            Lookup::Known(Some(Earlier::Queued { .. })) | Lookup::AfterSync => {
+                panic!("{client_id} is not queued")
+            }
+        }
+    }
+
+    #[test]
+    fn new_client_ids_are_not_looked_up_and_every_stored_one_is_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(&dir, 5_000);
+        let mut resends = Resends::new(&store, true).expect("resends");
+        for i in 0..5_000 {
+            assert_eq!(found(&mut resends, &format!("c{i}")), Some(i + 1));
+        }
+        assert_eq!(resends.lookups, 5_000, "a stored client id is looked up");
+        for i in 0..1_000 {
+            assert_eq!(found(&mut resends, &format!("new{i}")), None);
+        }
+        // About 10 false positives of 1,000 are expected; 50 happen about once in 10^17.
+        let looked_up = resends.lookups - 5_000;
+        assert!(
+            looked_up < 50,
+            "{looked_up} of 1,000 new client ids were looked up"
+        );
+        // One noted since the start is queued now, and later found through the store.
+        resends.note(5_001, &alice(), "new0");
+        assert!(matches!(
+            resends.find(&alice(), "new0").expect("a lookup"),
+            Lookup::AfterSync
+        ));
+    }
+
+    #[test]
+    fn a_store_too_large_to_read_at_start_has_every_client_id_looked_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(&dir, 100);
+        let mut resends = Resends::with_limits(&store, 99).expect("resends");
+        assert_eq!(found(&mut resends, "c99"), Some(100));
+        for i in 0..10 {
+            assert_eq!(found(&mut resends, &format!("new{i}")), None);
+        }
+        assert_eq!(resends.lookups, 11);
+        // A store of exactly the limit is read whole.
+        let mut resends = Resends::with_limits(&store, 100).expect("resends");
+        assert_eq!(found(&mut resends, "c0"), Some(1));
+        assert_eq!(resends.lookups, 1);
     }
 }

@@ -160,11 +160,6 @@ impl Store {
         })?;
         conn.pragma_update(None, "query_only", true)?;
         conn.pragma_update(None, "cache_size", -super::CACHE_KIB)?;
-        if let Ok(m) = std::env::var("MMAP")
-            && !m.is_empty()
-        {
-            conn.pragma_update(None, "mmap_size", m.parse::<i64>().unwrap_or(0))?;
-        }
         conn.busy_timeout(Duration::from_secs(5))?;
         Ok(Some(Reader { conn }))
     }
@@ -176,6 +171,33 @@ impl Store {
         client_id: &str,
     ) -> Result<Option<(MsgId, i64)>, StoreError> {
         by_client_id(&self.conn, from, client_id)
+    }
+
+    /// Calls `each` with the sender and client id of every stored message that has a client
+    /// id, up to `limit` of them (read from the index of client ids alone); returns whether
+    /// that was all of them.
+    pub fn each_client_id(
+        &self,
+        limit: u64,
+        mut each: impl FnMut(&str, &str),
+    ) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT sender, client_id FROM messages WHERE client_id IS NOT NULL")?;
+        let mut rows = stmt.query([])?;
+        let mut seen = 0;
+        while let Some(row) = rows.next()? {
+            if seen == limit {
+                return Ok(false);
+            }
+            seen += 1;
+            // Both are stored from Rust strings: text, always.
+            if let (Ok(from), Ok(client_id)) = (row.get_ref(0)?.as_str(), row.get_ref(1)?.as_str())
+            {
+                each(from, client_id);
+            }
+        }
+        Ok(true)
     }
 }
 
