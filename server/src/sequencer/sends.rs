@@ -199,27 +199,33 @@ pub(super) fn committed(metrics: &Metrics, ended: Ended<'_, Sender>) {
     }
 }
 
-/// Client ids of stored messages read at start into [`Seen::Queued`]'s filter, at most; a
-/// store with more checks every new message's client id in the store instead. Reading takes
-/// about 0.4 µs each (a million in 0.39 s), so at most about 1.6 s at start.
+/// Stored messages whose client ids are read at start into [`Seen::Queued`]'s filter, at most
+/// (told by the span of their ids); a store with more checks every new message's client id in
+/// the store instead. Reading takes about 0.4 µs each (a million in 0.39 s), so at most about
+/// 1.6 s at start.
 const MAX_SCANNED: u64 = 4_000_000;
 
-/// Client ids the filter takes in all, about 1.2 bytes each; past it, every new message's
-/// client id is checked in the store again.
-const MAX_FILTERED: usize = 16_000_000;
+/// Client ids the filter takes in all. It grows in steps of twice the size, about 10 bits
+/// per client id each, to about 20 MB at this count; past it, every new message's client id
+/// is checked in the store again.
+const MAX_FILTERED: usize = 8_000_000;
 
-/// The filter's false positives: each costs one look-up in the store.
+/// The false positives of the filter's first step (later ones have fewer): each costs one
+/// look-up in the store.
 const FILTER_ERRORS: f64 = 0.01;
 
 /// Finds whether a sender used a client id before, without waiting for the store writer in
 /// the usual case (a new message). Messages are keyed by a hash of sender and client id; a hash
-/// seen before is checked in the store after [`Writer::sync`], and in the writer's queue
-/// (messages a failing store has not taken yet), so a collision costs a sync and never loses a
-/// message. A message is forgotten as waiting only once it is committed
-/// ([`Writer::done_up_to`]).
+/// of a message waiting for the store is checked in the store after [`Writer::sync`], and in
+/// the writer's queue (messages a failing store has not taken yet), so a collision costs a
+/// sync and never loses a message. A message is forgotten as waiting only once it is
+/// committed ([`Writer::done_up_to`]). On disk any other hash is looked up in the store through
+/// the reader (no sync), unless the filter of every client id stored tells it is new.
 pub(super) struct Resends {
     hasher: std::collections::hash_map::RandomState,
     seen: Seen,
+    /// See [`MAX_FILTERED`].
+    max_filtered: usize,
     /// Client ids looked up in the store (by [`Resends::find`], not after a sync).
     #[cfg(test)]
     lookups: u64,
@@ -234,9 +240,10 @@ pub(super) enum Seen {
         pending: std::collections::VecDeque<(MsgId, u64)>,
         counts: std::collections::HashMap<u64, u32>,
         /// Every client id stored at start and noted since (a Bloom filter: no false
-        /// negatives, 1% false positives), so that a client id it has not seen, which is every
-        /// new message's, needs no look-up in the store. `None` when the store had more than
-        /// [`MAX_SCANNED`] at start, or past [`MAX_FILTERED`].
+        /// negatives, about 1% false positives), so that a client id it has not seen, which
+        /// is every new message's, needs no look-up in the store. `None` in a cluster, when
+        /// the store had more than [`MAX_SCANNED`] messages at start or could not be read,
+        /// and past [`MAX_FILTERED`].
         sent: Option<Box<growable_bloom_filter::GrowableBloom>>,
         reader: Reader,
     },
@@ -246,12 +253,17 @@ impl Resends {
     /// Resends of the messages in `store` and of those noted later. In a cluster (`!single`)
     /// resends are found another way and the filter is not built.
     pub(super) fn new(store: &Store, single: bool) -> Result<Self, StoreError> {
-        Self::with_limits(store, if single { MAX_SCANNED } else { 0 })
+        let max_scanned = if single { MAX_SCANNED } else { 0 };
+        Self::with_limits(store, max_scanned, MAX_FILTERED)
     }
 
     /// As [`new`](Self::new), reading at most `max_scanned` client ids at start (none: no
-    /// filter).
-    fn with_limits(store: &Store, max_scanned: u64) -> Result<Self, StoreError> {
+    /// filter), and keeping the filter up to `max_filtered`.
+    fn with_limits(
+        store: &Store,
+        max_scanned: u64,
+        max_filtered: usize,
+    ) -> Result<Self, StoreError> {
         let hasher = std::collections::hash_map::RandomState::new();
         let seen = match store.reader()? {
             None => Seen::All(Default::default()),
@@ -260,7 +272,7 @@ impl Resends {
                 counts: Default::default(),
                 sent: match max_scanned {
                     0 => None,
-                    _ => sent_at_start(store, &hasher, max_scanned)?,
+                    _ => sent_at_start(store, &hasher, max_scanned),
                 },
                 reader,
             },
@@ -268,6 +280,7 @@ impl Resends {
         Ok(Self {
             hasher,
             seen,
+            max_filtered,
             #[cfg(test)]
             lookups: 0,
         })
@@ -294,7 +307,7 @@ impl Resends {
                 *counts.entry(key).or_default() += 1;
                 if let Some(filter) = sent {
                     filter.insert(key);
-                    if filter.len() > MAX_FILTERED {
+                    if filter.len() > self.max_filtered {
                         tracing::info!(
                             client_ids = filter.len(),
                             "client ids of new messages are looked up in the store from now on"
@@ -387,23 +400,34 @@ fn key(hasher: &std::collections::hash_map::RandomState, from: &str, client_id: 
     hasher.hash_one((from, client_id))
 }
 
-/// A filter of the client ids in `store`, or `None` when it holds more than `max_scanned`.
+/// A filter of the client ids in `store`, or `None` when it holds more than `max_scanned`
+/// messages or cannot be read (every client id is then looked up in the store).
 fn sent_at_start(
     store: &Store,
     hasher: &std::collections::hash_map::RandomState,
     max_scanned: u64,
-) -> Result<Option<Box<growable_bloom_filter::GrowableBloom>>, StoreError> {
+) -> Option<Box<growable_bloom_filter::GrowableBloom>> {
     let started = std::time::Instant::now();
     let mut keys = Vec::new();
-    if !store.each_client_id(max_scanned, |from, client_id| {
+    match store.each_client_id(max_scanned, |from, client_id| {
         keys.push(key(hasher, from, client_id))
-    })? {
-        tracing::info!(
-            more_than = max_scanned,
-            "many stored messages with client ids: those of new messages are looked up in \
-             the store"
-        );
-        return Ok(None);
+    }) {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(
+                more_than = max_scanned,
+                "many stored messages: the client ids of new messages are looked up in the store"
+            );
+            return None;
+        }
+        Err(error) => {
+            tracing::warn!(
+                error = %error,
+                "could not read the stored client ids: those of new messages are looked up in \
+                 the store"
+            );
+            return None;
+        }
     }
     let mut filter = growable_bloom_filter::GrowableBloomBuilder::new()
         .estimated_insertions((2 * keys.len()).max(1_000_000))
@@ -417,7 +441,7 @@ fn sent_at_start(
         took_ms = started.elapsed().as_millis() as u64,
         "read the client ids of the stored messages"
     );
-    Ok(Some(Box::new(filter)))
+    Some(Box::new(filter))
 }
 
 /// What [`Resends::find`] could tell.
@@ -519,19 +543,22 @@ mod tests {
     /// A store on disk holding `n` messages of alice's with client ids `c0`, `c1`, ….
     fn store_with(dir: &tempfile::TempDir, n: u64) -> Store {
         let mut store = Store::open(&Location::Dir(dir.path().to_owned())).expect("store");
-        let messages: Vec<NewMessage> = (0..n)
-            .map(|i| NewMessage {
-                from: alice(),
-                target: Target::Room(protocol::RoomName::parse("lobby").expect("room")),
-                text: format!("message {i}"),
-                client_id: Some(format!("c{i}")),
-                reply_to: None,
-                ts: 1_764_000_000_000 + i as i64,
-                delivered_to: None,
-            })
-            .collect();
+        let messages: Vec<NewMessage> = (0..n).map(store_message).collect();
         store.insert_at((1..).zip(&messages)).expect("stored");
         store
+    }
+
+    /// Alice's message `i` to the lobby, with client id `c<i>`.
+    fn store_message(i: u64) -> NewMessage {
+        NewMessage {
+            from: alice(),
+            target: Target::Room(protocol::RoomName::parse("lobby").expect("room")),
+            text: format!("message {i}"),
+            client_id: Some(format!("c{i}")),
+            reply_to: None,
+            ts: 1_764_000_000_000 + i as i64,
+            delivered_to: None,
+        }
     }
 
     fn found(resends: &mut Resends, client_id: &str) -> Option<MsgId> {
@@ -544,45 +571,81 @@ mod tests {
         }
     }
 
+    /// Looks up `n` client ids no one used, and returns how many were looked up in the store.
+    fn new_ones_looked_up(resends: &mut Resends, n: usize) -> u64 {
+        let before = resends.lookups;
+        for i in 0..n {
+            assert_eq!(found(resends, &format!("new{i}")), None);
+        }
+        resends.lookups - before
+    }
+
     #[test]
     fn new_client_ids_are_not_looked_up_and_every_stored_one_is_found() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = store_with(&dir, 5_000);
+        let mut store = store_with(&dir, 5_000);
         let mut resends = Resends::new(&store, true).expect("resends");
         for i in 0..5_000 {
             assert_eq!(found(&mut resends, &format!("c{i}")), Some(i + 1));
         }
         assert_eq!(resends.lookups, 5_000, "a stored client id is looked up");
-        for i in 0..1_000 {
-            assert_eq!(found(&mut resends, &format!("new{i}")), None);
-        }
-        // About 10 false positives of 1,000 are expected; 50 happen about once in 10^17.
-        let looked_up = resends.lookups - 5_000;
+        // The filter is sized for a million: a false positive among 1,000 is already rare.
+        let looked_up = new_ones_looked_up(&mut resends, 1_000);
         assert!(
-            looked_up < 50,
+            looked_up < 20,
             "{looked_up} of 1,000 new client ids were looked up"
         );
-        // One noted since the start is queued now, and later found through the store.
-        resends.note(5_001, &alice(), "new0");
+
+        // One noted since the start is queued at first, and once stored it is found through
+        // the filter and the store.
+        resends.note(5_001, &alice(), "later");
         assert!(matches!(
-            resends.find(&alice(), "new0").expect("a lookup"),
+            resends.find(&alice(), "later").expect("a lookup"),
             Lookup::AfterSync
         ));
+        let later = NewMessage {
+            client_id: Some("later".into()),
+            ..store_message(5_000)
+        };
+        store.insert_at([(5_001, &later)]).expect("stored");
+        let Seen::Queued {
+            pending, counts, ..
+        } = &mut resends.seen
+        else {
+            panic!("a store on disk")
+        };
+        // As `start_batch` forgets it once the writer has committed it.
+        pending.clear();
+        counts.clear();
+        assert_eq!(found(&mut resends, "later"), Some(5_001));
     }
 
     #[test]
     fn a_store_too_large_to_read_at_start_has_every_client_id_looked_up() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store_with(&dir, 100);
-        let mut resends = Resends::with_limits(&store, 99).expect("resends");
+        let mut resends = Resends::with_limits(&store, 99, MAX_FILTERED).expect("resends");
         assert_eq!(found(&mut resends, "c99"), Some(100));
-        for i in 0..10 {
-            assert_eq!(found(&mut resends, &format!("new{i}")), None);
-        }
-        assert_eq!(resends.lookups, 11);
+        assert_eq!(new_ones_looked_up(&mut resends, 10), 10);
         // A store of exactly the limit is read whole.
-        let mut resends = Resends::with_limits(&store, 100).expect("resends");
+        let mut resends = Resends::with_limits(&store, 100, MAX_FILTERED).expect("resends");
         assert_eq!(found(&mut resends, "c0"), Some(1));
-        assert_eq!(resends.lookups, 1);
+        assert_eq!(new_ones_looked_up(&mut resends, 10), 0);
+        // In a cluster resends are found another way: no filter.
+        let mut resends = Resends::new(&store, false).expect("resends");
+        assert_eq!(new_ones_looked_up(&mut resends, 10), 10);
+    }
+
+    #[test]
+    fn past_its_limit_the_filter_goes_and_every_client_id_is_looked_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(&dir, 10);
+        let mut resends = Resends::with_limits(&store, 100, 12).expect("resends");
+        assert_eq!(new_ones_looked_up(&mut resends, 10), 0);
+        resends.note(11, &alice(), "n11");
+        resends.note(12, &alice(), "n12");
+        assert_eq!(new_ones_looked_up(&mut resends, 10), 0, "12 held: kept");
+        resends.note(13, &alice(), "n13");
+        assert_eq!(new_ones_looked_up(&mut resends, 10), 10, "13: gone");
     }
 }

@@ -174,13 +174,22 @@ impl Store {
     }
 
     /// Calls `each` with the sender and client id of every stored message that has a client
-    /// id, up to `limit` of them (read from the index of client ids alone); returns whether
-    /// that was all of them.
+    /// id (read from the index of client ids alone) and returns `true`, unless the ids stored
+    /// span more than `limit` (told at once: there may be more than `limit` of them); then it
+    /// returns `false`, having called `each` for none or only some of them.
     pub fn each_client_id(
         &self,
         limit: u64,
         mut each: impl FnMut(&str, &str),
     ) -> Result<bool, StoreError> {
+        let span: i64 = self.conn.query_row(
+            "SELECT coalesce(max(id) - min(id) + 1, 0) FROM messages",
+            [],
+            |row| row.get(0),
+        )?;
+        if span as u64 > limit {
+            return Ok(false);
+        }
         let mut stmt = self
             .conn
             .prepare("SELECT sender, client_id FROM messages WHERE client_id IS NOT NULL")?;
