@@ -221,13 +221,10 @@ impl Store {
         self.conn
             .pragma_update(None, "journal_mode", journal)
             .map_err(|e| corrupt(e.to_string()))?;
-        let check: String = self
-            .conn
-            .query_row("PRAGMA quick_check", [], |row| row.get(0))
-            .map_err(|e| corrupt(e.to_string()))?;
-        if check != "ok" {
-            return Err(corrupt(check));
-        }
+        self.quick_check().map_err(|e| match e {
+            StoreError::Sql(e) => corrupt(e.to_string()),
+            other => other,
+        })?;
         self.conn.pragma_update(None, "synchronous", synchronous)?;
         // Statement journals (of the statements that need one) in memory, not in temporary
         // files written with a system call per page.
@@ -253,6 +250,35 @@ impl Store {
             let done: i64 = self.conn.query_row(present, [], |row| row.get(0))?;
             if done == 0 {
                 self.conn.execute_batch(apply)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every table and index of the file (SQLite's `quick_check`), table by table. The
+    /// check of the whole file also runs the full-text index's own check, which reads every
+    /// message's text again (about 2 µs a message: a store of a million messages started in
+    /// 2.3–2.7 s instead of 0.8); the index's tables are checked here as tables.
+    fn quick_check(&self) -> Result<(), StoreError> {
+        let tables: Vec<String> = self
+            .conn
+            .prepare(
+                "SELECT name FROM sqlite_schema
+                 WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL TABLE%'",
+            )?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        for table in tables {
+            let check: String = self.conn.query_row(
+                "SELECT quick_check FROM pragma_quick_check(?1)",
+                [&table],
+                |row| row.get(0),
+            )?;
+            if check != "ok" {
+                return Err(StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: check,
+                });
             }
         }
         Ok(())

@@ -785,6 +785,53 @@ fn a_file_that_is_not_a_database_is_refused_at_open() {
     assert!(err.to_string().contains("chat.db"), "{err}");
 }
 
+/// The check at open reads every table and index, table by table: a damaged page of any of
+/// them, also of the full-text index's own tables, is refused.
+#[test]
+fn a_damaged_page_of_a_table_or_index_is_refused_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let location = Location::Dir(dir.path().to_owned());
+    {
+        let mut store = Store::open(&location).expect("open");
+        let messages: Vec<NewMessage> = (0..2_000)
+            .map(|i| room_message("alice", &format!("message number {i} of many"), i))
+            .collect();
+        store.insert(&messages).expect("insert");
+    }
+    let path = dir.path().join(DB_FILE);
+    let pristine = std::fs::read(&path).expect("read");
+    let page_size = usize::from(u16::from_be_bytes([pristine[16], pristine[17]]));
+    let pages = pristine.len() / page_size;
+    assert!(pages > 20, "{pages} pages");
+    // Which tables own which pages, to damage one of each kind.
+    let owners: Vec<(String, usize)> = {
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        let mut stmt = conn
+            .prepare("SELECT name, pageno FROM dbstat WHERE pagetype = 'leaf' ORDER BY pageno")
+            .expect("dbstat");
+        stmt.query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as usize)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    for table in ["messages", "messages_by_conv", "messages_fts_data"] {
+        let &(_, page) = owners
+            .iter()
+            .find(|(name, _)| name == table)
+            .unwrap_or_else(|| panic!("no leaf page of {table}"));
+        let mut damaged = pristine.clone();
+        // A leaf page's header: its type byte, then cell counts and offsets, all made wrong.
+        let at = (page - 1) * page_size;
+        damaged[at..at + 12].fill(0xff);
+        std::fs::write(&path, &damaged).expect("write");
+        let err = Store::open(&location).expect_err("refused");
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{table}: {err}");
+        assert!(err.to_string().contains("chat.db"), "{err}");
+    }
+    std::fs::write(&path, &pristine).expect("write");
+    Store::open(&location).expect("the undamaged file opens");
+}
+
 #[test]
 fn a_data_directory_that_is_a_file_is_refused() {
     let file = tempfile::NamedTempFile::new().expect("file");
