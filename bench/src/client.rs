@@ -10,6 +10,7 @@ use clap::ValueEnum;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::future::Future;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
@@ -189,7 +190,7 @@ pub fn to_user(to: &str, client_id: u32, text: &str) -> Message {
 fn send_frame(target: &str, name: &str, client_id: u32, text: &str) -> Message {
     let mut frame = Vec::with_capacity(64 + name.len() + text.len());
     frame.extend_from_slice(br#"{"type":"send","client_id":""#);
-    frame.extend_from_slice(client_id.to_string().as_bytes());
+    write!(frame, "{client_id}").expect("writing to a Vec cannot fail");
     frame.extend_from_slice(b"\",\"");
     frame.extend_from_slice(target.as_bytes());
     frame.extend_from_slice(b"\":");

@@ -286,7 +286,7 @@ impl Resends {
         })
     }
 
-    pub(super) fn key(&self, from: &Nick, client_id: &str) -> u64 {
+    fn key(&self, from: &Nick, client_id: &str) -> u64 {
         key(&self.hasher, from.as_str(), client_id)
     }
 
@@ -408,6 +408,8 @@ fn sent_at_start(
     max_scanned: u64,
 ) -> Option<Box<growable_bloom_filter::GrowableBloom>> {
     let started = std::time::Instant::now();
+    // Gathered first, so that the filter is sized for them from the start: each growth adds
+    // a part that every check reads too.
     let mut keys = Vec::new();
     match store.each_client_id(max_scanned, |from, client_id| {
         keys.push(key(hasher, from, client_id))
