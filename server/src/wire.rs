@@ -18,6 +18,9 @@ use std::ops::Range;
 /// The longest frame header: two bytes and a 64-bit length (server frames carry no mask).
 const MAX_HEADER: usize = 10;
 
+/// The most room a thread's buffer for serializing frames keeps between frames.
+const MAX_SCRATCH: usize = 64 * 1024;
+
 /// One or more complete server-to-client WebSocket frames, back to back: headers and payloads.
 /// Cheap to clone.
 #[derive(Clone, PartialEq, Eq)]
@@ -41,12 +44,28 @@ impl Frame {
         Self::finish(TEXT, buf)
     }
 
-    /// A text frame of `value` as JSON, serialized straight behind room left for the header.
+    /// A text frame of `value` as JSON. It is serialized into a buffer the thread keeps, behind
+    /// room left for the header, and the frame is copied out of it in one allocation of its
+    /// exact size: serializing into a buffer of its own grew it (a reallocation, and a copy,
+    /// each time it doubled) and then shrank it to what the frame holds (another).
     pub fn json(value: &impl Serialize) -> Self {
-        let mut buf = Vec::with_capacity(128);
-        buf.extend_from_slice(&[0; MAX_HEADER]);
-        serde_json::to_writer(&mut buf, value).expect("the server's frames always serialize");
-        Self::finish(TEXT, buf)
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const {
+                std::cell::RefCell::new(Vec::new())
+            };
+        }
+        SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            buf.extend_from_slice(&[0; MAX_HEADER]);
+            serde_json::to_writer(&mut *buf, value).expect("the server's frames always serialize");
+            let start = Self::write_header(TEXT, buf);
+            let frame = Self::one(Bytes::copy_from_slice(&buf[start..]));
+            // A large frame (a page of history) leaves no large buffer behind.
+            if buf.capacity() > MAX_SCRATCH {
+                *buf = Vec::new();
+            }
+            frame
+        })
     }
 
     /// A ping with no payload.
@@ -61,8 +80,18 @@ impl Frame {
     /// Writes the header for the payload behind `MAX_HEADER` bytes of `buf` into the end of
     /// that room, and starts the frame there.
     fn finish(first: u8, mut buf: Vec<u8>) -> Self {
+        let start = Self::write_header(first, &mut buf);
+        // Without spare room, which a shared frame would keep.
+        let mut bytes = Bytes::from(buf.into_boxed_slice());
+        bytes.advance(start);
+        Self::one(bytes)
+    }
+
+    /// Writes the header for the payload behind `MAX_HEADER` bytes of `buf` into the end of
+    /// that room; returns where the frame starts.
+    fn write_header(first: u8, buf: &mut [u8]) -> usize {
         let len = buf.len() - MAX_HEADER;
-        let start = match len {
+        match len {
             0..=125 => {
                 buf[MAX_HEADER - 2..MAX_HEADER]
                     .copy_from_slice(&[first, u8::try_from(len).expect("at most 125")]);
@@ -80,11 +109,7 @@ impl Frame {
                 buf[2..MAX_HEADER].copy_from_slice(&len.to_be_bytes());
                 0
             }
-        };
-        // Without the spare room JSON serialization left, which a shared frame would keep.
-        let mut bytes = Bytes::from(buf.into_boxed_slice());
-        bytes.advance(start);
-        Self::one(bytes)
+        }
     }
 
     /// The bytes, as sent.
