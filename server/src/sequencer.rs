@@ -536,9 +536,16 @@ impl Worker {
         if !self.retention.is_on() {
             return;
         }
-        match self.store.sync().prune(self.retention, now_ms()) {
+        let mut store = self.store.sync();
+        match store.prune(self.retention, now_ms()) {
             Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "retention removed old messages"),
+            Ok(removed) => {
+                tracing::info!(removed, "retention removed old messages");
+                // Every message given an id is stored (not waiting for a failing store).
+                if self.store.done_up_to() + 1 >= self.next_id {
+                    self.resends.trim(&store);
+                }
+            }
             Err(err) => tracing::error!(error = %err, "retention failed"),
         }
     }

@@ -214,6 +214,10 @@ const MAX_FILTERED: usize = 8_000_000;
 /// look-up in the store.
 const FILTER_ERRORS: f64 = 0.01;
 
+/// Client ids the set of a store in memory holds (about 2 MB) before retention trims it: see
+/// [`Resends::trim`].
+const TRIM_FROM: usize = 100_000;
+
 /// Finds whether a sender used a client id before, without waiting for the store writer in
 /// the usual case (a new message). Messages are keyed by a hash of sender and client id; a hash
 /// of a message waiting for the store is checked in the store after [`Writer::sync`], and in
@@ -224,6 +228,10 @@ const FILTER_ERRORS: f64 = 0.01;
 pub(super) struct Resends {
     hasher: std::collections::hash_map::RandomState,
     seen: Seen,
+    /// How many client ids [`Seen::All`] held after it was last trimmed.
+    trimmed_to: usize,
+    /// See [`TRIM_FROM`].
+    trim_from: usize,
     /// See [`MAX_FILTERED`].
     max_filtered: usize,
     /// Client ids looked up in the store (by [`Resends::find`], not after a sync).
@@ -280,6 +288,8 @@ impl Resends {
         Ok(Self {
             hasher,
             seen,
+            trimmed_to: 0,
+            trim_from: TRIM_FROM,
             max_filtered,
             #[cfg(test)]
             lookups: 0,
@@ -315,6 +325,45 @@ impl Resends {
                         *sent = None;
                     }
                 }
+            }
+        }
+    }
+
+    /// After retention deleted messages from a store in memory: once the set of client ids
+    /// holds twice what it held after it was last trimmed (and at least [`TRIM_FROM`]), it is
+    /// read again from the store, so that the client ids of deleted messages go. The set then
+    /// holds at most about twice what the store does, however long the server runs; reading
+    /// takes about 0.4 µs a message, once per doubling. `store` must hold every message noted
+    /// (synced, nothing left queued). A resend of a deleted message is then taken as new.
+    pub(super) fn trim(&mut self, store: &Store) {
+        let Self {
+            hasher,
+            seen: Seen::All(all),
+            trimmed_to,
+            trim_from,
+            ..
+        } = self
+        else {
+            return;
+        };
+        if all.len() < (*trim_from).max(2 * *trimmed_to) {
+            return;
+        }
+        let mut kept = std::collections::HashSet::new();
+        match store.each_client_id(u64::MAX, |from, client_id| {
+            kept.insert(key(hasher, from, client_id));
+        }) {
+            Ok(_) => {
+                tracing::debug!(
+                    before = all.len(),
+                    after = kept.len(),
+                    "forgot the client ids of deleted messages"
+                );
+                *all = kept;
+                *trimmed_to = all.len();
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "could not read the stored client ids");
             }
         }
     }
@@ -636,6 +685,64 @@ mod tests {
         // In a cluster resends are found another way: no filter.
         let mut resends = Resends::new(&store, false).expect("resends");
         assert_eq!(new_ones_looked_up(&mut resends, 10), 10);
+    }
+
+    /// Whether a resend of `client_id` of alice's must be looked for in the store.
+    fn maybe_sent(resends: &mut Resends, client_id: &str) -> bool {
+        match resends.find(&alice(), client_id).expect("a lookup") {
+            Lookup::AfterSync => true,
+            Lookup::Known(None) => false,
+            Lookup::Known(Some(_)) => panic!("a store in memory is looked up after a sync"),
+        }
+    }
+
+    #[test]
+    fn in_memory_the_client_ids_of_messages_retention_deleted_are_forgotten() {
+        let mut store = Store::open(&Location::Memory).expect("store");
+        let mut resends = Resends::new(&store, true).expect("resends");
+        resends.trim_from = 20;
+        let messages: Vec<NewMessage> = (0..30).map(store_message).collect();
+        store.insert_at((1..).zip(&messages)).expect("stored");
+        for i in 0..30 {
+            resends.note(i + 1, &alice(), &format!("c{i}"));
+        }
+        assert!(maybe_sent(&mut resends, "c0"));
+        let keep_ten = crate::store::Retention {
+            max_messages: Some(10),
+            max_age: None,
+        };
+        assert_eq!(store.prune(keep_ten, 0).expect("pruned"), 20);
+        resends.trim(&store);
+        for i in 0..20 {
+            assert!(
+                !maybe_sent(&mut resends, &format!("c{i}")),
+                "c{i} is deleted"
+            );
+        }
+        for i in 20..30 {
+            assert!(maybe_sent(&mut resends, &format!("c{i}")), "c{i} is kept");
+        }
+        assert!(!maybe_sent(&mut resends, "new"));
+
+        // Read again only once it has doubled since.
+        let more: Vec<NewMessage> = (30..39).map(store_message).collect();
+        store.insert_at((31..).zip(&more)).expect("stored");
+        for i in 30..39 {
+            resends.note(i + 1, &alice(), &format!("c{i}"));
+        }
+        assert_eq!(store.prune(keep_ten, 0).expect("pruned"), 9);
+        resends.trim(&store);
+        assert!(maybe_sent(&mut resends, "c20"), "19 held: not read again");
+        let last = NewMessage {
+            client_id: Some("c39".into()),
+            ..store_message(39)
+        };
+        store.insert_at([(40, &last)]).expect("stored");
+        resends.note(40, &alice(), "c39");
+        assert_eq!(store.prune(keep_ten, 0).expect("pruned"), 1);
+        resends.trim(&store);
+        assert!(!maybe_sent(&mut resends, "c20"), "20 held: read again");
+        assert!(maybe_sent(&mut resends, "c39"));
     }
 
     #[test]
