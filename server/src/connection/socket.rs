@@ -26,6 +26,9 @@ use tungstenite::{Error, Message};
 /// The most pieces (of one or more frames each) handed to one write.
 const MAX_SLICES: usize = 256;
 
+/// The least room one read of the socket gets: see `Blocking`'s `Read`.
+const READ_CHUNK: usize = 4096;
+
 /// A server's WebSocket over `Io`, polled from one task.
 #[derive(Debug)]
 pub struct WebSocket<Io> {
@@ -51,6 +54,9 @@ struct Blocking<Io> {
     /// Whether reading has ended (closed, or failed and reported). Kept here, beside the
     /// other flag, where it takes no room of its own.
     ended: bool,
+    /// Bytes read from the socket that did not fit into tungstenite's buffer: the start of
+    /// what it reads next.
+    carried: Vec<u8>,
 }
 
 impl<Io: AsyncWrite + Unpin> Blocking<Io> {
@@ -119,14 +125,49 @@ impl<Io: AsyncWrite + Unpin> Blocking<Io> {
     }
 }
 
+/// tungstenite's reads. tungstenite reads into what is left of its buffer, which may be less
+/// than a frame (it makes room only for a frame's header, or for a payload whose header it
+/// has): the rest of the frame then took a second read, about one read in four of direct chat
+/// messages with the default 512-byte buffer. So a read of less than [`READ_CHUNK`] goes
+/// through a larger buffer the thread keeps, and what does not fit is carried over to the next.
 impl<Io: AsyncRead + AsyncWrite + Unpin> Read for Blocking<Io> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.poll(|this, cx| {
-            let mut buf = ReadBuf::new(buf);
-            ready!(Pin::new(&mut this.io).poll_read(cx, &mut buf))?;
-            Poll::Ready(Ok(buf.filled().len()))
+        if !self.carried.is_empty() {
+            let n = buf.len().min(self.carried.len());
+            buf[..n].copy_from_slice(&self.carried[..n]);
+            self.carried.drain(..n);
+            if self.carried.is_empty() {
+                // An idle connection keeps no room.
+                self.carried = Vec::new();
+            }
+            return Ok(n);
+        }
+        if buf.len() >= READ_CHUNK {
+            return self.poll(|this, cx| read_into(&mut this.io, cx, buf));
+        }
+        thread_local! {
+            static CHUNK: std::cell::RefCell<Box<[u8]>> =
+                std::cell::RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+        }
+        CHUNK.with_borrow_mut(|chunk| {
+            let n = self.poll(|this, cx| read_into(&mut this.io, cx, chunk))?;
+            let fits = n.min(buf.len());
+            buf[..fits].copy_from_slice(&chunk[..fits]);
+            self.carried.extend_from_slice(&chunk[fits..n]);
+            Ok(fits)
         })
     }
+}
+
+/// Reads what `io` has into `buf`.
+fn read_into<Io: AsyncRead + Unpin>(
+    io: &mut Io,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    let mut buf = ReadBuf::new(buf);
+    ready!(Pin::new(io).poll_read(cx, &mut buf))?;
+    Poll::Ready(Ok(buf.filled().len()))
 }
 
 /// tungstenite's writes.
@@ -176,6 +217,7 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> WebSocket<Io> {
             write_bytes: u32::try_from(write_bytes).unwrap_or(u32::MAX),
             theirs_unfinished: false,
             ended: false,
+            carried: Vec::new(),
         };
         // tungstenite writes only pongs and the close frame: at once.
         let config = config.write_buffer_size(0);
@@ -339,6 +381,96 @@ mod tests {
             server_ended,
             "the server's stream ends with the close handshake"
         );
+    }
+
+    /// `Io` counting the reads that return bytes.
+    struct CountingReads<Io> {
+        io: Io,
+        reads: usize,
+    }
+
+    impl<Io: AsyncRead + Unpin> AsyncRead for CountingReads<Io> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let before = buf.filled().len();
+            let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+            if buf.filled().len() > before {
+                self.reads += 1;
+            }
+            polled
+        }
+    }
+
+    impl<Io: AsyncWrite + Unpin> AsyncWrite for CountingReads<Io> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.io).poll_write(cx, buf)
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.io).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.io).poll_shutdown(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn each_frame_that_arrives_alone_takes_one_read_whatever_room_the_buffer_has_left() {
+        let (server_io, client_io) = tokio::io::duplex(1 << 20);
+        let counting = CountingReads {
+            io: server_io,
+            reads: 0,
+        };
+        // The server's default read buffer.
+        let config = WebSocketConfig::default().read_buffer_size(512);
+        let mut server = WebSocket::new(counting, Vec::new(), config, 1024);
+        let mut client =
+            tokio_tungstenite::WebSocketStream::from_raw_socket(client_io, Role::Client, None)
+                .await;
+        // Sizes that leave every amount of room in a 512-byte buffer, and one longer than a
+        // read of the socket.
+        let mut texts: Vec<String> = (0..60).map(|i| "m".repeat(100 + 7 * i)).collect();
+        texts.push("l".repeat(3 * READ_CHUNK));
+        texts.push("after the long one".to_owned());
+        for text in &texts {
+            client
+                .send(Message::text(text.clone()))
+                .await
+                .expect("sent");
+            let read = server.next().await.expect("a frame").expect("whole");
+            assert_eq!(read, Message::text(text.clone()));
+        }
+        // The long one may take a few; every other frame takes one.
+        let reads = server.inner.get_ref().io.reads;
+        assert!(
+            reads <= texts.len() + 3,
+            "{reads} reads for {} frames",
+            texts.len()
+        );
+
+        // Frames that arrive together are read together, and each comes out whole.
+        let before = server.inner.get_ref().io.reads;
+        for text in &texts[..20] {
+            client
+                .feed(Message::text(text.clone()))
+                .await
+                .expect("sent");
+        }
+        client.flush().await.expect("flushed");
+        for text in &texts[..20] {
+            let read = server.next().await.expect("a frame").expect("whole");
+            assert_eq!(read, Message::text(text.clone()));
+        }
+        let reads = server.inner.get_ref().io.reads - before;
+        assert!(reads < 20, "{reads} reads for 20 frames sent together");
     }
 
     #[tokio::test]
