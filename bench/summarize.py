@@ -16,7 +16,7 @@ COLUMNS = {
               "bench_cpu_us_per_delivery", "server_peak_rss_mib"],
     "direct": ["round_trips_per_s", "rtt_p50_ms", "rtt_p99_ms", "rtt_max_ms", "lost",
                "server_errors", "server_cpu_us_per_forward", "bench_cpu_us_per_forward",
-               "server_peak_rss_mib"],
+               "server_context_switches_per_forward", "server_peak_rss_mib"],
     "idle": ["connected", "answering", "lost", "connects_per_s", "server_rss_per_connection_kib",
              "server_rss_held_mib", "server_cpu_us_per_connect"],
     "stall": ["lost", "disconnected_readers", "stalled_received", "stalled_outcome",

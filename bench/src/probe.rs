@@ -1,6 +1,7 @@
 //! What the server processes cost, read from `/proc/<pid>`: CPU time (`stat`: utime + stime,
-//! all threads, and each thread's in `task/<tid>/stat`) and resident memory (`status`: VmRSS,
-//! VmHWM). With several processes (the nodes of a cluster), each figure is their sum.
+//! all threads, and each thread's in `task/<tid>/stat`), context switches (each thread's
+//! `task/<tid>/status`) and resident memory (`status`: VmRSS, VmHWM). With several processes
+//! (the nodes of a cluster), each figure is their sum.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -58,6 +59,29 @@ impl Probe {
         Some(by_name)
     }
 
+    /// Context switches of the processes' threads so far, voluntary (a thread waited: for a
+    /// wake-up, a lock, the socket) and not (the scheduler took the core away). A thread that
+    /// has ended is not counted.
+    pub fn context_switches(&self) -> Option<u64> {
+        if self.dirs.is_empty() {
+            return None;
+        }
+        let mut switches = 0;
+        for dir in &self.dirs {
+            for task in std::fs::read_dir(dir.join("task")).ok()?.flatten() {
+                // A thread may end between the listing and the read.
+                let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+                    continue;
+                };
+                switches += ["voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"]
+                    .iter()
+                    .filter_map(|key| parse_status_number(&status, key))
+                    .sum::<u64>();
+            }
+        }
+        Some(switches)
+    }
+
     /// Resident memory now, in KiB.
     pub fn rss_kib(&self) -> Option<u64> {
         self.status_kib("VmRSS:")
@@ -71,7 +95,7 @@ impl Probe {
     fn status_kib(&self, key: &str) -> Option<u64> {
         self.sum(|dir| {
             let status = std::fs::read_to_string(dir.join("status")).ok()?;
-            parse_status_kib(&status, key)
+            parse_status_number(&status, key)
         })
     }
 
@@ -101,7 +125,8 @@ fn parse_name(stat: &str) -> Option<&str> {
     stat.get(stat.find('(')? + 1..stat.rfind(')')?)
 }
 
-fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
+/// The number after `key` in the text of `/proc/<pid>/status` (memory in KiB, counts as they are).
+fn parse_status_number(status: &str, key: &str) -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with(key))?;
     line[key.len()..].split_whitespace().next()?.parse().ok()
 }
@@ -125,11 +150,20 @@ mod tests {
     }
 
     #[test]
-    fn status_fields_are_read_in_kib() {
+    fn status_fields_are_read_as_numbers() {
         let status = "Name:\tchat-server\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\n";
-        assert_eq!(parse_status_kib(status, "VmRSS:"), Some(10240));
-        assert_eq!(parse_status_kib(status, "VmHWM:"), Some(20480));
-        assert_eq!(parse_status_kib(status, "VmSwap:"), None);
+        assert_eq!(parse_status_number(status, "VmRSS:"), Some(10240));
+        assert_eq!(parse_status_number(status, "VmHWM:"), Some(20480));
+        assert_eq!(parse_status_number(status, "VmSwap:"), None);
+        let status = "voluntary_ctxt_switches:\t12\nnonvoluntary_ctxt_switches:\t3\n";
+        assert_eq!(
+            parse_status_number(status, "voluntary_ctxt_switches:"),
+            Some(12)
+        );
+        assert_eq!(
+            parse_status_number(status, "nonvoluntary_ctxt_switches:"),
+            Some(3)
+        );
     }
 
     #[test]
@@ -146,6 +180,11 @@ mod tests {
             "{threads:?}"
         );
         assert_eq!(Probe::new(&[]).thread_cpu_micros(), None);
+        // Waiting gives the core away: a context switch.
+        let switches = probe.context_switches().expect("this process's switches");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        assert!(probe.context_switches().is_some_and(|now| now > switches));
+        assert_eq!(Probe::new(&[]).context_switches(), None);
         let rss = probe.rss_kib().expect("this process's memory");
         assert!(rss > 0);
         assert_eq!(Probe::new(&[]).rss_kib(), None);

@@ -207,6 +207,7 @@ fn direct_ping_pong_loses_nothing_on_either_protocol() {
         // The costs of both sides are reported (the server's given by --server-pid).
         assert!(r["server_cpu_us_per_forward"].is_number(), "{r}");
         assert!(r["bench_cpu_us_per_forward"].is_number(), "{r}");
+        assert!(r["server_context_switches_per_forward"].is_number(), "{r}");
         // And the server's by thread: the store writer and the sequencer have names of
         // their own.
         let by_thread = &r["server_cpu_us_per_forward_by_thread"];

@@ -180,6 +180,7 @@ pub async fn run(args: &DirectArgs, run: Run) -> anyhow::Result<Report> {
     }
     let (cpu, own_cpu) = (cost.cpu_micros(&run), cost.own_cpu_micros());
     let by_thread = cost.thread_cpu_micros(&run);
+    let switches = cost.context_switches(&run);
     let (rss, peak) = (run.probe.rss_kib(), run.probe.peak_rss_kib());
     bar.finish();
     stop.cancel();
@@ -215,6 +216,11 @@ pub async fn run(args: &DirectArgs, run: Run) -> anyhow::Result<Report> {
             "server_cpu_us_per_forward_by_thread",
             per_unit(by_thread, forwarded),
             "µs",
+        )
+        .maybe(
+            "server_context_switches_per_forward",
+            ratio(switches, forwarded),
+            "",
         )
         .maybe("server_rss_mib", mib(rss), "MiB")
         .maybe("server_peak_rss_mib", mib(peak), "MiB")

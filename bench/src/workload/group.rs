@@ -258,15 +258,17 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
         .await;
         let cpu = (cost.cpu_micros(&run), cost.own_cpu_micros());
         let by_thread = cost.thread_cpu_micros(&run);
+        let switches = cost.context_switches(&run);
         (
             ending,
             cpu,
-            by_thread,
+            (by_thread, switches),
             run.probe.rss_kib(),
             run.probe.peak_rss_kib(),
         )
     };
-    let (_sinks, (ending, (cpu, own_cpu), by_thread, rss, peak)) = tokio::join!(sending, waiting);
+    let (_sinks, (ending, (cpu, own_cpu), (by_thread, switches), rss, peak)) =
+        tokio::join!(sending, waiting);
     bar.finish();
     stop.cancel();
     let searches = match searcher {
@@ -321,6 +323,11 @@ pub async fn run(args: &GroupArgs, run: Run) -> anyhow::Result<Report> {
             "server_cpu_us_per_delivery_by_thread",
             per_unit(by_thread, delivered),
             "µs",
+        )
+        .maybe(
+            "server_context_switches_per_1000_deliveries",
+            ratio(switches.map(|n| n * 1000), delivered),
+            "",
         )
         .maybe("server_rss_mib", mib(rss), "MiB")
         .maybe("server_peak_rss_mib", mib(peak), "MiB");

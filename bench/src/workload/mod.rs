@@ -164,6 +164,7 @@ pub async fn within_window(
 pub struct Cost {
     cpu_before: Option<u64>,
     threads_before: Option<BTreeMap<String, u64>>,
+    switches_before: Option<u64>,
     /// This process (the load generator), which shares the machine's cores with the server.
     own: Probe,
     own_before: Option<u64>,
@@ -176,6 +177,7 @@ impl Cost {
         Self {
             cpu_before: run.probe.cpu_micros(),
             threads_before: run.probe.thread_cpu_micros(),
+            switches_before: run.probe.context_switches(),
             own_before: own.cpu_micros(),
             own,
         }
@@ -197,6 +199,17 @@ impl Cost {
                     (name, used)
                 })
                 .collect(),
+        )
+    }
+
+    /// The server threads' context switches since [`start`](Self::start): each is a wait (a
+    /// wake-up between threads, mostly) or a preemption. Unlike CPU time, their count hardly
+    /// depends on how fast the machine runs at the moment.
+    pub fn context_switches(&self, run: &Run) -> Option<u64> {
+        Some(
+            run.probe
+                .context_switches()?
+                .saturating_sub(self.switches_before?),
         )
     }
 
