@@ -40,22 +40,12 @@ impl Probe {
     /// runtime's workers share one); `None` when there is no process or one is gone. A thread
     /// that has ended is not counted.
     pub fn thread_cpu_micros(&self) -> Option<BTreeMap<String, u64>> {
-        if self.dirs.is_empty() {
-            return None;
-        }
         let mut by_name = BTreeMap::new();
-        for dir in &self.dirs {
-            for task in std::fs::read_dir(dir.join("task")).ok()?.flatten() {
-                // A thread may end between the listing and the read.
-                let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-                    continue;
-                };
-                if let (Some(name), Some(ticks)) = (parse_name(&stat), parse_cpu_ticks(&stat)) {
-                    *by_name.entry(name.to_owned()).or_default() +=
-                        ticks * (1_000_000 / TICKS_PER_SEC);
-                }
+        self.each_thread("stat", |stat| {
+            if let (Some(name), Some(ticks)) = (parse_name(stat), parse_cpu_ticks(stat)) {
+                *by_name.entry(name.to_owned()).or_default() += ticks * (1_000_000 / TICKS_PER_SEC);
             }
-        }
+        })?;
         Some(by_name)
     }
 
@@ -63,23 +53,31 @@ impl Probe {
     /// wake-up, a lock, the socket) and not (the scheduler took the core away). A thread that
     /// has ended is not counted.
     pub fn context_switches(&self) -> Option<u64> {
+        let mut switches = 0;
+        self.each_thread("status", |status| {
+            switches += ["voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"]
+                .iter()
+                .filter_map(|key| parse_status_number(status, key))
+                .sum::<u64>();
+        })?;
+        Some(switches)
+    }
+
+    /// Calls `each` with the text of `task/<tid>/<file>` of every thread of the processes;
+    /// `None` when there is no process or one is gone.
+    fn each_thread(&self, file: &str, mut each: impl FnMut(&str)) -> Option<()> {
         if self.dirs.is_empty() {
             return None;
         }
-        let mut switches = 0;
         for dir in &self.dirs {
             for task in std::fs::read_dir(dir.join("task")).ok()?.flatten() {
                 // A thread may end between the listing and the read.
-                let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
-                    continue;
-                };
-                switches += ["voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"]
-                    .iter()
-                    .filter_map(|key| parse_status_number(&status, key))
-                    .sum::<u64>();
+                if let Ok(text) = std::fs::read_to_string(task.path().join(file)) {
+                    each(&text);
+                }
             }
         }
-        Some(switches)
+        Some(())
     }
 
     /// Resident memory now, in KiB.
